@@ -1,0 +1,36 @@
+// lethe convert: foreign checkpoint formats -> Hugging Face model folders.
+#include <iostream>
+
+#include "commands.h"
+#include "lethe/core/log.h"
+#include "lethe/model/load.h"
+
+namespace lethe::cli {
+
+void add_convert(CLI::App& app, const GlobalOptions&) {
+  auto* cmd = app.add_subcommand("convert", "Convert a checkpoint to a Hugging Face folder");
+  cmd->require_subcommand(1);
+  auto* l2c = cmd->add_subcommand("llama2c", "llama2.c v0 checkpoint (.bin) -> HF Llama folder");
+  struct Opts {
+    std::string file, out, dtype = "float32";
+  };
+  auto o = std::make_shared<Opts>();
+  l2c->add_option("FILE", o->file, "llama2.c checkpoint, e.g. stories260K.bin")
+      ->required()
+      ->check(CLI::ExistingFile);
+  l2c->add_option("--out", o->out, "Output folder (created)")->required();
+  l2c->add_option("--dtype", o->dtype, "Stored dtype: float32 (default), bfloat16, float16")
+      ->check(CLI::IsMember({"float32", "bfloat16", "float16"}));
+  l2c->callback([o] {
+    auto m = model::load_llama2c(o->file);
+    model::SaveOptions so;
+    so.dtype = o->dtype == "bfloat16" ? c10::kBFloat16
+               : o->dtype == "float16" ? c10::kHalf
+                                       : c10::kFloat;
+    model::save_model(*m, o->out, so);
+    log_info("wrote ", o->out, " (llama, ", m->parameter_count(), " parameters, ", o->dtype,
+             "); token ids only — the tokenizer is not carried yet");
+  });
+}
+
+}  // namespace lethe::cli

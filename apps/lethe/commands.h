@@ -1,0 +1,20 @@
+// Subcommands of the `lethe` CLI. Each file registers one subcommand; main.cpp owns the global
+// options and the single error handler.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <string>
+
+namespace lethe::cli {
+
+struct GlobalOptions {
+  int threads = 0;             // 0: all available cores
+  std::string device = "cpu";  // cpu | cuda | cuda:N
+};
+
+void add_doctor(CLI::App& app, const GlobalOptions& global);
+void add_info(CLI::App& app, const GlobalOptions& global);
+void add_generate(CLI::App& app, const GlobalOptions& global);
+void add_convert(CLI::App& app, const GlobalOptions& global);
+
+}  // namespace lethe::cli

@@ -1,0 +1,61 @@
+// Files: read-only memory maps, whole-file reads and atomic writes.
+//
+// Every file lethe writes goes through AtomicFileWriter: the bytes go to a temporary file in
+// the destination's directory, are fsync'ed, and the temporary is renamed over the destination,
+// so a crash or a full disk never leaves a half-written model, log or report behind.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+namespace lethe {
+
+// A read-only mapping of a whole file. Empty files map to data() == nullptr, size() == 0.
+class MappedFile {
+ public:
+  explicit MappedFile(const std::filesystem::path& path);
+  ~MappedFile();
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+
+  const std::uint8_t* data() const { return data_; }
+  std::size_t size() const { return size_; }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+  const std::uint8_t* data_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+// Reads a whole file; throws lethe::Error naming the path when it cannot.
+std::string read_file(const std::filesystem::path& path);
+
+// Writes to "<dir>/.<name>.tmp.<pid>.<n>", then commit() fsyncs and renames it over the target
+// (and fsyncs the directory). Destroyed without commit(), it removes the temporary.
+class AtomicFileWriter {
+ public:
+  explicit AtomicFileWriter(std::filesystem::path target);
+  ~AtomicFileWriter();
+  AtomicFileWriter(const AtomicFileWriter&) = delete;
+  AtomicFileWriter& operator=(const AtomicFileWriter&) = delete;
+
+  void write(const void* data, std::size_t size);
+  void write(std::string_view text) { write(text.data(), text.size()); }
+  std::uint64_t bytes_written() const { return written_; }
+  void commit();
+
+ private:
+  std::filesystem::path target_;
+  std::filesystem::path temp_;
+  int fd_ = -1;
+  std::uint64_t written_ = 0;
+};
+
+// One-shot atomic write of a whole file.
+void write_file_atomic(const std::filesystem::path& path, std::string_view contents);
+
+}  // namespace lethe

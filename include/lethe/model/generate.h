@@ -1,0 +1,58 @@
+// The generation service: batched decoding with a KV cache (DESIGN.md §3).
+//
+// Prompts are left-padded; positions come from the mask (cumsum - 1), as in Hugging Face
+// generate, so a batch gives the same tokens as one prompt at a time. Greedy when
+// temperature == 0, else sampling with temperature, top-k and top-p from a seeded generator.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "lethe/model/causal_lm.h"
+
+namespace lethe::model {
+
+struct GenerateOptions {
+  std::int64_t max_new_tokens = 64;
+  double temperature = 0.0;  // 0: greedy (argmax)
+  std::int64_t top_k = 0;    // 0: no top-k filter
+  double top_p = 1.0;        // 1: no nucleus filter
+  std::uint64_t seed = 0;    // sampling is reproducible for a seed and a batch
+
+  // Stop a row at any of these ids (not included in its tokens). Empty: the config's eos ids.
+  bool stop_at_eos = true;
+  std::vector<std::int64_t> eos_token_ids;
+  // Stop a row once its new tokens end with one of these id sequences (kept in its tokens).
+  std::vector<std::vector<std::int64_t>> stop_sequences;
+  // Stop a row once the decoded text of its new tokens contains one of these strings (kept in
+  // its tokens). Needs `detokenize`.
+  std::vector<std::string> stop_strings;
+  std::function<std::string(const std::vector<std::int64_t>&)> detokenize;
+
+  // Id fed to rows that have finished (their outputs are discarded). -1: pad, else eos, else 0.
+  std::int64_t pad_token_id = -1;
+  // Keep the raw logits that chose every new token (B, steps, V).
+  bool keep_step_logits = false;
+};
+
+enum class StopReason { kMaxTokens, kEos, kStopSequence, kStopString };
+const char* stop_reason_name(StopReason r);
+
+struct GenerateResult {
+  std::vector<std::vector<std::int64_t>> tokens;  // new tokens of each row
+  std::vector<StopReason> stop_reasons;
+  at::Tensor step_logits;  // (B, steps, V) with keep_step_logits
+};
+
+// input_ids (B, P) left-padded; attention_mask (B, P), 1 real, 0 pad (undefined: all real).
+GenerateResult generate(CausalLM& model, const at::Tensor& input_ids,
+                        const at::Tensor& attention_mask, const GenerateOptions& options);
+// Prompts of any lengths (each at least one token), left-padded into one batch.
+GenerateResult generate(CausalLM& model, const std::vector<std::vector<std::int64_t>>& prompts,
+                        const GenerateOptions& options);
+
+}  // namespace lethe::model

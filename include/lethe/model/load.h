@@ -1,0 +1,82 @@
+// Reading, creating and writing models in the Hugging Face folder layout.
+//
+//   model/
+//     config.json               model_type and hyper-parameters (HF keys)
+//     generation_config.json    optional: bos/eos/pad and generation defaults
+//     model.safetensors         weights, or model.safetensors.index.json + shards
+//     tokenizer files           carried along, never interpreted here
+//
+// Loading is strict (DESIGN.md §3): every parameter must be present with its exact shape, and
+// every tensor in the checkpoint must be a parameter, a known alias or a declared ignorable
+// buffer. Errors name the tensor and both shapes.
+#pragma once
+
+#include <c10/core/Device.h>
+#include <c10/core/ScalarType.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "lethe/model/causal_lm.h"
+#include "lethe/model/config.h"
+
+namespace lethe::io {
+class Checkpoint;
+}
+
+namespace lethe::model {
+
+struct LoadOptions {
+  c10::ScalarType dtype = c10::kFloat;  // compute dtype; weights are converted on load
+  c10::Device device = c10::kCPU;
+};
+
+// The model_type values lethe can run.
+std::vector<std::string> supported_model_types();
+
+// Parses config.json text. `source` names the file in errors.
+ModelConfig parse_config(const std::string& json_text, const std::string& source);
+// Reads <dir>/config.json (and generation_config.json when present). `path` may also be the
+// config.json file itself.
+ModelConfig read_config(const std::filesystem::path& path);
+// The config.json text for `config`: the source's keys, with every key lethe interprets
+// rewritten from `config`. `dtype` sets torch_dtype.
+std::string config_to_json(const ModelConfig& config, c10::ScalarType dtype = c10::kFloat);
+
+// A freshly initialised model (CausalLM::init_weights(seed)).
+std::shared_ptr<CausalLM> create_model(const ModelConfig& config, const LoadOptions& options = {},
+                                       std::uint64_t seed = 0);
+// config.json + safetensors weights from a model folder.
+std::shared_ptr<CausalLM> load_model(const std::filesystem::path& dir,
+                                     const LoadOptions& options = {});
+// Strictly copies a checkpoint's tensors into `model`'s parameters.
+void load_weights(CausalLM& model, const io::Checkpoint& checkpoint, const std::string& source);
+// The same checks as load_weights (names, shapes, dtypes) without reading any weight data.
+void verify_checkpoint(CausalLM& model, const io::Checkpoint& checkpoint,
+                       const std::string& source);
+// The model of `config` with uninitialised weights (to be loaded), as float32 on the CPU.
+std::shared_ptr<CausalLM> build_model(const ModelConfig& config);
+
+// A llama2.c v0 checkpoint (io/llama2c.h) as a Llama model: RMS eps 1e-5, rope_theta 1e4,
+// bos 1, eos 2 (llama2.c's conventions), max positions = its seq_len.
+std::shared_ptr<CausalLM> load_llama2c(const std::filesystem::path& file,
+                                       const LoadOptions& options = {});
+
+struct SaveOptions {
+  std::optional<c10::ScalarType> dtype;   // default: the model's parameter dtype
+  std::filesystem::path tokenizer_from;   // folder whose tokenizer files are copied along
+};
+
+// Writes config.json, generation_config.json and model.safetensors (tied weights once) into
+// `dir` (created if needed), each atomically. Transformers loads the result.
+void save_model(const CausalLM& model, const std::filesystem::path& dir,
+                const SaveOptions& options = {});
+
+// Files of a model folder that describe its tokenizer (copied by save_model).
+const std::vector<std::string>& tokenizer_file_names();
+
+}  // namespace lethe::model

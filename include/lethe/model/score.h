@@ -1,0 +1,47 @@
+// The scoring service: per-token log-probabilities of target tokens, batched (DESIGN.md §3).
+//
+// Every log-prob metric (probability, truth ratio, MIA scores, ...) goes through here. The
+// vocabulary projection runs in row chunks and takes logsumexp per chunk, so neither the full
+// (B, T, V) logits nor a log_softmax copy of them is ever held at once.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "lethe/model/causal_lm.h"
+
+namespace lethe::model {
+
+inline constexpr std::int64_t kIgnoreIndex = -100;
+
+struct TokenLogprobs {
+  at::Tensor logprobs;  // (B, T-1) float32: log p(target[t+1] | tokens[..t]); 0 where ignored
+  at::Tensor mask;      // (B, T-1) bool: true where a target was scored
+};
+
+// Positions for a padded batch: cumsum(mask) - 1, with padding set to 1 (HF's generate rule).
+// Right padding yields 0..n-1 for the real tokens, left padding shifts them to start at 0.
+at::Tensor positions_from_mask(const at::Tensor& attention_mask);
+
+// Scores a batch without gradients. `attention_mask` (B, T): 1 real, 0 pad (undefined: all
+// real); positions follow positions_from_mask. `labels` (B, T): the targets, kIgnoreIndex where
+// not scored (undefined: input_ids). Targets at padded positions, or after one, are ignored.
+TokenLogprobs score_tokens(CausalLM& model, const at::Tensor& input_ids,
+                           const at::Tensor& attention_mask = {},
+                           const at::Tensor& labels = {});
+
+// Scores sequences of different lengths in right-padded batches of up to `batch_size`
+// (longest first, so padding is small). Entry i holds len(seqs[i]) - 1 log-probs.
+std::vector<std::vector<float>> score_sequences(CausalLM& model,
+                                                const std::vector<std::vector<std::int64_t>>& seqs,
+                                                std::int64_t batch_size = 8);
+
+// Differentiable counterparts for training losses. logits (B, T, V), labels (B, T) with
+// kIgnoreIndex; targets are labels shifted left by one, as in HF.
+TokenLogprobs token_logprobs(const at::Tensor& logits, const at::Tensor& labels);
+// Mean cross-entropy over the non-ignored shifted targets (HF's causal-LM loss).
+at::Tensor causal_lm_loss(const at::Tensor& logits, const at::Tensor& labels);
+
+}  // namespace lethe::model

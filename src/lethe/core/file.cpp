@@ -1,0 +1,122 @@
+#include "lethe/core/file.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "lethe/core/error.h"
+
+namespace lethe {
+namespace fs = std::filesystem;
+
+namespace {
+std::string errno_text() { return std::strerror(errno); }
+}  // namespace
+
+MappedFile::MappedFile(const fs::path& path) : path_(path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  LETHE_CHECK(fd >= 0, "cannot open ", path.string(), ": ", errno_text());
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    std::string why = errno_text();
+    ::close(fd);
+    fail("cannot stat ", path.string(), ": ", why);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    fail(path.string(), " is not a regular file");
+  }
+  size_ = static_cast<std::size_t>(st.st_size);
+  if (size_ > 0) {
+    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (p == MAP_FAILED) {
+      std::string why = errno_text();
+      ::close(fd);
+      fail("cannot map ", path.string(), ": ", why);
+    }
+    data_ = static_cast<const std::uint8_t*>(p);
+  }
+  ::close(fd);
+}
+
+MappedFile::~MappedFile() {
+  if (data_ != nullptr) ::munmap(const_cast<std::uint8_t*>(data_), size_);
+}
+
+std::string read_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  LETHE_CHECK(in.good(), "cannot open ", path.string(), ": ", errno_text());
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  LETHE_CHECK(!in.bad(), "cannot read ", path.string());
+  return ss.str();
+}
+
+AtomicFileWriter::AtomicFileWriter(fs::path target) : target_(std::move(target)) {
+  static std::atomic<unsigned> counter{0};
+  fs::path dir = target_.parent_path();
+  if (dir.empty()) dir = ".";
+  temp_ = dir / ("." + target_.filename().string() + ".tmp." + std::to_string(::getpid()) + "." +
+                 std::to_string(counter++));
+  fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  LETHE_CHECK(fd_ >= 0, "cannot create ", temp_.string(), " (writing ", target_.string(),
+              "): ", errno_text());
+}
+
+AtomicFileWriter::~AtomicFileWriter() {
+  if (fd_ >= 0) {
+    ::close(fd_);
+    ::unlink(temp_.c_str());
+  }
+}
+
+void AtomicFileWriter::write(const void* data, std::size_t size) {
+  LETHE_CHECK(fd_ >= 0, "write to ", target_.string(), " after commit");
+  const char* p = static_cast<const char*>(data);
+  while (size > 0) {
+    ssize_t n = ::write(fd_, p, size);
+    if (n < 0 && errno == EINTR) continue;
+    LETHE_CHECK(n > 0, "cannot write ", target_.string(), ": ", errno_text());
+    p += n;
+    size -= static_cast<std::size_t>(n);
+    written_ += static_cast<std::uint64_t>(n);
+  }
+}
+
+void AtomicFileWriter::commit() {
+  LETHE_CHECK(fd_ >= 0, "commit of ", target_.string(), " twice");
+  if (::fsync(fd_) != 0) fail("cannot flush ", target_.string(), ": ", errno_text());
+  int rc = ::close(fd_);
+  fd_ = -1;
+  if (rc != 0) {
+    ::unlink(temp_.c_str());
+    fail("cannot close ", target_.string(), ": ", errno_text());
+  }
+  if (::rename(temp_.c_str(), target_.c_str()) != 0) {
+    std::string why = errno_text();
+    ::unlink(temp_.c_str());
+    fail("cannot rename ", temp_.string(), " to ", target_.string(), ": ", why);
+  }
+  fs::path dir = target_.parent_path();
+  if (dir.empty()) dir = ".";
+  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+}
+
+void write_file_atomic(const fs::path& path, std::string_view contents) {
+  AtomicFileWriter w(path);
+  w.write(contents);
+  w.commit();
+}
+
+}  // namespace lethe

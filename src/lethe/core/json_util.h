@@ -1,0 +1,62 @@
+// Internal JSON helpers: file parsing with errors that name the file, and typed field access
+// with errors that name the file and the key.
+#pragma once
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+#include "lethe/core/error.h"
+#include "lethe/core/file.h"
+
+namespace lethe {
+
+using Json = nlohmann::json;
+
+// Parses a JSON file; invalid JSON or invalid UTF-8 is a lethe::Error naming the file.
+inline Json parse_json_file(const std::filesystem::path& path) {
+  std::string text = read_file(path);
+  try {
+    return Json::parse(text);
+  } catch (const Json::exception& e) {
+    fail(path.string(), ": not valid JSON (", e.what(), ")");
+  }
+}
+
+inline const char* json_kind(const Json& v) { return v.type_name(); }
+
+// Typed read of obj[key]; `where` names the file. A missing key or wrong type is an error.
+template <typename T>
+T json_required(const Json& obj, const char* key, const std::string& where) {
+  auto it = obj.find(key);
+  LETHE_CHECK(it != obj.end() && !it->is_null(), where, ": missing required key '", key, "'");
+  try {
+    if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+      LETHE_CHECK(it->is_number_integer(), where, ": key '", key,
+                  "' must be an integer, got ", it->dump());
+    } else if constexpr (std::is_floating_point_v<T>) {
+      LETHE_CHECK(it->is_number(), where, ": key '", key, "' must be a number, got ",
+                  it->dump());
+    } else if constexpr (std::is_same_v<T, bool>) {
+      LETHE_CHECK(it->is_boolean(), where, ": key '", key, "' must be true or false, got ",
+                  it->dump());
+    } else if constexpr (std::is_same_v<T, std::string>) {
+      LETHE_CHECK(it->is_string(), where, ": key '", key, "' must be a string, got ",
+                  it->dump());
+    }
+    return it->get<T>();
+  } catch (const Json::exception& e) {
+    fail(where, ": key '", key, "': ", e.what());
+  }
+}
+
+// Like json_required, but a missing or null key yields `fallback`.
+template <typename T>
+T json_optional(const Json& obj, const char* key, T fallback, const std::string& where) {
+  auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) return fallback;
+  return json_required<T>(obj, key, where);
+}
+
+}  // namespace lethe

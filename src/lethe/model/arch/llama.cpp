@@ -1,0 +1,228 @@
+// Llama family: llama, mistral, qwen2 (HF LlamaForCausalLM / MistralForCausalLM /
+// Qwen2ForCausalLM).
+//
+// Legend: B batch, T tokens, C hidden_size, H heads, KVH key/value heads, D head_dim,
+// I intermediate_size, V vocab.
+//
+// Checkpoint keys                                   shape
+//   model.embed_tokens.weight                       (V, C)
+//   model.layers.N.input_layernorm.weight           (C)
+//   model.layers.N.self_attn.q_proj.weight / bias   (H*D, C) / (H*D)    bias: qwen2, attention_bias
+//   model.layers.N.self_attn.k_proj.weight / bias   (KVH*D, C)
+//   model.layers.N.self_attn.v_proj.weight / bias   (KVH*D, C)
+//   model.layers.N.self_attn.o_proj.weight / bias   (C, H*D)            bias: attention_bias
+//   model.layers.N.post_attention_layernorm.weight  (C)
+//   model.layers.N.mlp.{gate,up}_proj.weight        (I, C)
+//   model.layers.N.mlp.down_proj.weight             (C, I)
+//   model.norm.weight                               (C)
+//   lm_head.weight                                  (V, C)   absent when tie_word_embeddings
+// HF stores q/k rows permuted for rotate_half RoPE (pairs i, i + D/2); RMSNorm in fp32.
+#include "lethe/core/error.h"
+#include "model/arch/arch.h"
+#include "model/blocks/blocks.h"
+
+namespace lethe::model {
+namespace {
+
+class LlamaAttentionImpl : public torch::nn::Module {
+ public:
+  explicit LlamaAttentionImpl(const ModelConfig& c)
+      : h_(c.num_heads), kvh_(c.num_kv_heads), d_(c.head_dim), rot_(c.rotary_dim) {
+    q_proj = register_module("q_proj", Linear(c.hidden_size, h_ * d_, c.qkv_bias));
+    k_proj = register_module("k_proj", Linear(c.hidden_size, kvh_ * d_, c.qkv_bias));
+    v_proj = register_module("v_proj", Linear(c.hidden_size, kvh_ * d_, c.qkv_bias));
+    o_proj = register_module("o_proj", Linear(h_ * d_, c.hidden_size, c.o_bias));
+  }
+  at::Tensor forward(const at::Tensor& x, const LayerContext& ctx) {  // (B,T,C) -> (B,T,C)
+    const std::int64_t b = x.size(0), t = x.size(1);
+    at::Tensor q = q_proj(x).view({b, t, h_, d_});
+    at::Tensor k = k_proj(x).view({b, t, kvh_, d_});
+    at::Tensor v = v_proj(x).view({b, t, kvh_, d_});
+    return o_proj(attention(q, k, v, rot_, ctx));
+  }
+  Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+
+ private:
+  std::int64_t h_, kvh_, d_, rot_;
+};
+TORCH_MODULE(LlamaAttention);
+
+class LlamaMlpImpl : public torch::nn::Module {
+ public:
+  explicit LlamaMlpImpl(const ModelConfig& c) : act_(c.activation) {
+    gate_proj = register_module("gate_proj", Linear(c.hidden_size, c.intermediate_size, c.mlp_bias));
+    up_proj = register_module("up_proj", Linear(c.hidden_size, c.intermediate_size, c.mlp_bias));
+    down_proj = register_module("down_proj", Linear(c.intermediate_size, c.hidden_size, c.mlp_bias));
+  }
+  at::Tensor forward(const at::Tensor& x, const LayerContext& ctx) {
+    at::Tensor a = activate(gate_proj(x), act_) * up_proj(x);  // (B,T,I)
+    run_hook(ctx, HookSite::kMlpAct, a);
+    return down_proj(a);
+  }
+  Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+
+ private:
+  Activation act_;
+};
+TORCH_MODULE(LlamaMlp);
+
+class LlamaLayerImpl : public torch::nn::Module {
+ public:
+  explicit LlamaLayerImpl(const ModelConfig& c) {
+    self_attn = register_module("self_attn", LlamaAttention(c));
+    mlp = register_module("mlp", LlamaMlp(c));
+    input_layernorm = register_module("input_layernorm", RMSNorm(c.hidden_size, c.norm_eps));
+    post_attention_layernorm =
+        register_module("post_attention_layernorm", RMSNorm(c.hidden_size, c.norm_eps));
+  }
+  at::Tensor forward(const at::Tensor& x, const LayerContext& ctx) {
+    at::Tensor a = self_attn->forward(input_layernorm(x), ctx);
+    run_hook(ctx, HookSite::kAttnOut, a);
+    at::Tensor h = x + a;
+    at::Tensor m = mlp->forward(post_attention_layernorm(h), ctx);
+    run_hook(ctx, HookSite::kMlpOut, m);
+    return h + m;
+  }
+  LlamaAttention self_attn{nullptr};
+  LlamaMlp mlp{nullptr};
+  RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
+};
+TORCH_MODULE(LlamaLayer);
+
+class LlamaModelImpl : public torch::nn::Module {
+ public:
+  explicit LlamaModelImpl(const ModelConfig& c) {
+    embed_tokens = register_module("embed_tokens", Embedding(c.vocab_size, c.hidden_size));
+    layers = register_module("layers", torch::nn::ModuleList());
+    for (std::int64_t i = 0; i < c.num_layers; ++i) {
+      LlamaLayer layer(c);
+      layers->push_back(layer);
+      blocks.push_back(layer.get());
+    }
+    norm = register_module("norm", RMSNorm(c.hidden_size, c.norm_eps));
+  }
+  Embedding embed_tokens{nullptr};
+  torch::nn::ModuleList layers{nullptr};
+  RMSNorm norm{nullptr};
+  std::vector<LlamaLayerImpl*> blocks;
+};
+TORCH_MODULE(LlamaModel);
+
+class LlamaForCausalLM : public CausalLM {
+ public:
+  explicit LlamaForCausalLM(const ModelConfig& c) : CausalLM(c) {
+    model = register_module("model", LlamaModel(c));
+    if (!c.tie_word_embeddings) {
+      lm_head = register_module("lm_head", Linear(c.hidden_size, c.vocab_size, false));
+    }
+  }
+  bool is_ignorable(const std::string& name) const override {
+    return name.ends_with(".self_attn.rotary_emb.inv_freq") ||
+           (config_.tie_word_embeddings && name == "lm_head.weight");
+  }
+
+ protected:
+  at::Tensor embed(const at::Tensor& ids, const at::Tensor&) override {
+    return model->embed_tokens(ids);
+  }
+  at::Tensor block(std::int64_t l, const at::Tensor& x, const LayerContext& ctx) override {
+    return model->blocks[l]->forward(x, ctx);
+  }
+  at::Tensor final_norm(const at::Tensor& x) override { return model->norm(x); }
+  at::Tensor embedding_weight() const override { return model->embed_tokens->weight; }
+  at::Tensor untied_head_weight() const override {
+    return lm_head ? lm_head->weight : at::Tensor();
+  }
+
+ private:
+  LlamaModel model{nullptr};
+  Linear lm_head{nullptr};
+};
+
+ModelConfig parse(const Json& j, const std::string& where) {
+  ModelConfig c;
+  c.model_type = json_required<std::string>(j, "model_type", where);
+  c.vocab_size = json_required<std::int64_t>(j, "vocab_size", where);
+  c.hidden_size = json_required<std::int64_t>(j, "hidden_size", where);
+  c.num_layers = json_required<std::int64_t>(j, "num_hidden_layers", where);
+  c.num_heads = json_required<std::int64_t>(j, "num_attention_heads", where);
+  c.intermediate_size = json_required<std::int64_t>(j, "intermediate_size", where);
+  c.num_kv_heads = json_optional<std::int64_t>(j, "num_key_value_heads", c.num_heads, where);
+  LETHE_CHECK(c.num_heads > 0, where, ": num_attention_heads must be positive");
+  c.head_dim = json_optional<std::int64_t>(j, "head_dim", c.hidden_size / c.num_heads, where);
+  const bool qwen2 = c.model_type == "qwen2";
+  const bool mistral = c.model_type == "mistral";
+  c.max_position_embeddings = json_optional<std::int64_t>(
+      j, "max_position_embeddings", qwen2 ? 32768 : (mistral ? 131072 : 2048), where);
+  c.norm = NormKind::kRmsNorm;
+  c.norm_eps = json_optional<double>(j, "rms_norm_eps", 1e-6, where);
+  c.activation = parse_activation(json_optional<std::string>(j, "hidden_act", "silu", where), where);
+  c.gated_mlp = true;
+  c.positions = PositionKind::kRotary;
+  c.rope_theta = json_optional<double>(j, "rope_theta", 10000.0, where);
+  c.rotary_dim = c.head_dim;
+  if (qwen2) {
+    c.qkv_bias = true;
+    c.o_bias = false;
+    c.mlp_bias = false;
+    if (json_optional<bool>(j, "use_sliding_window", false, where)) {
+      c.sliding_window = json_required<std::int64_t>(j, "sliding_window", where);
+    }
+  } else {
+    c.qkv_bias = c.o_bias = json_optional<bool>(j, "attention_bias", false, where);
+    c.mlp_bias = json_optional<bool>(j, "mlp_bias", false, where);
+    if (mistral) {
+      auto w = json_optional<std::int64_t>(j, "sliding_window", 0, where);
+      if (w > 0) c.sliding_window = w;
+    }
+  }
+  c.tie_word_embeddings = json_optional<bool>(j, "tie_word_embeddings", false, where);
+  reject_unsupported(j, {"rope_scaling"}, {}, where);
+  parse_special_ids(j, c, where);
+  return c;
+}
+
+void write(const ModelConfig& c, Json& j) {
+  const bool qwen2 = c.model_type == "qwen2";
+  const bool mistral = c.model_type == "mistral";
+  j["architectures"] = {qwen2 ? "Qwen2ForCausalLM"
+                              : (mistral ? "MistralForCausalLM" : "LlamaForCausalLM")};
+  j["vocab_size"] = c.vocab_size;
+  j["hidden_size"] = c.hidden_size;
+  j["num_hidden_layers"] = c.num_layers;
+  j["num_attention_heads"] = c.num_heads;
+  j["num_key_value_heads"] = c.num_kv_heads;
+  if (c.head_dim != c.hidden_size / c.num_heads) j["head_dim"] = c.head_dim;
+  j["intermediate_size"] = c.intermediate_size;
+  j["max_position_embeddings"] = c.max_position_embeddings;
+  j["rms_norm_eps"] = c.norm_eps;
+  j["hidden_act"] = activation_name(c.activation);
+  j["rope_theta"] = c.rope_theta;
+  j["rope_scaling"] = nullptr;
+  j["tie_word_embeddings"] = c.tie_word_embeddings;
+  if (qwen2) {
+    j["use_sliding_window"] = c.sliding_window.has_value();
+    if (c.sliding_window) j["sliding_window"] = *c.sliding_window;
+  } else {
+    j["attention_bias"] = c.qkv_bias;
+    if (c.mlp_bias) j["mlp_bias"] = true;
+    if (mistral) j["sliding_window"] = c.sliding_window ? Json(*c.sliding_window) : Json(nullptr);
+  }
+}
+
+std::shared_ptr<CausalLM> build(const ModelConfig& c) {
+  LETHE_CHECK(c.positions == PositionKind::kRotary && c.norm == NormKind::kRmsNorm && c.gated_mlp,
+              "llama family: config must use rotary positions, RMSNorm and a gated MLP");
+  LETHE_CHECK(!c.qkv_bias || c.model_type != "llama" || c.o_bias == c.qkv_bias,
+              "llama: attention_bias applies to q, k, v and o together");
+  return std::make_shared<LlamaForCausalLM>(c);
+}
+
+}  // namespace
+
+const ArchSpec& llama_arch() {
+  static const ArchSpec spec{{"llama", "mistral", "qwen2"}, &parse, &write, &build};
+  return spec;
+}
+
+}  // namespace lethe::model

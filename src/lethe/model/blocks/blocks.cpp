@@ -1,0 +1,198 @@
+#include "model/blocks/blocks.h"
+
+#include <cmath>
+
+#include "lethe/core/error.h"
+
+namespace lethe::model {
+
+// ---- Linear / Conv1D -------------------------------------------------------------------------
+
+LinearImpl::LinearImpl(std::int64_t in, std::int64_t out, bool with_bias) {
+  weight = register_parameter("weight", torch::empty({out, in}));
+  if (with_bias) bias = register_parameter("bias", torch::zeros({out}));
+}
+
+at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
+  const std::int64_t in = w.size(1);
+  if (x.numel() == in) {
+    at::Tensor row = x.reshape({in});
+    at::Tensor y = b.defined() ? at::addmv(b, w, row) : at::mv(w, row);
+    auto shape = x.sizes().vec();
+    shape.back() = w.size(0);
+    return y.view(shape);
+  }
+  return at::linear(x, w, b);
+}
+
+void fill_normal(at::Tensor& p, at::Generator& gen, double std) {
+  torch::NoGradGuard g;
+  p.copy_(at::empty(p.sizes(), at::kFloat).normal_(0.0, std, gen));
+}
+
+at::Tensor LinearImpl::forward(const at::Tensor& x) { return linear(x, weight, bias); }
+
+void LinearImpl::init(at::Generator& gen, double std) {
+  fill_normal(weight, gen, std);
+  torch::NoGradGuard g;
+  if (bias.defined()) bias.zero_();
+}
+
+Conv1DImpl::Conv1DImpl(std::int64_t in, std::int64_t out) {
+  weight = register_parameter("weight", torch::empty({in, out}));
+  bias = register_parameter("bias", torch::zeros({out}));
+}
+
+at::Tensor Conv1DImpl::forward(const at::Tensor& x) {
+  const std::int64_t in = weight.size(0);
+  const std::int64_t out = weight.size(1);
+  auto shape = x.sizes().vec();
+  shape.back() = out;
+  if (x.numel() == in) return at::addmv(bias, weight.t(), x.reshape({in})).view(shape);
+  return at::addmm(bias, x.reshape({-1, in}), weight).view(shape);
+}
+
+void Conv1DImpl::init(at::Generator& gen, double std) {
+  fill_normal(weight, gen, std);
+  torch::NoGradGuard g;
+  bias.zero_();
+}
+
+// ---- Embedding / norms -----------------------------------------------------------------------
+
+EmbeddingImpl::EmbeddingImpl(std::int64_t count, std::int64_t dim) {
+  weight = register_parameter("weight", torch::empty({count, dim}));
+}
+
+at::Tensor EmbeddingImpl::forward(const at::Tensor& ids) { return at::embedding(weight, ids); }
+
+void EmbeddingImpl::init(at::Generator& gen, double std) { fill_normal(weight, gen, std); }
+
+RMSNormImpl::RMSNormImpl(std::int64_t dim, double eps_) : eps(eps_) {
+  weight = register_parameter("weight", torch::ones({dim}));
+}
+
+at::Tensor RMSNormImpl::forward(const at::Tensor& x) {
+  at::Tensor xf = x.to(at::kFloat);
+  at::Tensor var = xf.pow(2).mean(-1, /*keepdim=*/true);
+  at::Tensor normed = (xf * at::rsqrt(var + eps)).to(x.scalar_type());
+  return weight * normed;
+}
+
+void RMSNormImpl::init() {
+  torch::NoGradGuard g;
+  weight.fill_(1.0);
+}
+
+LayerNormImpl::LayerNormImpl(std::int64_t dim, double eps_) : eps(eps_) {
+  weight = register_parameter("weight", torch::ones({dim}));
+  bias = register_parameter("bias", torch::zeros({dim}));
+}
+
+at::Tensor LayerNormImpl::forward(const at::Tensor& x) {
+  return at::layer_norm(x, {weight.size(0)}, weight, bias, eps);
+}
+
+void LayerNormImpl::init() {
+  torch::NoGradGuard g;
+  weight.fill_(1.0);
+  bias.zero_();
+}
+
+at::Tensor activate(const at::Tensor& x, Activation a) {
+  switch (a) {
+    case Activation::kGeluTanh: return at::gelu(x, "tanh");
+    case Activation::kGeluErf: return at::gelu(x);
+    case Activation::kQuickGelu: return x * at::sigmoid(1.702 * x);
+    case Activation::kSilu: return at::silu(x);
+    case Activation::kRelu: return at::relu(x);
+  }
+  fail("internal: unknown activation");
+}
+
+// ---- rotary positions and attention ----------------------------------------------------------
+
+namespace {
+at::Tensor rotate_half(const at::Tensor& x) {
+  const std::int64_t half = x.size(-1) / 2;
+  return at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+}
+}  // namespace
+
+at::Tensor apply_rotary(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                        std::int64_t rotary_dim) {
+  const std::int64_t d = x.size(-1);
+  if (rotary_dim == d) return x * cos + rotate_half(x) * sin;
+  at::Tensor rot = x.narrow(-1, 0, rotary_dim);
+  at::Tensor pass = x.narrow(-1, rotary_dim, d - rotary_dim);
+  return at::cat({rot * cos + rotate_half(rot) * sin, pass}, -1);
+}
+
+at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                     std::int64_t rotary_dim, const LayerContext& ctx) {
+  const std::int64_t b = q.size(0), t = q.size(1), h = q.size(2), d = q.size(3);
+  const std::int64_t kvh = k.size(2);
+  const std::int64_t rep = h / kvh;
+
+  at::Tensor qh = q.transpose(1, 2);  // (B, H, T, D)
+  at::Tensor kh = k.transpose(1, 2);  // (B, KVH, T, D)
+  at::Tensor vh = v.transpose(1, 2);
+  if (rotary_dim > 0) {
+    qh = apply_rotary(qh, ctx.cos, ctx.sin, rotary_dim);
+    kh = apply_rotary(kh, ctx.cos, ctx.sin, rotary_dim);
+  }
+  if (ctx.cache != nullptr) std::tie(kh, vh) = ctx.cache->append(ctx.layer, kh, vh);
+  const std::int64_t s = kh.size(2);
+
+  // Grouped heads without copying keys/values: the rep query heads that share a kv head are
+  // stacked along the token axis, (B, KVH, rep * T, D) @ (B, KVH, D, S).
+  at::Tensor qg = (qh * (1.0 / std::sqrt(static_cast<double>(d)))).reshape({b, kvh, rep * t, d});
+  at::Tensor scores = at::matmul(qg, kh.transpose(-1, -2)).view({b, h, t, s});  // (B,H,T,S)
+  if (ctx.mask_bias.defined()) scores.add_(ctx.mask_bias);
+  at::Tensor probs = scores.scalar_type() == at::kFloat
+                         ? at::softmax(scores, -1)
+                         : at::softmax(scores, -1, at::kFloat).to(scores.scalar_type());
+  at::Tensor out = at::matmul(probs.view({b, kvh, rep * t, s}), vh);  // (B, KVH, rep*T, D)
+  return out.view({b, h, t, d}).transpose(1, 2).reshape({b, t, h * d});
+}
+
+// ---- KV cache ----------------------------------------------------------------------------------
+
+KVCache::KVCache(std::int64_t num_layers, std::int64_t capacity)
+    : capacity_(capacity), keys_(num_layers), values_(num_layers) {
+  LETHE_CHECK(num_layers > 0 && capacity > 0, "KVCache needs layers and capacity > 0");
+}
+
+std::pair<at::Tensor, at::Tensor> KVCache::append(std::int64_t layer, const at::Tensor& k,
+                                                  const at::Tensor& v) {
+  LETHE_CHECK(layer >= 0 && layer < static_cast<std::int64_t>(keys_.size()), "KVCache has ",
+              keys_.size(), " layers, asked for layer ", layer);
+  LETHE_CHECK(!at::GradMode::is_enabled() || !(k.requires_grad() || v.requires_grad()),
+              "the KV cache is for inference: run under torch::NoGradGuard");
+  const std::int64_t t = k.size(2);
+  at::Tensor& kb = keys_[layer];
+  at::Tensor& vb = values_[layer];
+  if (!kb.defined() || length_ + t > kb.size(2)) {
+    std::int64_t cap = std::max(capacity_, length_ + t);
+    if (kb.defined()) cap = std::max(cap, 2 * kb.size(2));
+    at::Tensor nk = at::empty({k.size(0), k.size(1), cap, k.size(3)}, k.options());
+    at::Tensor nv = at::empty({v.size(0), v.size(1), cap, v.size(3)}, v.options());
+    if (kb.defined() && length_ > 0) {
+      nk.narrow(2, 0, length_).copy_(kb.narrow(2, 0, length_));
+      nv.narrow(2, 0, length_).copy_(vb.narrow(2, 0, length_));
+    }
+    kb = nk;
+    vb = nv;
+    capacity_ = std::max(capacity_, cap);
+  }
+  LETHE_CHECK(kb.size(0) == k.size(0) && kb.size(1) == k.size(1) && kb.size(3) == k.size(3),
+              "KVCache: layer ", layer, " holds keys of shape ", kb.sizes(),
+              " but the new keys have shape ", k.sizes());
+  kb.narrow(2, length_, t).copy_(k);
+  vb.narrow(2, length_, t).copy_(v);
+  return {kb.narrow(2, 0, length_ + t), vb.narrow(2, 0, length_ + t)};
+}
+
+void KVCache::advance(std::int64_t t) { length_ += t; }
+
+}  // namespace lethe::model

@@ -1,0 +1,110 @@
+// Shared building blocks of every architecture (DESIGN.md §2 model/blocks).
+//
+// Modules name their parameters as Hugging Face does ("weight", "bias"), so an architecture
+// that registers them under HF submodule names gets HF checkpoint keys from named_parameters().
+//
+// Shapes: B batch, T new tokens, S attended positions (cached + new), H query heads, KVH
+// key/value heads, D head dim, C hidden, I MLP width.
+#pragma once
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/pimpl.h>
+#include <torch/types.h>
+#include <torch/utils.h>
+
+#include <cstdint>
+
+#include "lethe/model/causal_lm.h"
+#include "lethe/model/config.h"
+#include "lethe/model/hooks.h"
+#include "lethe/model/kv_cache.h"
+
+namespace lethe::model {
+
+// Everything a block needs besides its input, computed once per forward.
+struct LayerContext {
+  std::int64_t layer = 0;
+  at::Tensor cos, sin;    // (B|1, 1, T, rotary_dim) rotary tables; undefined without rotary
+  at::Tensor mask_bias;   // (B|1, 1, T, S) additive mask (0 or lowest); undefined: no mask
+  KVCache* cache = nullptr;
+  HookObserver* hooks = nullptr;
+};
+
+// Calls the observer, if any, at `site` of the context's layer.
+inline void run_hook(const LayerContext& ctx, HookSite site, at::Tensor& x) {
+  if (ctx.hooks != nullptr) ctx.hooks->on(HookPoint{site, ctx.layer}, x);
+}
+
+// y = x W^T + b (b may be undefined). A single row takes the matrix-vector path (addmv), ~3x
+// faster than sgemm with M=1 on these CPUs (PERFORMANCE.md fact 5).
+at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b);
+
+// Fills `p` (any device/dtype) with N(0, std) drawn on the CPU from `gen`, so values depend
+// on the seed only.
+void fill_normal(at::Tensor& p, at::Generator& gen, double std);
+
+// y = x W^T + b with W (out, in) as nn.Linear stores it.
+class LinearImpl : public torch::nn::Module {
+ public:
+  LinearImpl(std::int64_t in, std::int64_t out, bool bias);
+  at::Tensor forward(const at::Tensor& x);
+  void init(at::Generator& gen, double std);
+  at::Tensor weight, bias;
+};
+TORCH_MODULE(Linear);
+
+// GPT-2's Conv1D: y = x W + b with W stored (in, out).
+class Conv1DImpl : public torch::nn::Module {
+ public:
+  Conv1DImpl(std::int64_t in, std::int64_t out);
+  at::Tensor forward(const at::Tensor& x);
+  void init(at::Generator& gen, double std);
+  at::Tensor weight, bias;
+};
+TORCH_MODULE(Conv1D);
+
+class EmbeddingImpl : public torch::nn::Module {
+ public:
+  EmbeddingImpl(std::int64_t count, std::int64_t dim);
+  at::Tensor forward(const at::Tensor& ids);  // (B, T) -> (B, T, dim)
+  void init(at::Generator& gen, double std);
+  at::Tensor weight;
+};
+TORCH_MODULE(Embedding);
+
+// x * rsqrt(mean(x^2) + eps) * weight, computed in fp32 (as HF's LlamaRMSNorm).
+class RMSNormImpl : public torch::nn::Module {
+ public:
+  RMSNormImpl(std::int64_t dim, double eps);
+  at::Tensor forward(const at::Tensor& x);
+  void init();
+  at::Tensor weight;
+  double eps;
+};
+TORCH_MODULE(RMSNorm);
+
+class LayerNormImpl : public torch::nn::Module {
+ public:
+  LayerNormImpl(std::int64_t dim, double eps);
+  at::Tensor forward(const at::Tensor& x);
+  void init();
+  at::Tensor weight, bias;
+  double eps;
+};
+TORCH_MODULE(LayerNorm);
+
+at::Tensor activate(const at::Tensor& x, Activation a);
+
+// Scaled dot-product attention with rotary positions, KV cache, grouped-query heads and the
+// context's mask. q (B, T, H, D), k and v (B, T, KVH, D) — strided views are fine. Query head
+// j uses key/value head j / (H / KVH) (HF's repeat_interleave). Returns (B, T, H * D).
+at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                     std::int64_t rotary_dim, const LayerContext& ctx);
+
+// Rotates the first `rotary_dim` dims of each head, pairing dim i with i + rotary_dim / 2
+// (HF's rotate_half). x (B, H, T, D), cos/sin (B|1, 1, T, rotary_dim).
+at::Tensor apply_rotary(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                        std::int64_t rotary_dim);
+
+}  // namespace lethe::model

@@ -1,0 +1,255 @@
+// The forward loop every family shares: input checks, positions, the attention mask, rotary
+// tables, hook sites, hidden states, the KV cache and the LM head.
+#include "lethe/model/causal_lm.h"
+
+#include <limits>
+
+#include "lethe/core/error.h"
+#include "model/blocks/blocks.h"
+
+namespace lethe::model {
+
+// ---- hook point names ------------------------------------------------------------------------
+
+namespace {
+struct SiteName {
+  HookSite site;
+  std::string_view name;
+  bool per_layer;
+};
+constexpr SiteName kSites[] = {
+    {HookSite::kEmbed, "embed", false},         {HookSite::kAttnOut, "attn_out", true},
+    {HookSite::kMlpAct, "mlp_act", true},       {HookSite::kMlpOut, "mlp_out", true},
+    {HookSite::kResidPost, "resid_post", true}, {HookSite::kFinalNorm, "final_norm", false},
+};
+}  // namespace
+
+std::string HookPoint::name() const {
+  for (const auto& s : kSites) {
+    if (s.site == site) {
+      return s.per_layer ? std::string(s.name) + "." + std::to_string(layer) : std::string(s.name);
+    }
+  }
+  return "?";
+}
+
+std::optional<HookPoint> HookPoint::parse(std::string_view name) {
+  for (const auto& s : kSites) {
+    if (!s.per_layer) {
+      if (name == s.name) return HookPoint{s.site, -1};
+      continue;
+    }
+    if (name.size() > s.name.size() + 1 && name.substr(0, s.name.size()) == s.name &&
+        name[s.name.size()] == '.') {
+      std::string_view num = name.substr(s.name.size() + 1);
+      std::int64_t layer = 0;
+      for (char c : num) {
+        if (c < '0' || c > '9' || layer > 1'000'000) return std::nullopt;
+        layer = layer * 10 + (c - '0');
+      }
+      return HookPoint{s.site, layer};
+    }
+  }
+  return std::nullopt;
+}
+
+// ---- config helpers --------------------------------------------------------------------------
+
+std::string activation_name(Activation a) {
+  switch (a) {
+    case Activation::kGeluTanh: return "gelu_new";
+    case Activation::kGeluErf: return "gelu";
+    case Activation::kQuickGelu: return "quick_gelu";
+    case Activation::kSilu: return "silu";
+    case Activation::kRelu: return "relu";
+  }
+  return "?";
+}
+
+void validate(const ModelConfig& c, const std::string& src) {
+  LETHE_CHECK(c.vocab_size > 0, src, ": vocab_size must be positive, got ", c.vocab_size);
+  LETHE_CHECK(c.hidden_size > 0, src, ": hidden size must be positive, got ", c.hidden_size);
+  LETHE_CHECK(c.num_layers > 0, src, ": number of layers must be positive, got ", c.num_layers);
+  LETHE_CHECK(c.num_heads > 0, src, ": number of heads must be positive, got ", c.num_heads);
+  LETHE_CHECK(c.num_kv_heads > 0 && c.num_heads % c.num_kv_heads == 0, src,
+              ": key/value heads (", c.num_kv_heads, ") must divide the heads (", c.num_heads,
+              ")");
+  LETHE_CHECK(c.head_dim > 0, src, ": head dim must be positive, got ", c.head_dim);
+  LETHE_CHECK(c.intermediate_size > 0, src, ": intermediate size must be positive, got ",
+              c.intermediate_size);
+  LETHE_CHECK(c.norm_eps > 0, src, ": norm epsilon must be positive");
+  if (c.positions == PositionKind::kRotary) {
+    LETHE_CHECK(c.rotary_dim > 0 && c.rotary_dim <= c.head_dim && c.rotary_dim % 2 == 0, src,
+                ": rotary dims (", c.rotary_dim, ") must be even and within the head dim (",
+                c.head_dim, ")");
+    LETHE_CHECK(c.rope_theta > 0, src, ": rope_theta must be positive");
+  } else {
+    LETHE_CHECK(c.max_position_embeddings > 0, src,
+                ": learned positions need max_position_embeddings > 0");
+  }
+  for (auto id : c.eos_token_ids)
+    LETHE_CHECK(id >= 0 && id < c.vocab_size, src, ": eos_token_id ", id, " outside vocabulary");
+}
+
+// ---- CausalLM ----------------------------------------------------------------------------------
+
+CausalLM::CausalLM(ModelConfig config) : config_(std::move(config)) {
+  if (config_.positions == PositionKind::kRotary) {
+    // inv_freq = theta^(-arange(0, rot, 2) / rot) in fp32, exactly as HF computes it.
+    at::Tensor exponent =
+        at::arange(0, config_.rotary_dim, 2, at::kLong).to(at::kFloat) / config_.rotary_dim;
+    inv_freq_ = 1.0 / at::pow(config_.rope_theta, exponent);
+  }
+}
+
+CausalLM::~CausalLM() = default;
+
+namespace {
+double lowest_of(at::ScalarType t) {
+  switch (t) {
+    case at::kDouble: return std::numeric_limits<double>::lowest();
+    case at::kHalf: return -65504.0;
+    case at::kBFloat16: return -3.3895313892515355e38;
+    default: return std::numeric_limits<float>::lowest();
+  }
+}
+}  // namespace
+
+ForwardOutput CausalLM::forward(const at::Tensor& input_ids, const ForwardOptions& o) {
+  LETHE_CHECK(input_ids.dim() == 2 && input_ids.scalar_type() == at::kLong,
+              "input_ids must be a (batch, tokens) int64 tensor, got ", input_ids.sizes(), " ",
+              c10::toString(input_ids.scalar_type()));
+  const std::int64_t b = input_ids.size(0), t = input_ids.size(1);
+  LETHE_CHECK(b > 0 && t > 0, "input_ids is empty: ", input_ids.sizes());
+  const at::Tensor w_embed = embedding_weight();
+  const auto device = w_embed.device();
+  const auto dtype = w_embed.scalar_type();
+  at::Tensor ids = input_ids.to(device);
+  {
+    auto [mn, mx] = at::aminmax(ids);
+    const std::int64_t lo = mn.item<std::int64_t>(), hi = mx.item<std::int64_t>();
+    LETHE_CHECK(lo >= 0 && hi < config_.vocab_size, "token id ", lo < 0 ? lo : hi,
+                " is outside the vocabulary [0, ", config_.vocab_size, ")");
+  }
+  const std::int64_t past = o.cache != nullptr ? o.cache->length() : 0;
+  const std::int64_t s = past + t;
+  if (config_.sliding_window) {
+    LETHE_CHECK(s <= *config_.sliding_window, "sequence of ", s,
+                " positions exceeds the sliding attention window (", *config_.sliding_window,
+                "); lethe does not implement windowed attention");
+  }
+
+  at::Tensor positions;
+  if (o.position_ids.defined()) {
+    LETHE_CHECK(o.position_ids.dim() == 2 && o.position_ids.size(0) == b &&
+                    o.position_ids.size(1) == t,
+                "position_ids must be (", b, ", ", t, "), got ", o.position_ids.sizes());
+    positions = o.position_ids.to(device, at::kLong);
+  } else {
+    positions = at::arange(past, s, at::TensorOptions().dtype(at::kLong).device(device))
+                    .unsqueeze(0);  // (1, T)
+  }
+  if (config_.positions == PositionKind::kLearned) {
+    auto [mn, mx] = at::aminmax(positions);
+    LETHE_CHECK(mn.item<std::int64_t>() >= 0 &&
+                    mx.item<std::int64_t>() < config_.max_position_embeddings,
+                "position ", mx.item<std::int64_t>(), " is beyond this model's ",
+                config_.max_position_embeddings, " learned positions");
+  }
+
+  LayerContext ctx;
+  ctx.cache = o.cache;
+  ctx.hooks = o.hooks;
+
+  // Attention mask: causal within the new tokens, all cached positions visible, padding hidden.
+  at::Tensor allowed;  // bool, broadcastable to (B, 1, T, S)
+  if (o.attention_mask.defined()) {
+    LETHE_CHECK(o.attention_mask.dim() == 2 && o.attention_mask.size(0) == b &&
+                    o.attention_mask.size(1) == s,
+                "attention_mask must be (batch, cached + new tokens) = (", b, ", ", s,
+                "), got ", o.attention_mask.sizes());
+    at::Tensor keep = o.attention_mask.to(device).ne(0);
+    if (!keep.all().item<bool>()) allowed = keep.view({b, 1, 1, s});
+  }
+  if (t > 1) {
+    auto lopts = at::TensorOptions().dtype(at::kLong).device(device);
+    at::Tensor causal = at::arange(s, lopts).unsqueeze(0).le(at::arange(past, s, lopts).unsqueeze(1));
+    causal = causal.view({1, 1, t, s});
+    allowed = allowed.defined() ? allowed.logical_and(causal) : causal;
+  }
+  if (allowed.defined()) {
+    ctx.mask_bias = at::zeros(allowed.sizes(), at::TensorOptions().dtype(dtype).device(device))
+                        .masked_fill_(allowed.logical_not(), lowest_of(dtype));
+  }
+
+  if (config_.positions == PositionKind::kRotary) {
+    at::Tensor inv = inv_freq_.to(device);
+    at::Tensor freqs = positions.to(at::kFloat).unsqueeze(-1) * inv;  // (B|1, T, rot/2)
+    at::Tensor emb = at::cat({freqs, freqs}, -1).unsqueeze(1);        // (B|1, 1, T, rot)
+    ctx.cos = emb.cos().to(dtype);
+    ctx.sin = emb.sin().to(dtype);
+  }
+
+  ForwardOutput out;
+  at::Tensor x = embed(ids, positions);
+  if (o.hooks != nullptr) o.hooks->on(HookPoint{HookSite::kEmbed, -1}, x);
+  if (o.output_hidden_states) out.hidden_states.push_back(x);
+  for (std::int64_t l = 0; l < config_.num_layers; ++l) {
+    ctx.layer = l;
+    x = block(l, x, ctx);
+    if (o.hooks != nullptr) o.hooks->on(HookPoint{HookSite::kResidPost, l}, x);
+    if (o.output_hidden_states && l + 1 < config_.num_layers) out.hidden_states.push_back(x);
+  }
+  if (o.cache != nullptr) o.cache->advance(t);
+  x = final_norm(x);
+  if (o.hooks != nullptr) o.hooks->on(HookPoint{HookSite::kFinalNorm, -1}, x);
+  if (o.output_hidden_states) out.hidden_states.push_back(x);
+  out.last_hidden = x;
+
+  switch (o.logits) {
+    case LogitsMode::kAll: out.logits = head(x); break;
+    case LogitsMode::kLast: out.logits = head(x.narrow(1, t - 1, 1)); break;
+    case LogitsMode::kNone: break;
+  }
+  return out;
+}
+
+at::Tensor CausalLM::head_weight() const {
+  at::Tensor w = untied_head_weight();
+  return w.defined() ? w : embedding_weight();
+}
+
+at::Tensor CausalLM::head(const at::Tensor& hidden) const {
+  return linear(hidden, head_weight(), at::Tensor());
+}
+
+std::int64_t CausalLM::parameter_count() const {
+  std::int64_t n = 0;
+  for (const auto& p : parameters()) n += p.numel();
+  return n;
+}
+
+void CausalLM::init_weights(std::uint64_t seed) {
+  at::Generator gen = at::detail::createCPUGenerator(seed);
+  for (const auto& m : modules(/*include_self=*/false)) {
+    if (auto* l = dynamic_cast<LinearImpl*>(m.get())) {
+      l->init(gen, 0.02);
+    } else if (auto* c = dynamic_cast<Conv1DImpl*>(m.get())) {
+      c->init(gen, 0.02);
+    } else if (auto* e = dynamic_cast<EmbeddingImpl*>(m.get())) {
+      e->init(gen, 0.02);
+    } else if (auto* r = dynamic_cast<RMSNormImpl*>(m.get())) {
+      r->init();
+    } else if (auto* n = dynamic_cast<LayerNormImpl*>(m.get())) {
+      n->init();
+    }
+  }
+}
+
+std::string CausalLM::canonical_name(const std::string& checkpoint_name) const {
+  return checkpoint_name;
+}
+
+bool CausalLM::is_ignorable(const std::string&) const { return false; }
+
+}  // namespace lethe::model

@@ -1,0 +1,96 @@
+// model_type -> architecture family: the single registry of model families.
+#include "lethe/core/error.h"
+#include "lethe/model/load.h"
+#include "model/arch/arch.h"
+
+namespace lethe::model {
+
+namespace {
+const std::vector<const ArchSpec*>& all_archs() {
+  static const std::vector<const ArchSpec*> archs = {&gpt2_arch(), &llama_arch(),
+                                                     &gpt_neox_arch()};
+  return archs;
+}
+}  // namespace
+
+const ArchSpec& find_arch(const std::string& model_type) {
+  std::string known;
+  for (const ArchSpec* a : all_archs()) {
+    for (const auto& t : a->model_types) {
+      if (t == model_type) return *a;
+      known += (known.empty() ? "" : ", ") + t;
+    }
+  }
+  fail("unsupported model_type '", model_type, "' (supported: ", known, ")");
+}
+
+std::vector<std::string> supported_model_types() {
+  std::vector<std::string> out;
+  for (const ArchSpec* a : all_archs())
+    for (const auto& t : a->model_types) out.push_back(t);
+  return out;
+}
+
+Activation parse_activation(const std::string& name, const std::string& where) {
+  if (name == "gelu") return Activation::kGeluErf;
+  if (name == "gelu_new" || name == "gelu_fast" || name == "gelu_pytorch_tanh")
+    return Activation::kGeluTanh;
+  if (name == "quick_gelu") return Activation::kQuickGelu;
+  if (name == "silu" || name == "swish") return Activation::kSilu;
+  if (name == "relu") return Activation::kRelu;
+  fail(where, ": unsupported activation '", name,
+       "' (supported: gelu, gelu_new, gelu_fast, gelu_pytorch_tanh, quick_gelu, silu, relu)");
+}
+
+void parse_special_ids(const Json& j, ModelConfig& c, const std::string& where) {
+  auto id = [&](const char* key) -> std::optional<std::int64_t> {
+    auto it = j.find(key);
+    if (it == j.end() || it->is_null()) return std::nullopt;
+    LETHE_CHECK(it->is_number_integer(), where, ": key '", key, "' must be an integer, got ",
+                it->dump());
+    return it->get<std::int64_t>();
+  };
+  c.bos_token_id = id("bos_token_id");
+  c.pad_token_id = id("pad_token_id");
+  c.eos_token_ids.clear();
+  auto it = j.find("eos_token_id");
+  if (it != j.end() && !it->is_null()) {
+    if (it->is_array()) {
+      for (const auto& e : *it) {
+        LETHE_CHECK(e.is_number_integer(), where, ": eos_token_id entries must be integers");
+        c.eos_token_ids.push_back(e.get<std::int64_t>());
+      }
+    } else {
+      c.eos_token_ids.push_back(*id("eos_token_id"));
+    }
+  }
+}
+
+void write_special_ids(const ModelConfig& c, Json& out) {
+  out["bos_token_id"] = c.bos_token_id ? Json(*c.bos_token_id) : Json(nullptr);
+  out["pad_token_id"] = c.pad_token_id ? Json(*c.pad_token_id) : Json(nullptr);
+  if (c.eos_token_ids.empty()) {
+    out["eos_token_id"] = nullptr;
+  } else if (c.eos_token_ids.size() == 1) {
+    out["eos_token_id"] = c.eos_token_ids[0];
+  } else {
+    out["eos_token_id"] = c.eos_token_ids;
+  }
+}
+
+void reject_unsupported(const Json& j, const std::vector<const char*>& null_keys,
+                        const std::vector<const char*>& false_keys, const std::string& where) {
+  for (const char* k : null_keys) {
+    auto it = j.find(k);
+    LETHE_CHECK(it == j.end() || it->is_null(), where, ": '", k, "' = ", it->dump(),
+                " is not supported by lethe (only null); refusing to compute a different model");
+  }
+  for (const char* k : false_keys) {
+    auto it = j.find(k);
+    LETHE_CHECK(it == j.end() || it->is_null() || (it->is_boolean() && !it->get<bool>()), where,
+                ": '", k, "' = ", it->dump(),
+                " is not supported by lethe; refusing to compute a different model");
+  }
+}
+
+}  // namespace lethe::model

@@ -1,0 +1,124 @@
+#include "lethe/model/score.h"
+
+#include <algorithm>
+#include <numeric>
+
+#include "lethe/core/error.h"
+
+namespace lethe::model {
+namespace {
+// Rows of logits computed at once: 32 MiB of fp32 logits per chunk at most.
+constexpr std::int64_t kChunkBytes = 32 << 20;
+}  // namespace
+
+at::Tensor positions_from_mask(const at::Tensor& mask) {
+  at::Tensor m = mask.to(at::kLong);
+  return (m.cumsum(-1) - 1).masked_fill_(m.eq(0), 1);
+}
+
+TokenLogprobs score_tokens(CausalLM& model, const at::Tensor& input_ids,
+                           const at::Tensor& attention_mask, const at::Tensor& labels) {
+  torch::NoGradGuard no_grad;
+  LETHE_CHECK(input_ids.dim() == 2 && input_ids.size(1) >= 2,
+              "score_tokens needs (batch, tokens >= 2) ids, got ", input_ids.sizes());
+  const std::int64_t b = input_ids.size(0), t = input_ids.size(1);
+  const auto device = model.head_weight().device();
+  at::Tensor ids = input_ids.to(device);
+
+  ForwardOptions fo;
+  fo.logits = LogitsMode::kNone;
+  at::Tensor real;  // (B, T) bool
+  if (attention_mask.defined()) {
+    LETHE_CHECK(attention_mask.sizes() == input_ids.sizes(), "attention_mask ",
+                attention_mask.sizes(), " must match input_ids ", input_ids.sizes());
+    fo.attention_mask = attention_mask.to(device);
+    fo.position_ids = positions_from_mask(fo.attention_mask);
+    real = fo.attention_mask.ne(0);
+  }
+  at::Tensor targets = labels.defined() ? labels.to(device, at::kLong) : ids;
+  LETHE_CHECK(targets.sizes() == input_ids.sizes(), "labels ", targets.sizes(),
+              " must match input_ids ", input_ids.sizes());
+  targets = targets.narrow(1, 1, t - 1);  // (B, T-1)
+  at::Tensor keep = targets.ne(kIgnoreIndex);
+  if (real.defined()) {
+    keep = keep.logical_and(real.narrow(1, 1, t - 1)).logical_and(real.narrow(1, 0, t - 1));
+  }
+
+  ForwardOutput out = model.forward(ids, fo);
+  at::Tensor w = model.head_weight();  // (V, C)
+  const std::int64_t v = w.size(0), c = w.size(1);
+  at::Tensor h = out.last_hidden.narrow(1, 0, t - 1).reshape({-1, c});  // (B*(T-1), C)
+  at::Tensor tgt = targets.masked_fill(keep.logical_not(), 0).reshape({-1, 1});
+  const std::int64_t rows = h.size(0);
+  const std::int64_t chunk =
+      std::clamp<std::int64_t>(kChunkBytes / (v * static_cast<std::int64_t>(sizeof(float))), 1, rows);
+
+  at::Tensor lp = at::empty({rows}, h.options());
+  at::Tensor buf = at::empty({chunk, v}, h.options());  // reused by every chunk
+  at::Tensor wt = w.t();
+  for (std::int64_t r0 = 0; r0 < rows; r0 += chunk) {
+    const std::int64_t n = std::min(chunk, rows - r0);
+    at::Tensor logits = buf.narrow(0, 0, n);
+    at::mm_out(logits, h.narrow(0, r0, n), wt);  // (n, V)
+    at::Tensor lse = at::logsumexp(logits, {1});
+    lp.narrow(0, r0, n).copy_(logits.gather(1, tgt.narrow(0, r0, n)).squeeze(1) - lse);
+  }
+  TokenLogprobs res;
+  res.logprobs = lp.view({b, t - 1}).to(at::kFloat).masked_fill_(keep.logical_not(), 0.0);
+  res.mask = keep;
+  return res;
+}
+
+std::vector<std::vector<float>> score_sequences(CausalLM& model,
+                                                const std::vector<std::vector<std::int64_t>>& seqs,
+                                                std::int64_t batch_size) {
+  LETHE_CHECK(batch_size > 0, "batch_size must be positive");
+  std::vector<std::vector<float>> out(seqs.size());
+  std::vector<std::size_t> order(seqs.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return seqs[a].size() > seqs[b].size(); });
+  for (std::size_t i0 = 0; i0 < order.size(); i0 += batch_size) {
+    const std::size_t n = std::min<std::size_t>(batch_size, order.size() - i0);
+    const std::int64_t t = static_cast<std::int64_t>(seqs[order[i0]].size());
+    if (t < 2) break;  // sorted: every remaining sequence is too short to score
+    at::Tensor ids = at::zeros({static_cast<std::int64_t>(n), t}, at::kLong);
+    at::Tensor mask = at::zeros({static_cast<std::int64_t>(n), t}, at::kLong);
+    for (std::size_t r = 0; r < n; ++r) {
+      const auto& s = seqs[order[i0 + r]];
+      std::copy(s.begin(), s.end(), ids.data_ptr<std::int64_t>() + r * t);
+      std::fill_n(mask.data_ptr<std::int64_t>() + r * t, s.size(), 1);
+    }
+    TokenLogprobs lp = score_tokens(model, ids, mask);
+    at::Tensor cpu = lp.logprobs.cpu().contiguous();
+    for (std::size_t r = 0; r < n; ++r) {
+      const auto len = static_cast<std::int64_t>(seqs[order[i0 + r]].size());
+      const float* row = cpu.data_ptr<float>() + r * (t - 1);
+      out[order[i0 + r]].assign(row, row + std::max<std::int64_t>(len - 1, 0));
+    }
+  }
+  return out;
+}
+
+TokenLogprobs token_logprobs(const at::Tensor& logits, const at::Tensor& labels) {
+  LETHE_CHECK(logits.dim() == 3 && labels.dim() == 2 && logits.size(0) == labels.size(0) &&
+                  logits.size(1) == labels.size(1),
+              "token_logprobs: logits (B,T,V) ", logits.sizes(), " and labels (B,T) ",
+              labels.sizes(), " do not match");
+  const std::int64_t t = logits.size(1);
+  at::Tensor l = logits.narrow(1, 0, t - 1).to(at::kFloat);  // (B, T-1, V)
+  at::Tensor targets = labels.narrow(1, 1, t - 1).to(logits.device(), at::kLong);
+  at::Tensor keep = targets.ne(kIgnoreIndex);
+  at::Tensor tgt = targets.masked_fill(keep.logical_not(), 0).unsqueeze(-1);
+  at::Tensor lp = l.gather(-1, tgt).squeeze(-1) - at::logsumexp(l, {-1});
+  return {lp.masked_fill(keep.logical_not(), 0.0), keep};
+}
+
+at::Tensor causal_lm_loss(const at::Tensor& logits, const at::Tensor& labels) {
+  const std::int64_t t = logits.size(1), v = logits.size(2);
+  at::Tensor l = logits.narrow(1, 0, t - 1).reshape({-1, v}).to(at::kFloat);
+  at::Tensor y = labels.narrow(1, 1, t - 1).reshape({-1}).to(logits.device(), at::kLong);
+  return at::cross_entropy_loss(l, y, /*weight=*/{}, at::Reduction::Mean, kIgnoreIndex);
+}
+
+}  // namespace lethe::model
