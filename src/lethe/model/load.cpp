@@ -51,7 +51,7 @@ ModelConfig parse_config(const std::string& text, const std::string& source) {
   }
   LETHE_CHECK(j.is_object(), source, ": config must be a JSON object");
   const auto type = json_required<std::string>(j, "model_type", source);
-  const ArchSpec& arch = find_arch(type);
+  const ArchSpec& arch = find_arch(type, source);
   ModelConfig c = arch.parse(j, source);
   c.model_type = type;
   validate(c, source);

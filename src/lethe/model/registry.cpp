@@ -13,7 +13,7 @@ const std::vector<const ArchSpec*>& all_archs() {
 }
 }  // namespace
 
-const ArchSpec& find_arch(const std::string& model_type) {
+const ArchSpec& find_arch(const std::string& model_type, const std::string& where) {
   std::string known;
   for (const ArchSpec* a : all_archs()) {
     for (const auto& t : a->model_types) {
@@ -21,7 +21,8 @@ const ArchSpec& find_arch(const std::string& model_type) {
       known += (known.empty() ? "" : ", ") + t;
     }
   }
-  fail("unsupported model_type '", model_type, "' (supported: ", known, ")");
+  fail(where, where.empty() ? "" : ": ", "unsupported model_type '", model_type,
+       "' (supported: ", known, ")");
 }
 
 std::vector<std::string> supported_model_types() {

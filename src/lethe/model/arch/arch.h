@@ -26,7 +26,7 @@ const ArchSpec& llama_arch();
 const ArchSpec& gpt_neox_arch();
 
 // The one place that maps model_type to a family; errors list the supported types.
-const ArchSpec& find_arch(const std::string& model_type);
+const ArchSpec& find_arch(const std::string& model_type, const std::string& where = "");
 
 // Helpers every family's parser shares.
 Activation parse_activation(const std::string& name, const std::string& where);

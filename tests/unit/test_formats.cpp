@@ -1,0 +1,352 @@
+// File formats: safetensors read/write for every dtype, header validation against the
+// malformed-input corpus, sharded checkpoints, config.json parsing, strict weight loading and
+// atomic writes.
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+#include <random>
+
+#include "lethe/core/error.h"
+#include "lethe/core/file.h"
+#include "lethe/io/checkpoint.h"
+#include "lethe/model/load.h"
+#include "support/compare.h"
+#include "support/fixtures.h"
+
+namespace lethe::test {
+namespace {
+namespace fs = std::filesystem;
+
+// Runs `fn` and returns the lethe::Error message (fails the test when nothing is thrown).
+template <typename Fn>
+std::string error_of(Fn&& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "expected lethe::Error, got another exception: " << e.what();
+    return "";
+  }
+  ADD_FAILURE() << "expected lethe::Error, nothing was thrown";
+  return "";
+}
+
+#define EXPECT_ERROR_HAS(expr, fragment)                                           \
+  do {                                                                             \
+    const std::string msg_ = error_of([&] { expr; });                              \
+    EXPECT_NE(msg_.find(fragment), std::string::npos)                              \
+        << "error message lacks \"" << (fragment) << "\": " << msg_;               \
+  } while (0)
+
+// ---- safetensors ---------------------------------------------------------------------------
+
+TEST(Safetensors, EveryDtypeRoundTrips) {
+  const fs::path file = temp_dir("st") / "all.safetensors";
+  std::vector<std::pair<std::string, at::Tensor>> tensors = {
+      {"f64", at::arange(6, at::kDouble).view({2, 3}) / 3},
+      {"f32", at::randn({3, 5})},
+      {"f16", at::randn({4}).to(at::kHalf)},
+      {"bf16", at::randn({2, 2}).to(at::kBFloat16)},
+      {"i64", at::arange(-3, 3, at::kLong)},
+      {"i32", at::arange(-3, 3, at::kInt)},
+      {"i16", at::arange(-3, 3, at::kShort)},
+      {"i8", at::arange(-3, 3, at::kChar)},
+      {"u8", at::arange(0, 250, 50, at::kByte)},
+      {"bool", at::tensor({1, 0, 1}, at::kByte).to(at::kBool)},
+      {"scalar", at::tensor(3.5f).reshape({})},
+      {"empty", at::zeros({0, 4})},
+  };
+  io::save_safetensors(file, tensors, {{"note", "hi"}});
+  io::SafetensorsFile f(file);
+  EXPECT_EQ(f.header().metadata.at("format"), "pt");
+  EXPECT_EQ(f.header().metadata.at("note"), "hi");
+  EXPECT_EQ(f.header().data_offset % 8, 0u) << "header must be padded to 8 bytes";
+  for (const auto& [name, t] : tensors) {
+    at::Tensor got = f.load(name);
+    EXPECT_EQ(got.scalar_type(), t.scalar_type()) << name;
+    EXPECT_TRUE(got.equal(t)) << name;
+  }
+}
+
+TEST(Safetensors, ConvertsToTheRequestedDtype) {
+  const fs::path file = temp_dir("st") / "conv.safetensors";
+  at::Tensor x = at::randn({8, 8});
+  io::save_safetensors(file, {{"h", x.to(at::kHalf)}, {"b", x.to(at::kBFloat16)}});
+  io::SafetensorsFile f(file);
+  EXPECT_TRUE(f.load("h", at::kFloat).equal(x.to(at::kHalf).to(at::kFloat)));
+  EXPECT_TRUE(f.load("b", at::kFloat).equal(x.to(at::kBFloat16).to(at::kFloat)));
+  at::Tensor dst = at::empty({8, 8}, at::kDouble);
+  f.read_into("h", dst);
+  EXPECT_TRUE(dst.equal(x.to(at::kHalf).to(at::kDouble)));
+  at::Tensor wrong = at::empty({4, 16});
+  EXPECT_ERROR_HAS(f.read_into("h", wrong), "has shape [8, 8] but [4, 16] is expected");
+  EXPECT_ERROR_HAS(f.load("nope"), "no tensor named 'nope'");
+}
+
+TEST(Safetensors, MisalignedDataIsCopied) {
+  // An F32 tensor after a 1-byte U8 tensor starts at an odd address.
+  const fs::path file = temp_dir("st") / "odd.safetensors";
+  at::Tensor x = at::randn({5});
+  io::save_safetensors(file, {{"a_byte", at::ones({1}, at::kByte)}, {"b_float", x}});
+  io::SafetensorsFile f(file);
+  EXPECT_EQ(f.header().find("b_float")->begin, 1u);
+  EXPECT_TRUE(f.load("b_float").equal(x));
+}
+
+TEST(Safetensors, WriterRejectsBadNames) {
+  const fs::path dir = temp_dir("st");
+  EXPECT_ERROR_HAS(io::save_safetensors(dir / "x.safetensors", {{"a", at::ones({1})}, {"a", at::ones({1})}}),
+                   "duplicate tensor name 'a'");
+  EXPECT_ERROR_HAS(io::save_safetensors(dir / "y.safetensors", {{"__metadata__", at::ones({1})}}),
+                   "invalid tensor name");
+  EXPECT_FALSE(fs::exists(dir / "x.safetensors"));
+}
+
+// Every file in tests/corpus/safetensors: valid ones parse, broken ones throw one lethe::Error
+// whose message names the problem. Never a crash.
+TEST(Safetensors, MalformedCorpus) {
+  const fs::path dir = tests_dir() / "corpus" / "safetensors";
+  auto manifest = nlohmann::json::parse(read_file(dir / "manifest.json"));
+  ASSERT_GE(manifest.size(), 20u);
+  for (const auto& [name, expect] : manifest.items()) {
+    SCOPED_TRACE(name);
+    if (expect.is_null()) {
+      EXPECT_NO_THROW(io::SafetensorsFile(dir / name));
+    } else {
+      const std::string msg = error_of([&] { io::SafetensorsFile f(dir / name); });
+      EXPECT_NE(msg.find(expect.get<std::string>()), std::string::npos)
+          << "expected \"" << expect.get<std::string>() << "\" in: " << msg;
+      EXPECT_NE(msg.find(name), std::string::npos) << "error must name the file: " << msg;
+    }
+  }
+}
+
+TEST(Safetensors, RandomBytesNeverCrash) {
+  std::mt19937 rng(7);
+  const std::string valid = read_file(tests_dir() / "corpus" / "safetensors" / "valid.safetensors");
+  int errors = 0;
+  for (int i = 0; i < 3000; ++i) {
+    std::string s = valid;
+    const int flips = 1 + static_cast<int>(rng() % 4);
+    for (int k = 0; k < flips; ++k) s[rng() % s.size()] = static_cast<char>(rng() & 0xff);
+    if (rng() % 5 == 0) s.resize(rng() % s.size());
+    try {
+      io::parse_safetensors_header(reinterpret_cast<const std::uint8_t*>(s.data()), s.size(), "x");
+    } catch (const Error&) {
+      ++errors;
+    }
+  }
+  EXPECT_GT(errors, 0);
+}
+
+TEST(Checkpoint, ShardedIndex) {
+  const fs::path dir = temp_dir("shards");
+  at::Tensor a = at::randn({3}), b = at::randn({2, 2});
+  io::save_safetensors(dir / "model-00001-of-00002.safetensors", {{"a", a}});
+  io::save_safetensors(dir / "model-00002-of-00002.safetensors", {{"b", b}});
+  nlohmann::json index = {{"metadata", {{"total_size", 28}}},
+                          {"weight_map",
+                           {{"a", "model-00001-of-00002.safetensors"},
+                            {"b", "model-00002-of-00002.safetensors"}}}};
+  write_file_atomic(dir / "model.safetensors.index.json", index.dump());
+  auto ck = io::Checkpoint::open(dir);
+  EXPECT_EQ(ck.files().size(), 2u);
+  EXPECT_EQ(ck.names(), (std::vector<std::string>{"a", "b"}));
+  EXPECT_TRUE(ck.load("b").equal(b));
+  EXPECT_EQ(ck.total_bytes(), 28u);
+
+  index["weight_map"]["c"] = "model-00002-of-00002.safetensors";
+  write_file_atomic(dir / "model.safetensors.index.json", index.dump());
+  EXPECT_ERROR_HAS(io::Checkpoint::open(dir), "'c' is listed in model-00002-of-00002.safetensors");
+  index["weight_map"].erase("c");
+  index["weight_map"]["d"] = "../evil.safetensors";
+  write_file_atomic(dir / "model.safetensors.index.json", index.dump());
+  EXPECT_ERROR_HAS(io::Checkpoint::open(dir), "not a file in the checkpoint folder");
+  index["weight_map"].erase("d");
+  index["weight_map"]["e"] = "missing.safetensors";
+  write_file_atomic(dir / "model.safetensors.index.json", index.dump());
+  EXPECT_ERROR_HAS(io::Checkpoint::open(dir), "shard missing.safetensors");
+  EXPECT_ERROR_HAS(io::Checkpoint::open(temp_dir("empty")), "no model.safetensors");
+}
+
+// ---- files -----------------------------------------------------------------------------------
+
+TEST(AtomicFile, CommitReplacesAndAbortLeavesNothing) {
+  const fs::path dir = temp_dir("atomic");
+  write_file_atomic(dir / "a.txt", "one");
+  write_file_atomic(dir / "a.txt", "two");
+  EXPECT_EQ(read_file(dir / "a.txt"), "two");
+  {
+    AtomicFileWriter w(dir / "b.txt");
+    w.write("partial");
+  }  // destroyed without commit
+  EXPECT_FALSE(fs::exists(dir / "b.txt"));
+  std::size_t entries = 0;
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator(dir)) ++entries;
+  EXPECT_EQ(entries, 1u) << "temporary files left behind";
+  EXPECT_ERROR_HAS(write_file_atomic(dir / "no" / "such" / "dir.txt", "x"), "cannot create");
+  EXPECT_ERROR_HAS(read_file(dir / "missing.txt"), "missing.txt");
+}
+
+// ---- config.json -----------------------------------------------------------------------------
+
+TEST(Config, MalformedCorpus) {
+  const fs::path dir = tests_dir() / "corpus" / "config";
+  auto manifest = nlohmann::json::parse(read_file(dir / "manifest.json"));
+  for (const auto& [name, expect] : manifest.items()) {
+    SCOPED_TRACE(name);
+    if (expect.is_null()) {
+      EXPECT_NO_THROW(model::read_config(dir / name));
+    } else {
+      const std::string msg = error_of([&] { model::read_config(dir / name); });
+      EXPECT_NE(msg.find(expect.get<std::string>()), std::string::npos)
+          << "expected \"" << expect.get<std::string>() << "\" in: " << msg;
+      EXPECT_NE(msg.find(name), std::string::npos) << "error must name the file: " << msg;
+    }
+  }
+}
+
+TEST(Config, DefaultsAndFamilies) {
+  auto c = model::parse_config(
+      R"({"model_type":"qwen2","vocab_size":10,"hidden_size":8,"num_hidden_layers":1,
+          "num_attention_heads":2,"num_key_value_heads":1,"intermediate_size":4,
+          "eos_token_id":[5,6],"tie_word_embeddings":true})",
+      "qwen2.json");
+  EXPECT_TRUE(c.qkv_bias);
+  EXPECT_FALSE(c.o_bias);
+  EXPECT_EQ(c.head_dim, 4);
+  EXPECT_EQ(c.rotary_dim, 4);
+  EXPECT_EQ(c.eos_token_ids, (std::vector<std::int64_t>{5, 6}));
+  EXPECT_FALSE(c.sliding_window.has_value()) << "qwen2 ignores sliding_window unless enabled";
+  EXPECT_DOUBLE_EQ(c.norm_eps, 1e-6);
+
+  auto m = model::parse_config(
+      R"({"model_type":"mistral","vocab_size":10,"hidden_size":8,"num_hidden_layers":1,
+          "num_attention_heads":2,"intermediate_size":4,"sliding_window":6})",
+      "mistral.json");
+  EXPECT_EQ(m.sliding_window.value_or(0), 6);
+  auto model = model::create_model(m);
+  torch::NoGradGuard ng;
+  EXPECT_NO_THROW(model->forward(at::zeros({1, 6}, at::kLong)));
+  EXPECT_ERROR_HAS(model->forward(at::zeros({1, 7}, at::kLong)), "sliding attention window (6)");
+
+  auto g = model::parse_config(
+      R"({"model_type":"gpt2","vocab_size":10,"n_embd":8,"n_layer":1,"n_head":2,"n_inner":null})",
+      "gpt2.json");
+  EXPECT_EQ(g.intermediate_size, 32);
+  EXPECT_EQ(g.max_position_embeddings, 1024);
+  EXPECT_TRUE(g.tie_word_embeddings);
+}
+
+TEST(Config, ToJsonRoundTripsEveryFamily) {
+  for (const std::string type : {"gpt2", "llama", "mistral", "qwen2", "gpt_neox"}) {
+    SCOPED_TRACE(type);
+    std::string text =
+        type == "gpt2"
+            ? R"({"model_type":"gpt2","vocab_size":11,"n_embd":8,"n_layer":2,"n_head":2,"bos_token_id":1})"
+            : R"({"model_type":")" + type +
+                  R"(","vocab_size":11,"hidden_size":24,"num_hidden_layers":2,"num_attention_heads":3,"intermediate_size":7,"rotary_pct":0.34,"eos_token_id":2,"custom_key":"kept"})";
+    auto a = model::parse_config(text, "a.json");
+    auto b = model::parse_config(model::config_to_json(a), "b.json");
+    EXPECT_EQ(a.vocab_size, b.vocab_size);
+    EXPECT_EQ(a.hidden_size, b.hidden_size);
+    EXPECT_EQ(a.num_layers, b.num_layers);
+    EXPECT_EQ(a.num_heads, b.num_heads);
+    EXPECT_EQ(a.num_kv_heads, b.num_kv_heads);
+    EXPECT_EQ(a.head_dim, b.head_dim);
+    EXPECT_EQ(a.intermediate_size, b.intermediate_size);
+    EXPECT_EQ(a.rotary_dim, b.rotary_dim);
+    EXPECT_EQ(a.activation, b.activation);
+    EXPECT_EQ(a.tie_word_embeddings, b.tie_word_embeddings);
+    EXPECT_EQ(a.qkv_bias, b.qkv_bias);
+    EXPECT_EQ(a.parallel_residual, b.parallel_residual);
+    EXPECT_EQ(a.eos_token_ids, b.eos_token_ids);
+    EXPECT_EQ(a.bos_token_id, b.bos_token_id);
+    if (type != "gpt2") {
+      EXPECT_EQ(nlohmann::json::parse(model::config_to_json(a))["custom_key"], "kept");
+    }
+  }
+}
+
+// ---- strict weight loading -------------------------------------------------------------------
+
+class StrictLoading : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    src_ = golden_dir() / "gpt2_tied" / "model";
+    LETHE_NEED_FIXTURE(src_ / "model.safetensors");
+    io::SafetensorsFile f(src_ / "model.safetensors");
+    for (const auto& t : f.header().tensors) tensors_.emplace_back(t.name, f.load(t.name));
+  }
+  // A copy of the model folder with `tensors` as its checkpoint.
+  fs::path folder(const std::vector<std::pair<std::string, at::Tensor>>& tensors) {
+    const fs::path d = temp_dir("strict");
+    fs::copy_file(src_ / "config.json", d / "config.json");
+    io::save_safetensors(d / "model.safetensors", tensors);
+    return d;
+  }
+  at::Tensor& tensor(const std::string& name) {
+    for (auto& [n, t] : tensors_)
+      if (n == name) return t;
+    throw std::runtime_error("no tensor " + name);
+  }
+  fs::path src_;
+  std::vector<std::pair<std::string, at::Tensor>> tensors_;
+};
+
+TEST_F(StrictLoading, WrongShapeNamesTensorAndBothShapes) {
+  tensor("transformer.h.1.mlp.c_fc.weight") = at::zeros({64, 100});
+  EXPECT_ERROR_HAS(model::load_model(folder(tensors_)),
+                   "tensor 'transformer.h.1.mlp.c_fc.weight' has shape [64, 100] but the model "
+                   "(from its config) expects [64, 128]");
+}
+
+TEST_F(StrictLoading, MissingTensor) {
+  auto t = tensors_;
+  std::erase_if(t, [](const auto& p) { return p.first == "transformer.ln_f.bias"; });
+  EXPECT_ERROR_HAS(model::load_model(folder(t)), "missing tensor 'transformer.ln_f.bias [64]'");
+}
+
+TEST_F(StrictLoading, UnexpectedTensor) {
+  auto t = tensors_;
+  t.emplace_back("transformer.h.9.mlp.c_fc.weight", at::zeros({2}));
+  EXPECT_ERROR_HAS(model::load_model(folder(t)),
+                   "unexpected tensor 'transformer.h.9.mlp.c_fc.weight'");
+}
+
+TEST_F(StrictLoading, IntegerWeightsAreRejected) {
+  tensor("transformer.ln_f.bias") = at::zeros({64}, at::kInt);
+  EXPECT_ERROR_HAS(model::load_model(folder(tensors_)), "is not floating point");
+}
+
+TEST_F(StrictLoading, UnprefixedGpt2WithMaskBuffersLoads) {
+  // GPT2Model checkpoints (the original "gpt2") have no "transformer." prefix and carry
+  // attn.bias / attn.masked_bias buffers.
+  std::vector<std::pair<std::string, at::Tensor>> t;
+  for (const auto& [n, v] : tensors_) t.emplace_back(n.substr(std::string("transformer.").size()), v);
+  for (int l = 0; l < 3; ++l) {
+    t.emplace_back("h." + std::to_string(l) + ".attn.bias", at::ones({1, 1, 64, 64}).tril());
+    t.emplace_back("h." + std::to_string(l) + ".attn.masked_bias", at::tensor(-1e4f));
+  }
+  auto a = model::load_model(folder(t));
+  auto b = model::load_model(src_);
+  torch::NoGradGuard ng;
+  at::Tensor ids = at::arange(10, at::kLong).unsqueeze(0);
+  EXPECT_TRUE(a->forward(ids).logits.equal(b->forward(ids).logits));
+
+  // Both spellings of one tensor at once is ambiguous.
+  t.emplace_back("transformer.ln_f.bias", tensor("transformer.ln_f.bias"));
+  EXPECT_ERROR_HAS(model::load_model(folder(t)), "is stored twice");
+}
+
+TEST_F(StrictLoading, BfloatCheckpointLoadsAsFloat) {
+  std::vector<std::pair<std::string, at::Tensor>> t;
+  for (const auto& [n, v] : tensors_) t.emplace_back(n, v.to(at::kBFloat16));
+  auto m = model::load_model(folder(t));
+  EXPECT_EQ(m->head_weight().scalar_type(), at::kFloat);
+  EXPECT_TRUE(m->head_weight().equal(tensor("transformer.wte.weight").to(at::kBFloat16).to(at::kFloat)));
+}
+
+}  // namespace
+}  // namespace lethe::test

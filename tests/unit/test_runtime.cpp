@@ -1,0 +1,299 @@
+// The runtime's self-consistency on random models of every family (no fixtures needed):
+// KV cache vs full recompute, batched vs one-at-a-time, 1 vs 2 threads, hooks, the chunked
+// scorer vs a naive log_softmax, sampling controls and stop conditions.
+#include "lethe/core/error.h"
+#include "lethe/core/runtime.h"
+#include "lethe/model/generate.h"
+#include "lethe/model/load.h"
+#include "lethe/model/score.h"
+#include "support/compare.h"
+#include "support/fixtures.h"
+
+namespace lethe::test {
+namespace {
+using model::CausalLM;
+
+std::shared_ptr<CausalLM> tiny(const std::string& type, std::int64_t vocab = 97) {
+  std::string json;
+  if (type == "gpt2") {
+    json = R"({"model_type":"gpt2","n_embd":32,"n_layer":2,"n_head":4,"n_positions":256,"vocab_size":)" +
+           std::to_string(vocab) + R"(,"eos_token_id":2,"pad_token_id":0})";
+  } else if (type == "gpt_neox") {
+    json = R"({"model_type":"gpt_neox","hidden_size":32,"num_hidden_layers":2,"num_attention_heads":4,"intermediate_size":48,"rotary_pct":0.5,"vocab_size":)" +
+           std::to_string(vocab) + R"(,"eos_token_id":2,"pad_token_id":0})";
+  } else {
+    json = R"({"model_type":")" + type +
+           R"(","hidden_size":32,"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,"intermediate_size":40,"vocab_size":)" +
+           std::to_string(vocab) + R"(,"eos_token_id":2,"pad_token_id":0})";
+  }
+  auto m = model::create_model(model::parse_config(json, type + ".json"), {}, /*seed=*/11);
+  // HF-style init (std 0.02) gives near-uniform logits; scale up so tests see real structure.
+  torch::NoGradGuard ng;
+  for (auto& p : m->parameters())
+    if (p.dim() > 1) p.mul_(20.0);
+  return m;
+}
+
+class EveryFamily : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(EveryFamily, KvCacheEqualsFullRecompute) {
+  auto m = tiny(GetParam());
+  torch::NoGradGuard ng;
+  at::Tensor ids = at::randint(3, 97, {2, 12}, at::kLong);
+  at::Tensor full = m->forward(ids).logits;  // (2, 12, V)
+  model::KVCache cache(m->config().num_layers, 4);  // too small on purpose: must grow
+  model::ForwardOptions fo;
+  fo.cache = &cache;
+  std::vector<at::Tensor> parts;
+  parts.push_back(m->forward(ids.narrow(1, 0, 5), fo).logits);
+  for (std::int64_t t = 5; t < 12; ++t) parts.push_back(m->forward(ids.narrow(1, t, 1), fo).logits);
+  EXPECT_EQ(cache.length(), 12);
+  EXPECT_CLOSE("cached logits", at::cat(parts, 1), full, tol::kSelf);
+}
+
+TEST_P(EveryFamily, BatchEqualsOneAtATime) {
+  auto m = tiny(GetParam());
+  std::vector<std::vector<std::int64_t>> prompts = {{5, 6, 7, 8, 9, 10}, {11, 12}, {13, 14, 15}};
+  model::GenerateOptions o;
+  o.max_new_tokens = 8;
+  o.stop_at_eos = false;
+  o.keep_step_logits = true;
+  auto batch = model::generate(*m, prompts, o);
+  std::vector<std::vector<std::int64_t>> seqs;
+  for (std::size_t i = 0; i < prompts.size(); ++i) {
+    auto one = model::generate(*m, std::vector<std::vector<std::int64_t>>{prompts[i]}, o);
+    EXPECT_EQ(batch.tokens[i], one.tokens[0]) << "prompt " << i;
+    EXPECT_CLOSE("step logits " + std::to_string(i), batch.step_logits.select(0, i),
+                 one.step_logits.select(0, 0), tol::kSelf);
+    auto s = prompts[i];
+    s.insert(s.end(), one.tokens[0].begin(), one.tokens[0].end());
+    seqs.push_back(s);
+  }
+  // Scoring: padded batches equal single sequences.
+  auto batched = model::score_sequences(*m, seqs, 3);
+  for (std::size_t i = 0; i < seqs.size(); ++i) {
+    auto single = model::score_sequences(*m, {seqs[i]}, 1);
+    ASSERT_EQ(batched[i].size(), seqs[i].size() - 1);
+    EXPECT_CLOSE("scores " + std::to_string(i), at::tensor(batched[i]), at::tensor(single[0]),
+                 tol::kSelf);
+  }
+}
+
+TEST_P(EveryFamily, ThreadCountDoesNotChangeResults) {
+  auto m = tiny(GetParam());
+  torch::NoGradGuard ng;
+  at::Tensor ids = at::randint(3, 97, {4, 40}, at::kLong);
+  const int before = threads();
+  set_threads(1);
+  at::Tensor one = m->forward(ids).logits;
+  set_threads(2);
+  at::Tensor two = m->forward(ids).logits;
+  set_threads(before);
+  EXPECT_CLOSE("1 vs 2 threads", two, one, tol::kSelf);
+}
+
+TEST_P(EveryFamily, ScorerMatchesNaiveLogSoftmax) {
+  // A vocabulary big enough that the scorer projects in several chunks.
+  auto m = tiny(GetParam(), /*vocab=*/40000);
+  at::Tensor ids = at::randint(3, 40000, {3, 150}, at::kLong);
+  at::Tensor mask = at::ones({3, 150}, at::kLong);
+  mask[1].narrow(0, 100, 50).zero_();  // right padding
+  at::Tensor labels = ids.clone();
+  labels[2].narrow(0, 0, 60).fill_(model::kIgnoreIndex);  // score only a suffix
+  auto got = model::score_tokens(*m, ids, mask, labels);
+
+  torch::NoGradGuard ng;
+  model::ForwardOptions fo;
+  fo.attention_mask = mask;
+  fo.position_ids = model::positions_from_mask(mask);
+  at::Tensor logp = at::log_softmax(m->forward(ids, fo).logits, -1);
+  at::Tensor want = logp.narrow(1, 0, 149).gather(-1, ids.narrow(1, 1, 149).unsqueeze(-1)).squeeze(-1);
+  at::Tensor keep = labels.narrow(1, 1, 149).ne(model::kIgnoreIndex)
+                        .logical_and(mask.narrow(1, 1, 149).ne(0));
+  want = want.masked_fill(keep.logical_not(), 0.0);
+  EXPECT_TRUE(got.mask.equal(keep));
+  EXPECT_CLOSE("chunked scorer", got.logprobs, want, tol::kSelf);
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, EveryFamily,
+                         ::testing::Values("gpt2", "llama", "mistral", "qwen2", "gpt_neox"));
+
+TEST(Hooks, EverySiteFiresOnceInOrderWithItsShape) {
+  auto m = tiny("llama");
+  std::vector<std::string> seen;
+  model::HookFunction obs([&](const model::HookPoint& p, at::Tensor& x) {
+    seen.push_back(p.name() + ":" + std::to_string(x.size(-1)));
+  });
+  torch::NoGradGuard ng;
+  model::ForwardOptions fo;
+  fo.hooks = &obs;
+  m->forward(at::ones({1, 3}, at::kLong), fo);
+  std::vector<std::string> want = {"embed:32",      "attn_out.0:32", "mlp_act.0:40",
+                                   "mlp_out.0:32",  "resid_post.0:32", "attn_out.1:32",
+                                   "mlp_act.1:40",  "mlp_out.1:32",  "resid_post.1:32",
+                                   "final_norm:32"};
+  EXPECT_EQ(seen, want);
+}
+
+TEST(Hooks, ReplacementChangesTheOutputAndReadingDoesNot) {
+  auto m = tiny("gpt_neox");
+  torch::NoGradGuard ng;
+  at::Tensor ids = at::randint(3, 97, {2, 7}, at::kLong);
+  at::Tensor base = m->forward(ids).logits;
+  model::HookFunction reader([](const model::HookPoint&, at::Tensor& x) { (void)x.sum(); });
+  model::ForwardOptions fo;
+  fo.hooks = &reader;
+  EXPECT_TRUE(m->forward(ids, fo).logits.equal(base));
+
+  // Zeroing every MLP output equals a model whose MLP output projections are zero.
+  model::HookFunction zero_mlp([](const model::HookPoint& p, at::Tensor& x) {
+    if (p.site == model::HookSite::kMlpOut) x = at::zeros_like(x);
+  });
+  fo.hooks = &zero_mlp;
+  at::Tensor hooked = m->forward(ids, fo).logits;
+  EXPECT_FALSE(hooked.equal(base));
+  for (auto& item : m->named_parameters()) {
+    if (item.key().find("dense_4h_to_h") != std::string::npos) item.value().zero_();
+  }
+  EXPECT_CLOSE("zeroed MLP via hook vs via weights", hooked, m->forward(ids).logits, tol::kSelf);
+}
+
+TEST(Hooks, PointNamesParse) {
+  for (const char* name : {"embed", "attn_out.0", "mlp_act.12", "mlp_out.3", "resid_post.7",
+                           "final_norm"}) {
+    auto p = model::HookPoint::parse(name);
+    ASSERT_TRUE(p.has_value()) << name;
+    EXPECT_EQ(p->name(), name);
+  }
+  for (const char* bad : {"", "embed.1", "attn_out", "attn_out.", "attn_out.x", "mlp.1"}) {
+    EXPECT_FALSE(model::HookPoint::parse(bad).has_value()) << bad;
+  }
+}
+
+TEST(Generate, SamplingIsSeededAndTopK1IsGreedy) {
+  auto m = tiny("llama");
+  std::vector<std::vector<std::int64_t>> p = {{5, 6, 7}};
+  model::GenerateOptions o;
+  o.max_new_tokens = 12;
+  o.stop_at_eos = false;
+  auto greedy = model::generate(*m, p, o);
+  o.temperature = 1.0;
+  o.seed = 42;
+  auto a = model::generate(*m, p, o);
+  auto b = model::generate(*m, p, o);
+  EXPECT_EQ(a.tokens, b.tokens) << "same seed, same tokens";
+  o.seed = 43;
+  auto c = model::generate(*m, p, o);
+  o.seed = 44;
+  auto d = model::generate(*m, p, o);
+  EXPECT_FALSE(a.tokens == c.tokens && a.tokens == d.tokens) << "seeds should matter";
+  o.top_k = 1;
+  EXPECT_EQ(model::generate(*m, p, o).tokens, greedy.tokens);
+  o.top_k = 0;
+  o.top_p = 1e-6;  // the nucleus is the single most likely token
+  EXPECT_EQ(model::generate(*m, p, o).tokens, greedy.tokens);
+}
+
+TEST(Generate, StopConditions) {
+  auto m = tiny("gpt2");
+  std::vector<std::vector<std::int64_t>> p = {{5, 6, 7}};
+  model::GenerateOptions o;
+  o.max_new_tokens = 10;
+  o.stop_at_eos = false;
+  auto free_run = model::generate(*m, p, o).tokens[0];
+  ASSERT_EQ(free_run.size(), 10u);
+
+  // EOS: the first occurrence of the chosen id stops the row and is not included.
+  o.stop_at_eos = true;
+  o.eos_token_ids = {free_run[3]};
+  auto r = model::generate(*m, p, o);
+  const auto first = std::find(free_run.begin(), free_run.end(), free_run[3]) - free_run.begin();
+  EXPECT_EQ(r.tokens[0], std::vector<std::int64_t>(free_run.begin(), free_run.begin() + first));
+  EXPECT_EQ(r.stop_reasons[0], model::StopReason::kEos);
+
+  // Stop sequence: kept in the output.
+  o.eos_token_ids = {};
+  o.stop_at_eos = false;
+  o.stop_sequences = {{free_run[4], free_run[5]}};
+  r = model::generate(*m, p, o);
+  EXPECT_EQ(r.stop_reasons[0], model::StopReason::kStopSequence);
+  EXPECT_LE(r.tokens[0].size(), 6u);
+  EXPECT_EQ(r.tokens[0], std::vector<std::int64_t>(free_run.begin(), free_run.begin() + r.tokens[0].size()));
+
+  // Stop string through a detokenizer (here: one letter per id).
+  o.stop_sequences.clear();
+  o.detokenize = [](const std::vector<std::int64_t>& ids) {
+    std::string s;
+    for (auto id : ids) s += static_cast<char>('a' + id % 26);
+    return s;
+  };
+  o.stop_strings = {std::string(1, static_cast<char>('a' + free_run[2] % 26))};
+  r = model::generate(*m, p, o);
+  EXPECT_EQ(r.stop_reasons[0], model::StopReason::kStopString);
+  EXPECT_LE(r.tokens[0].size(), 3u);
+
+  o.detokenize = nullptr;
+  EXPECT_THROW(model::generate(*m, p, o), Error);
+}
+
+TEST(Generate, RejectsBadInput) {
+  auto m = tiny("gpt2");
+  model::GenerateOptions o;
+  EXPECT_THROW(model::generate(*m, std::vector<std::vector<std::int64_t>>{{}}, o), Error);
+  EXPECT_THROW(model::generate(*m, std::vector<std::vector<std::int64_t>>{{1, 200}}, o), Error);
+  at::Tensor right_padded = at::tensor({5, 6, 0}, at::kLong).unsqueeze(0);
+  at::Tensor mask = at::tensor({1, 1, 0}, at::kLong).unsqueeze(0);
+  EXPECT_THROW(model::generate(*m, right_padded, mask, o), Error);
+  o.max_new_tokens = 300;  // 3 + 300 > 256 learned positions
+  EXPECT_THROW(model::generate(*m, std::vector<std::vector<std::int64_t>>{{1, 2, 3}}, o), Error);
+  o.max_new_tokens = 4;
+  o.top_p = 0.0;
+  EXPECT_THROW(model::generate(*m, std::vector<std::vector<std::int64_t>>{{1}}, o), Error);
+}
+
+TEST(Model, InitIsSeededAndGradientsFlow) {
+  auto cfg = tiny("qwen2")->config();
+  auto a = model::create_model(cfg, {}, 3), b = model::create_model(cfg, {}, 3);
+  auto c = model::create_model(cfg, {}, 4);
+  auto pa = a->named_parameters(), pb = b->named_parameters(), pc = c->named_parameters();
+  bool any_diff = false;
+  for (const auto& item : pa) {
+    EXPECT_TRUE(item.value().equal(pb[item.key()])) << item.key();
+    any_diff |= !item.value().equal(pc[item.key()]);
+  }
+  EXPECT_TRUE(any_diff);
+  // embed + 2 x (q with bias, k and v with bias, o, gate/up/down, 2 norms) + norm + untied head
+  EXPECT_EQ(a->parameter_count(), 97 * 32 + 2 * (32 * 32 + 32 + 2 * (16 * 32 + 16) + 32 * 32 +
+                                                  3 * 32 * 40 + 2 * 32) + 32 + 97 * 32);
+  a->train();
+  at::Tensor ids = at::randint(3, 97, {2, 9}, at::kLong);
+  model::causal_lm_loss(a->forward(ids).logits, ids).backward();
+  for (const auto& item : a->named_parameters()) {
+    ASSERT_TRUE(item.value().grad().defined()) << item.key();
+  }
+}
+
+TEST(Model, RejectsBadInput) {
+  auto m = tiny("gpt2");
+  torch::NoGradGuard ng;
+  EXPECT_THROW(m->forward(at::ones({3}, at::kLong)), Error);
+  EXPECT_THROW(m->forward(at::ones({1, 3}, at::kFloat)), Error);
+  EXPECT_THROW(m->forward(at::full({1, 3}, 97, at::kLong)), Error);
+  EXPECT_THROW(m->forward(at::ones({1, 300}, at::kLong)), Error);  // past 256 positions
+  model::ForwardOptions fo;
+  fo.attention_mask = at::ones({1, 4}, at::kLong);
+  EXPECT_THROW(m->forward(at::ones({1, 3}, at::kLong), fo), Error);
+}
+
+TEST(Runtime, ReportFindsOpenBlas) {
+  RuntimeReport r = runtime_report();
+  EXPECT_FALSE(r.torch_version.empty());
+  EXPECT_FALSE(r.blas_library.empty()) << "no BLAS mapped into the process";
+  EXPECT_FALSE(r.reference_blas) << "reference BLAS in use: " << r.blas_library;
+  EXPECT_GE(r.cores, 1);
+  EXPECT_THROW(parse_device("tpu"), Error);
+  EXPECT_TRUE(parse_device("cpu").is_cpu());
+}
+
+}  // namespace
+}  // namespace lethe::test
