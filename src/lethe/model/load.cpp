@@ -67,7 +67,7 @@ ModelConfig read_config(const fs::path& path) {
   if (fs::exists(gen)) {
     std::string text = read_file(gen);
     try {
-      (void)Json::parse(text);
+      if (!Json::accept(text)) fail(gen.string(), ": not valid JSON");
     } catch (const Json::exception& e) {
       fail(gen.string(), ": not valid JSON (", e.what(), ")");
     }

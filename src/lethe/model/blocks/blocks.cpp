@@ -1,5 +1,7 @@
 #include "model/blocks/blocks.h"
 
+#include "model/blocks/decode_kernels.h"
+
 #include <cmath>
 
 #include "lethe/core/error.h"
@@ -14,6 +16,7 @@ LinearImpl::LinearImpl(std::int64_t in, std::int64_t out, bool with_bias) {
 }
 
 at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
+  if (small_linear_applies(x, w)) return small_linear(x, w, b);
   const std::int64_t in = w.size(1);
   if (x.numel() == in) {
     at::Tensor row = x.reshape({in});
@@ -144,9 +147,13 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
   if (ctx.cache != nullptr) std::tie(kh, vh) = ctx.cache->append(ctx.layer, kh, vh);
   const std::int64_t s = kh.size(2);
 
+  at::Tensor qs = qh * (1.0 / std::sqrt(static_cast<double>(d)));
+  if (decode_attention_applies(qs, kh, ctx.mask_bias)) {
+    return decode_attention(qs, kh, vh, ctx.mask_bias).view({b, 1, h * d});
+  }
   // Grouped heads without copying keys/values: the rep query heads that share a kv head are
   // stacked along the token axis, (B, KVH, rep * T, D) @ (B, KVH, D, S).
-  at::Tensor qg = (qh * (1.0 / std::sqrt(static_cast<double>(d)))).reshape({b, kvh, rep * t, d});
+  at::Tensor qg = qs.reshape({b, kvh, rep * t, d});
   at::Tensor scores = at::matmul(qg, kh.transpose(-1, -2)).view({b, h, t, s});  // (B,H,T,S)
   if (ctx.mask_bias.defined()) scores.add_(ctx.mask_bias);
   at::Tensor probs = scores.scalar_type() == at::kFloat

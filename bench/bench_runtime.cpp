@@ -1,0 +1,112 @@
+// Runtime benchmarks on a random-initialised ~110M-parameter Llama (hidden 768, 12 layers,
+// 12 heads, MLP 2048, vocab 32000), fp32 — the model ../shared/PERFORMANCE.md measured the
+// Hugging Face and llama.cpp figures on. Run through bench/run.sh, which runs every benchmark
+// in its own process (so peak RSS is per workload) under both OpenBLAS settings.
+#include <benchmark/benchmark.h>
+#include <sys/resource.h>
+
+#include <cstdlib>
+
+#include "lethe/core/runtime.h"
+#include "lethe/model/generate.h"
+#include "lethe/model/load.h"
+#include "lethe/model/score.h"
+
+namespace {
+using lethe::model::CausalLM;
+
+CausalLM& llama110m() {
+  static std::shared_ptr<CausalLM> model = [] {
+    lethe::model::ModelConfig c = lethe::model::parse_config(
+        R"({"model_type":"llama","hidden_size":768,"num_hidden_layers":12,
+            "num_attention_heads":12,"num_key_value_heads":12,"intermediate_size":2048,
+            "vocab_size":32000,"max_position_embeddings":2048,"rms_norm_eps":1e-5,
+            "bos_token_id":1,"eos_token_id":2})",
+        "llama-110m");
+    return lethe::model::create_model(c, {}, /*seed=*/0);
+  }();
+  return *model;
+}
+
+double peak_rss_mib() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_maxrss) / 1024.0;
+}
+
+at::Tensor random_ids(std::int64_t b, std::int64_t t) {
+  at::Generator g = at::detail::createCPUGenerator(1234);
+  return at::randint(3, 32000, {b, t}, g, at::kLong);
+}
+
+void finish(benchmark::State& state, double tokens_per_iteration) {
+  state.counters["tokens_per_s"] = benchmark::Counter(
+      tokens_per_iteration * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+  state.counters["peak_rss_MiB"] = peak_rss_mib();
+  state.counters["threads"] = lethe::threads();
+}
+
+// Forward + per-token log-probs of every target, batch 8 x 256.
+void BM_Score_8x256(benchmark::State& state) {
+  CausalLM& m = llama110m();
+  at::Tensor ids = random_ids(8, 256);
+  lethe::model::score_tokens(m, ids);  // warm-up
+  for (auto _ : state) benchmark::DoNotOptimize(lethe::model::score_tokens(m, ids).logprobs);
+  finish(state, 8.0 * 256);
+}
+
+// Forward to full logits (B, T, V), batch 8 x 256.
+void BM_ForwardLogits_8x256(benchmark::State& state) {
+  CausalLM& m = llama110m();
+  at::Tensor ids = random_ids(8, 256);
+  torch::NoGradGuard ng;
+  m.forward(ids);
+  for (auto _ : state) benchmark::DoNotOptimize(m.forward(ids).logits);
+  finish(state, 8.0 * 256);
+}
+
+// Greedy decoding with the KV cache: B prompts of 32 tokens, 128 new tokens each. The rate
+// counts new tokens over the whole call, prefill included.
+void BM_GreedyDecode(benchmark::State& state) {
+  CausalLM& m = llama110m();
+  const std::int64_t b = state.range(0);
+  at::Tensor ids = random_ids(b, 32);
+  lethe::model::GenerateOptions o;
+  o.max_new_tokens = 128;
+  o.stop_at_eos = false;
+  lethe::model::generate(m, ids, {}, o);  // warm-up
+  for (auto _ : state) benchmark::DoNotOptimize(lethe::model::generate(m, ids, {}, o).tokens);
+  finish(state, 128.0 * static_cast<double>(b));
+}
+
+// One training step's forward + backward (no optimizer), batch 4 x 256.
+void BM_ForwardBackward_4x256(benchmark::State& state) {
+  CausalLM& m = llama110m();
+  at::Tensor ids = random_ids(4, 256);
+  m.train();
+  auto step = [&] {
+    m.zero_grad();
+    lethe::model::causal_lm_loss(m.forward(ids).logits, ids).backward();
+  };
+  step();
+  for (auto _ : state) step();
+  m.eval();
+  finish(state, 4.0 * 256);
+}
+
+BENCHMARK(BM_Score_8x256)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(5.0);
+BENCHMARK(BM_ForwardLogits_8x256)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(5.0);
+BENCHMARK(BM_GreedyDecode)->Arg(1)->Arg(8)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(5.0);
+BENCHMARK(BM_ForwardBackward_4x256)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(5.0);
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const char* t = std::getenv("LETHE_BENCH_THREADS");
+  lethe::configure_runtime(t != nullptr ? std::atoi(t) : 2);
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,267 @@
+#include "model/blocks/decode_kernels.h"
+
+#include <ATen/Parallel.h>
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define LETHE_AVX2 __attribute__((target("avx2,fma")))
+#endif
+
+namespace lethe::model {
+namespace {
+
+#if defined(__x86_64__)
+bool cpu_has_avx2_fma() {
+  static const bool ok = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  }();
+  return ok;
+}
+
+LETHE_AVX2 inline float hsum(__m256 v) {
+  __m128 lo = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+  lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
+  return _mm_cvtss_f32(lo);
+}
+
+LETHE_AVX2 inline float dot(const float* a, const float* b, std::int64_t k) {
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  std::int64_t i = 0;
+  for (; i + 16 <= k; i += 16) {
+    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
+  }
+  for (; i + 8 <= k; i += 8) acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+  float s = hsum(_mm256_add_ps(acc0, acc1));
+  for (; i < k; ++i) s += a[i] * b[i];
+  return s;
+}
+
+// Rows [n0, n1) of y (M, N) = x (M, K) w (N, K)^T + b. Four weight rows at a time are dotted
+// with two rows of x per pass (8 accumulators: 6 loads per 8 FMAs); the weight rows come from
+// memory in the first pass and from L1 in the others. Every pass prefetches the block two ahead
+// so that memory stays busy while the arithmetic runs on cached rows.
+LETHE_AVX2 void linear_kernel(const float* x, const float* w, const float* b, float* y,
+                              std::int64_t m, std::int64_t k, std::int64_t n, std::int64_t n0,
+                              std::int64_t n1) {
+  const std::int64_t k8 = k & ~std::int64_t{7};
+  std::int64_t j = n0;
+  for (; j + 4 <= n1; j += 4) {
+    const float* w0 = w + j * k;
+    const float* w1 = w0 + k;
+    const float* w2 = w1 + k;
+    const float* w3 = w2 + k;
+    const float* ahead = j + 12 <= n1 ? w0 + 8 * k : nullptr;  // block j + 8 .. j + 11
+    std::int64_t r = 0;
+    for (; r + 2 <= m; r += 2) {
+      const float* xa = x + r * k;
+      const float* xb = xa + k;
+      __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(),
+             a3 = _mm256_setzero_ps(), b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps(),
+             b2 = _mm256_setzero_ps(), b3 = _mm256_setzero_ps();
+      for (std::int64_t i = 0; i < k8; i += 8) {
+        if (ahead != nullptr && (i & 15) == 0) {
+          _mm_prefetch(reinterpret_cast<const char*>(ahead + i), _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(ahead + k + i), _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(ahead + 2 * k + i), _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(ahead + 3 * k + i), _MM_HINT_T0);
+        }
+        const __m256 va = _mm256_loadu_ps(xa + i), vb = _mm256_loadu_ps(xb + i);
+        const __m256 v0 = _mm256_loadu_ps(w0 + i), v1 = _mm256_loadu_ps(w1 + i);
+        const __m256 v2 = _mm256_loadu_ps(w2 + i), v3 = _mm256_loadu_ps(w3 + i);
+        a0 = _mm256_fmadd_ps(v0, va, a0);
+        a1 = _mm256_fmadd_ps(v1, va, a1);
+        a2 = _mm256_fmadd_ps(v2, va, a2);
+        a3 = _mm256_fmadd_ps(v3, va, a3);
+        b0 = _mm256_fmadd_ps(v0, vb, b0);
+        b1 = _mm256_fmadd_ps(v1, vb, b1);
+        b2 = _mm256_fmadd_ps(v2, vb, b2);
+        b3 = _mm256_fmadd_ps(v3, vb, b3);
+      }
+      float sa[4] = {hsum(a0), hsum(a1), hsum(a2), hsum(a3)};
+      float sb[4] = {hsum(b0), hsum(b1), hsum(b2), hsum(b3)};
+      const float* ws[4] = {w0, w1, w2, w3};
+      for (int q = 0; q < 4; ++q) {
+        for (std::int64_t i = k8; i < k; ++i) {
+          sa[q] += ws[q][i] * xa[i];
+          sb[q] += ws[q][i] * xb[i];
+        }
+        const float bias = b ? b[j + q] : 0.0f;
+        y[r * n + j + q] = sa[q] + bias;
+        y[(r + 1) * n + j + q] = sb[q] + bias;
+      }
+    }
+    if (r < m) {  // the odd row: four weight rows against one row of x
+      const float* xr = x + r * k;
+      __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+      __m256 a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+      for (std::int64_t i = 0; i < k8; i += 8) {
+        if (ahead != nullptr && (i & 15) == 0) {
+          _mm_prefetch(reinterpret_cast<const char*>(ahead + i), _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(ahead + k + i), _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(ahead + 2 * k + i), _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(ahead + 3 * k + i), _MM_HINT_T0);
+        }
+        const __m256 xv = _mm256_loadu_ps(xr + i);
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i), xv, a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i), xv, a1);
+        a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i), xv, a2);
+        a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i), xv, a3);
+      }
+      float s4[4] = {hsum(a0), hsum(a1), hsum(a2), hsum(a3)};
+      const float* ws[4] = {w0, w1, w2, w3};
+      for (int q = 0; q < 4; ++q) {
+        for (std::int64_t i = k8; i < k; ++i) s4[q] += ws[q][i] * xr[i];
+        y[r * n + j + q] = s4[q] + (b ? b[j + q] : 0.0f);
+      }
+    }
+  }
+  for (; j < n1; ++j) {
+    for (std::int64_t r = 0; r < m; ++r) {
+      y[r * n + j] = dot(w + j * k, x + r * k, k) + (b ? b[j] : 0.0f);
+    }
+  }
+}
+
+// One (batch, head): scores over S cached positions, softmax, weighted sum of values.
+LETHE_AVX2 void attend_one(const float* q, const float* k, std::int64_t k_stride,
+                           const float* v, std::int64_t v_stride, const float* bias,
+                           std::int64_t s, std::int64_t d, float* scores, float* out) {
+  float mx = -std::numeric_limits<float>::infinity();
+  for (std::int64_t j = 0; j < s; ++j) {
+    float sc = dot(q, k + j * k_stride, d);
+    if (bias != nullptr) sc += bias[j];
+    scores[j] = sc;
+    mx = std::max(mx, sc);
+  }
+  float sum = 0.0f;
+  for (std::int64_t j = 0; j < s; ++j) {
+    scores[j] = std::exp(scores[j] - mx);
+    sum += scores[j];
+  }
+  const float inv = 1.0f / sum;
+  std::int64_t i = 0;
+  for (; i + 8 <= d; i += 8) {
+    __m256 acc = _mm256_setzero_ps();
+    for (std::int64_t j = 0; j < s; ++j) {
+      acc = _mm256_fmadd_ps(_mm256_set1_ps(scores[j]), _mm256_loadu_ps(v + j * v_stride + i), acc);
+    }
+    _mm256_storeu_ps(out + i, _mm256_mul_ps(acc, _mm256_set1_ps(inv)));
+  }
+  for (; i < d; ++i) {
+    float acc = 0.0f;
+    for (std::int64_t j = 0; j < s; ++j) acc += scores[j] * v[j * v_stride + i];
+    out[i] = acc * inv;
+  }
+}
+#endif
+
+}  // namespace
+
+bool small_linear_applies(const at::Tensor& x, const at::Tensor& w) {
+#if defined(__x86_64__)
+  if (!cpu_has_avx2_fma()) return false;
+  if (!x.device().is_cpu() || x.scalar_type() != at::kFloat || w.scalar_type() != at::kFloat ||
+      !w.device().is_cpu() || w.dim() != 2 || !w.is_contiguous()) {
+    return false;
+  }
+  const std::int64_t k = w.size(1);
+  if (x.size(-1) != k || x.numel() == 0 || x.numel() / k > kSmallMatmulMaxRows) return false;
+  return !(at::GradMode::is_enabled() && (x.requires_grad() || w.requires_grad()));
+#else
+  (void)x;
+  (void)w;
+  return false;
+#endif
+}
+
+at::Tensor small_linear(const at::Tensor& x_in, const at::Tensor& w, const at::Tensor& b) {
+#if defined(__x86_64__)
+  const std::int64_t n = w.size(0), k = w.size(1);
+  at::Tensor x = x_in.contiguous();
+  at::Tensor bias = b.defined() ? b.contiguous() : b;
+  const std::int64_t m = x.numel() / k;
+  auto shape = x.sizes().vec();
+  shape.back() = n;
+  at::Tensor y = at::empty(shape, x.options());
+  const float* xp = x.data_ptr<float>();
+  const float* wp = w.data_ptr<float>();
+  const float* bp = bias.defined() ? bias.data_ptr<float>() : nullptr;
+  float* yp = y.data_ptr<float>();
+  // Grain: a multiple of the 4-row block; about one task per thread.
+  const std::int64_t threads = at::get_num_threads();
+  const std::int64_t grain = std::max<std::int64_t>(64, ((n + threads - 1) / threads + 3) & ~3);
+  at::parallel_for(0, n, grain, [&](std::int64_t n0, std::int64_t n1) {
+    linear_kernel(xp, wp, bp, yp, m, k, n, n0, n1);
+  });
+  return y;
+#else
+  (void)x_in;
+  (void)w;
+  (void)b;
+  return {};
+#endif
+}
+
+bool decode_attention_applies(const at::Tensor& q, const at::Tensor& k, const at::Tensor& mask) {
+#if defined(__x86_64__)
+  if (!cpu_has_avx2_fma() || q.size(2) != 1 || !q.device().is_cpu() ||
+      q.scalar_type() != at::kFloat || k.scalar_type() != at::kFloat) {
+    return false;
+  }
+  if (mask.defined() && mask.scalar_type() != at::kFloat) return false;
+  return !(at::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad()));
+#else
+  (void)q;
+  (void)k;
+  (void)mask;
+  return false;
+#endif
+}
+
+at::Tensor decode_attention(const at::Tensor& q_in, const at::Tensor& k, const at::Tensor& v,
+                            const at::Tensor& mask_bias) {
+#if defined(__x86_64__)
+  const std::int64_t b = q_in.size(0), h = q_in.size(1), d = q_in.size(3);
+  const std::int64_t kvh = k.size(1), s = k.size(2);
+  const std::int64_t rep = h / kvh;
+  at::Tensor q = q_in.contiguous();
+  at::Tensor kk = k.stride(3) == 1 ? k : k.contiguous();
+  at::Tensor vv = v.stride(3) == 1 ? v : v.contiguous();
+  at::Tensor mask;
+  if (mask_bias.defined()) mask = mask_bias.reshape({mask_bias.size(0), s}).contiguous();
+  at::Tensor out = at::empty({b, h, 1, d}, q.options());
+  const float* qp = q.data_ptr<float>();
+  const float* kp = kk.data_ptr<float>();
+  const float* vp = vv.data_ptr<float>();
+  const float* mp = mask.defined() ? mask.data_ptr<float>() : nullptr;
+  const bool mask_per_row = mask.defined() && mask.size(0) == b;
+  float* op = out.data_ptr<float>();
+  at::parallel_for(0, b * h, 1, [&](std::int64_t i0, std::int64_t i1) {
+    std::vector<float> scores(static_cast<std::size_t>(s));
+    for (std::int64_t i = i0; i < i1; ++i) {
+      const std::int64_t bi = i / h, hi = i % h, g = hi / rep;
+      const float* kb = kp + bi * kk.stride(0) + g * kk.stride(1);
+      const float* vb = vp + bi * vv.stride(0) + g * vv.stride(1);
+      const float* mb = mp == nullptr ? nullptr : mp + (mask_per_row ? bi * s : 0);
+      attend_one(qp + i * d, kb, kk.stride(2), vb, vv.stride(2), mb, s, d, scores.data(),
+                 op + i * d);
+    }
+  });
+  return out;
+#else
+  (void)q_in;
+  (void)k;
+  (void)v;
+  (void)mask_bias;
+  return {};
+#endif
+}
+
+}  // namespace lethe::model
