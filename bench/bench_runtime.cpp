@@ -28,10 +28,10 @@ CausalLM& llama110m() {
   return *model;
 }
 
-double peak_rss_mib() {
+double peak_rss_gib() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_maxrss) / 1024.0;
+  return static_cast<double>(u.ru_maxrss) / (1024.0 * 1024.0);
 }
 
 at::Tensor random_ids(std::int64_t b, std::int64_t t) {
@@ -42,7 +42,7 @@ at::Tensor random_ids(std::int64_t b, std::int64_t t) {
 void finish(benchmark::State& state, double tokens_per_iteration) {
   state.counters["tokens_per_s"] = benchmark::Counter(
       tokens_per_iteration * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
-  state.counters["peak_rss_MiB"] = peak_rss_mib();
+  state.counters["peak_rss_GiB"] = peak_rss_gib();
   state.counters["threads"] = lethe::threads();
 }
 
@@ -94,6 +94,29 @@ void BM_ForwardBackward_4x256(benchmark::State& state) {
   finish(state, 4.0 * 256);
 }
 
+// The machine's limits, measured in the same process: sgemm throughput on the model's MLP
+// shape, and memory bandwidth reading the model's size. Figures above are judged against these.
+void BM_Roofline_Sgemm(benchmark::State& state) {
+  at::Tensor x = at::randn({2048, 768}), w = at::randn({2048, 768});
+  at::linear(x, w);
+  for (auto _ : state) benchmark::DoNotOptimize(at::linear(x, w));
+  state.counters["GFLOP_per_s"] = benchmark::Counter(
+      2.0 * 2048 * 768 * 2048 * static_cast<double>(state.iterations()) / 1e9,
+      benchmark::Counter::kIsRate);
+  state.counters["threads"] = lethe::threads();
+}
+
+void BM_Roofline_MemoryRead(benchmark::State& state) {
+  at::Tensor big = at::randn({110'000'000});  // 440 MB, the 110M model's fp32 weights
+  big.sum();
+  for (auto _ : state) benchmark::DoNotOptimize(big.sum());
+  state.counters["GB_per_s"] = benchmark::Counter(
+      4.4e8 * static_cast<double>(state.iterations()) / 1e9, benchmark::Counter::kIsRate);
+  state.counters["threads"] = lethe::threads();
+}
+
+BENCHMARK(BM_Roofline_Sgemm)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
+BENCHMARK(BM_Roofline_MemoryRead)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
 BENCHMARK(BM_Score_8x256)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(5.0);
 BENCHMARK(BM_ForwardLogits_8x256)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(5.0);
 BENCHMARK(BM_GreedyDecode)->Arg(1)->Arg(8)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(5.0);

@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
     if (quiet) lethe::set_log_level(lethe::LogLevel::kWarn);
     if (verbose) lethe::set_log_level(lethe::LogLevel::kDebug);
     lethe::configure_runtime(global.threads);
+    (void)lethe::parse_device(global.device);  // reject a bad --device before any work
   });
 
   lethe::cli::add_doctor(app, global);

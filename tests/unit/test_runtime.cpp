@@ -1,11 +1,14 @@
 // The runtime's self-consistency on random models of every family (no fixtures needed):
 // KV cache vs full recompute, batched vs one-at-a-time, 1 vs 2 threads, hooks, the chunked
 // scorer vs a naive log_softmax, sampling controls and stop conditions.
+#include <limits>
+
 #include "lethe/core/error.h"
 #include "lethe/core/runtime.h"
 #include "lethe/model/generate.h"
 #include "lethe/model/load.h"
 #include "lethe/model/score.h"
+#include "model/blocks/decode_kernels.h"
 #include "support/compare.h"
 #include "support/fixtures.h"
 
@@ -293,6 +296,62 @@ TEST(Runtime, ReportFindsOpenBlas) {
   EXPECT_GE(r.cores, 1);
   EXPECT_THROW(parse_device("tpu"), Error);
   EXPECT_TRUE(parse_device("cpu").is_cpu());
+}
+
+}  // namespace
+}  // namespace lethe::test
+
+namespace lethe::test {
+namespace {
+
+bool cpu_has_avx2_fma() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+
+TEST(DecodeKernels, SmallLinearMatchesAtenForEveryRowCount) {
+  if (!model::small_linear_applies(at::zeros({1, 8}), at::zeros({4, 8}))) {
+    // The kernels only decline fp32 CPU inputs on CPUs without AVX2+FMA (ATen runs instead).
+    EXPECT_FALSE(cpu_has_avx2_fma());
+    return;
+  }
+  torch::NoGradGuard ng;
+  for (std::int64_t k : {8, 37, 768}) {
+    for (std::int64_t n : {1, 5, 130}) {
+      at::Tensor w = at::randn({n, k}), b = at::randn({n});
+      for (std::int64_t m = 1; m <= model::kSmallMatmulMaxRows; ++m) {
+        at::Tensor x = at::randn({m, k});
+        const std::string what = "m=" + std::to_string(m) + " k=" + std::to_string(k) +
+                                 " n=" + std::to_string(n);
+        EXPECT_CLOSE(what, model::small_linear(x, w, b), at::linear(x, w, b), Tolerance{1e-4, 1e-5});
+        EXPECT_CLOSE(what + " no bias", model::small_linear(x, w, {}), at::linear(x, w), Tolerance{1e-4, 1e-5});
+      }
+    }
+  }
+  // Rows beyond the limit, gradients and other dtypes take the ATen path.
+  EXPECT_FALSE(model::small_linear_applies(at::zeros({17, 8}), at::zeros({4, 8})));
+  EXPECT_FALSE(model::small_linear_applies(at::zeros({1, 8}, at::kDouble), at::zeros({4, 8}, at::kDouble)));
+}
+
+TEST(DecodeKernels, DecodeAttentionMatchesReference) {
+  if (!model::decode_attention_applies(at::zeros({1, 1, 1, 8}), at::zeros({1, 1, 1, 8}), {})) {
+    EXPECT_FALSE(cpu_has_avx2_fma());
+    return;
+  }
+  torch::NoGradGuard ng;
+  const std::int64_t b = 3, h = 6, kvh = 2, s = 19, d = 20;
+  at::Tensor q = at::randn({b, h, 1, d});
+  // A cache-like view: capacity 32, 19 positions used.
+  at::Tensor kbuf = at::randn({b, kvh, 32, d}), vbuf = at::randn({b, kvh, 32, d});
+  at::Tensor k = kbuf.narrow(2, 0, s), v = vbuf.narrow(2, 0, s);
+  at::Tensor mask = at::zeros({b, 1, 1, s});
+  mask[1].narrow(-1, 0, 7).fill_(std::numeric_limits<float>::lowest());  // left padding
+  at::Tensor kr = k.repeat_interleave(h / kvh, 1), vr = v.repeat_interleave(h / kvh, 1);
+  at::Tensor want = at::matmul(at::softmax(at::matmul(q, kr.transpose(-1, -2)) + mask, -1), vr);
+  EXPECT_CLOSE("decode attention", model::decode_attention(q, k, v, mask), want, Tolerance{1e-5, 1e-5});
+  EXPECT_CLOSE("decode attention, no mask", model::decode_attention(q, k, v, {}),
+               at::matmul(at::softmax(at::matmul(q, kr.transpose(-1, -2)), -1), vr),
+               Tolerance{1e-5, 1e-5});
 }
 
 }  // namespace

@@ -1,0 +1,213 @@
+// Black-box tests of the `lethe` binary: every subcommand run as a user runs it, checking exit
+// codes, output and error messages. Golden cases come from the fixtures' manifests, so new
+// cases are covered without code changes.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "lethe/core/file.h"
+#include "lethe/io/safetensors.h"
+#include "support/fixtures.h"
+
+namespace lethe::test {
+namespace {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+struct Result {
+  int code = -1;
+  std::string out, err;
+};
+
+std::string quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+Result lethe(const std::vector<std::string>& args) {
+  const fs::path dir = temp_dir("cli");
+  std::string cmd = quote(LETHE_CLI);
+  for (const auto& a : args) cmd += " " + quote(a);
+  cmd += " >" + quote((dir / "out").string()) + " 2>" + quote((dir / "err").string());
+  Result r;
+  const int status = std::system(cmd.c_str());
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.out = read_file(dir / "out");
+  r.err = read_file(dir / "err");
+  return r;
+}
+
+// Reads an I64 tensor of a safetensors file without torch.
+std::vector<std::int64_t> read_i64(const fs::path& file, const std::string& name) {
+  MappedFile f(file);
+  auto h = io::parse_safetensors_header(f.data(), f.size(), file.string());
+  const io::TensorInfo* t = h.find(name);
+  EXPECT_NE(t, nullptr) << name;
+  if (t == nullptr || t->dtype != io::DType::kI64) return {};
+  std::vector<std::int64_t> v(static_cast<std::size_t>(t->numel()));
+  std::memcpy(v.data(), f.data() + h.data_offset + t->begin, v.size() * 8);
+  return v;
+}
+
+std::string join(const std::vector<std::int64_t>& v) {
+  std::string s;
+  for (auto x : v) s += (s.empty() ? "" : ",") + std::to_string(x);
+  return s;
+}
+
+void expect_one_line_error(const Result& r, const std::string& fragment) {
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_EQ(r.err.rfind("lethe: error: ", 0), 0u) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "one line expected: " << r.err;
+  EXPECT_NE(r.err.find(fragment), std::string::npos) << "missing \"" << fragment << "\" in " << r.err;
+}
+
+TEST(Cli, VersionAndHelp) {
+  auto r = lethe({"--version"});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_NE(r.out.find("lethe 0."), std::string::npos) << r.out;
+  r = lethe({"--help"});
+  EXPECT_EQ(r.code, 0);
+  for (const char* sub : {"doctor", "info", "generate", "convert"}) {
+    EXPECT_NE(r.out.find(sub), std::string::npos) << sub << " missing from --help";
+  }
+  EXPECT_NE(lethe({}).code, 0);
+  EXPECT_NE(lethe({"no-such-command"}).code, 0);
+}
+
+TEST(Cli, Doctor) {
+  auto r = lethe({"doctor"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const char* key : {"libtorch", "BLAS", "threads", "CUDA"}) {
+    EXPECT_NE(r.out.find(key), std::string::npos) << key;
+  }
+  r = lethe({"--threads", "1", "doctor", "--json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = json::parse(r.out);
+  EXPECT_EQ(j["threads"], 1);
+  EXPECT_FALSE(j["reference_blas"].get<bool>()) << j.dump();
+  EXPECT_FALSE(j["blas_library"].get<std::string>().empty());
+  EXPECT_GE(j["cores"].get<int>(), 1);
+  r = lethe({"doctor", "--json"});
+  EXPECT_EQ(json::parse(r.out)["threads"], json::parse(r.out)["cores"]) << "default: all cores";
+}
+
+class GoldenCli : public ::testing::Test {
+ protected:
+  void SetUp() override { LETHE_NEED_FIXTURE(golden_dir() / "index.json"); }
+  std::vector<std::string> cases() const {
+    std::vector<std::string> out;
+    for (const auto& c : json::parse(read_file(golden_dir() / "index.json"))["cases"]) {
+      out.push_back(c["case"].get<std::string>());
+    }
+    return out;
+  }
+};
+
+TEST_F(GoldenCli, InfoReportsTheManifestsParameterCount) {
+  for (const auto& name : cases()) {
+    SCOPED_TRACE(name);
+    auto manifest = json::parse(read_file(golden_dir() / name / "manifest.json"));
+    auto r = lethe({"info", "--model", (golden_dir() / name / "model").string(), "--json", "--tensors"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    auto j = json::parse(r.out);
+    EXPECT_EQ(j["parameters"], manifest["n_params"]);
+    EXPECT_EQ(j["model_type"], manifest["config"]["model_type"]);
+    EXPECT_EQ(j["tensors"].size(), manifest["checkpoint"]["tensors"].size());
+    r = lethe({"info", "--model", (golden_dir() / name / "model").string()});
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.out.find("parameters     " + manifest["n_params"].dump()), std::string::npos) << r.out;
+  }
+}
+
+TEST_F(GoldenCli, GreedyGenerationMatchesTransformers) {
+  for (const auto& name : cases()) {
+    SCOPED_TRACE(name);
+    auto manifest = json::parse(read_file(golden_dir() / name / "manifest.json"));
+    auto prompt = read_i64(golden_dir() / name / "golden.safetensors", "generate.prompt_ids");
+    auto want = manifest["scalars"]["generate.new_tokens"].get<std::vector<std::int64_t>>();
+    auto r = lethe({"generate", "--model", (golden_dir() / name / "model").string(), "--prompt-ids",
+                    join(prompt), "--max-new-tokens", std::to_string(want.size()), "--no-eos-stop",
+                    "--json"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    auto j = json::parse(r.out);
+    EXPECT_EQ(j["new_tokens"].get<std::vector<std::int64_t>>(), want);
+    EXPECT_EQ(j["stop_reason"], "max_new_tokens");
+  }
+}
+
+TEST_F(GoldenCli, BatchedPromptsAndSampling) {
+  const std::string model = (golden_dir() / "llama_gqa_untied" / "model").string();
+  auto r = lethe({"generate", "--model", model, "--prompt-ids", "5,6,7", "--prompt-ids", "8",
+                  "--max-new-tokens", "5", "--no-eos-stop", "--json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::istringstream lines(r.out);
+  std::string line;
+  int n = 0;
+  while (std::getline(lines, line)) {
+    EXPECT_EQ(json::parse(line)["new_tokens"].size(), 5u);
+    ++n;
+  }
+  EXPECT_EQ(n, 2);
+  std::vector<std::string> sample = {"generate", "--model", model, "--prompt-ids", "5,6,7",
+                                     "--temperature", "1.0", "--top-p", "0.9", "--seed", "3",
+                                     "--max-new-tokens", "8", "--no-eos-stop"};
+  auto a = lethe(sample), b = lethe(sample);
+  ASSERT_EQ(a.code, 0) << a.err;
+  EXPECT_EQ(a.out, b.out) << "same seed, same output";
+}
+
+TEST(Cli, ConvertLlama2cThenGenerate) {
+  const fs::path bin = shared_dir() / "data" / "llama2c" / "stories260K.bin";
+  LETHE_NEED_FIXTURE(bin);
+  auto golden = json::parse(read_file(shared_dir() / "data" / "llama2c" / "golden" / "greedy_bos200.json"));
+  const fs::path out = temp_dir("convert") / "stories260K";
+  auto r = lethe({"convert", "llama2c", bin.string(), "--out", out.string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(fs::exists(out / "config.json"));
+  EXPECT_TRUE(fs::exists(out / "model.safetensors"));
+  r = lethe({"info", "--model", out.string(), "--json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["model_type"], "llama");
+  auto tokens = golden["tokens"].get<std::vector<std::int64_t>>();
+  r = lethe({"generate", "--model", out.string(), "--prompt-ids", "1", "--max-new-tokens",
+             std::to_string(tokens.size() - 1), "--no-eos-stop", "--json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["new_tokens"].get<std::vector<std::int64_t>>(),
+            std::vector<std::int64_t>(tokens.begin() + 1, tokens.end()));
+}
+
+TEST(Cli, ErrorsAreOneClearLine) {
+  expect_one_line_error(lethe({"info", "--model", "/nonexistent/model"}), "/nonexistent/model");
+  const fs::path corpus = tests_dir() / "corpus";
+  expect_one_line_error(lethe({"convert", "llama2c", (corpus / "safetensors" / "valid.safetensors").string(),
+                               "--out", temp_dir("bad").string()}),
+                        "llama2.c");
+  // A model folder whose config is broken.
+  const fs::path bad = temp_dir("badcfg");
+  fs::copy_file(corpus / "config" / "unknown_model_type.json", bad / "config.json");
+  expect_one_line_error(lethe({"info", "--model", bad.string()}), "unsupported model_type 'mamba'");
+  expect_one_line_error(lethe({"--device", "tpu", "doctor"}), "unknown device 'tpu'");
+}
+
+TEST_F(GoldenCli, GenerateRejectsBadInput) {
+  const std::string model = (golden_dir() / "gpt2_tied" / "model").string();
+  expect_one_line_error(lethe({"generate", "--model", model, "--prompt-ids", "1,300", "--max-new-tokens", "5"}),
+                        "token id 300 is outside the vocabulary [0, 300)");
+  expect_one_line_error(lethe({"generate", "--model", model, "--prompt-ids", "1", "--max-new-tokens", "100"}),
+                        "exceeds this model's 64 positions");
+  auto r = lethe({"generate", "--model", model, "--prompt-ids", "1,x"});
+  EXPECT_NE(r.code, 0);
+  r = lethe({"generate", "--model", model});
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("--prompt-ids"), std::string::npos) << r.err;
+  r = lethe({"generate", "--model", model, "--prompt-ids", "1", "--top-p", "1.5"});
+  EXPECT_NE(r.code, 0);
+}
+
+}  // namespace
+}  // namespace lethe::test
