@@ -356,3 +356,25 @@ TEST(DecodeKernels, DecodeAttentionMatchesReference) {
 
 }  // namespace
 }  // namespace lethe::test
+
+namespace lethe::test {
+namespace {
+
+TEST(Hooks, ReachTheScorerAndTheGenerator) {
+  auto m = tiny("mistral");
+  int calls = 0;
+  model::HookFunction count([&](const model::HookPoint& p, at::Tensor&) {
+    if (p.site == model::HookSite::kFinalNorm) ++calls;
+  });
+  model::score_tokens(*m, at::ones({2, 5}, at::kLong), {}, {}, &count);
+  EXPECT_EQ(calls, 1);
+  model::GenerateOptions o;
+  o.max_new_tokens = 4;
+  o.stop_at_eos = false;
+  o.hooks = &count;
+  model::generate(*m, std::vector<std::vector<std::int64_t>>{{3, 4}}, o);
+  EXPECT_EQ(calls, 1 + 4) << "prefill + 3 decode steps + the scorer's pass";
+}
+
+}  // namespace
+}  // namespace lethe::test

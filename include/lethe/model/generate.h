@@ -37,6 +37,8 @@ struct GenerateOptions {
   std::int64_t pad_token_id = -1;
   // Keep the raw logits that chose every new token (B, steps, V).
   bool keep_step_logits = false;
+  // Observer called at every hook point of every forward pass (prefill and each step).
+  HookObserver* hooks = nullptr;
 };
 
 enum class StopReason { kMaxTokens, kEos, kStopSequence, kStopString };

@@ -28,9 +28,10 @@ at::Tensor positions_from_mask(const at::Tensor& attention_mask);
 // Scores a batch without gradients. `attention_mask` (B, T): 1 real, 0 pad (undefined: all
 // real); positions follow positions_from_mask. `labels` (B, T): the targets, kIgnoreIndex where
 // not scored (undefined: input_ids). Targets at padded positions, or after one, are ignored.
+// `hooks`, if given, observes (or edits) the forward pass.
 TokenLogprobs score_tokens(CausalLM& model, const at::Tensor& input_ids,
                            const at::Tensor& attention_mask = {},
-                           const at::Tensor& labels = {});
+                           const at::Tensor& labels = {}, HookObserver* hooks = nullptr);
 
 // Scores sequences of different lengths in right-padded batches of up to `batch_size`
 // (longest first, so padding is small). Entry i holds len(seqs[i]) - 1 log-probs.

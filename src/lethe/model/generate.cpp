@@ -90,6 +90,7 @@ GenerateResult generate(CausalLM& model, const at::Tensor& input_ids,
   KVCache cache(cfg.num_layers, p + o.max_new_tokens);
   ForwardOptions fo;
   fo.cache = &cache;
+  fo.hooks = o.hooks;
   fo.logits = LogitsMode::kLast;
   fo.attention_mask = mask;
   fo.position_ids = positions_from_mask(mask);

@@ -17,7 +17,8 @@ at::Tensor positions_from_mask(const at::Tensor& mask) {
 }
 
 TokenLogprobs score_tokens(CausalLM& model, const at::Tensor& input_ids,
-                           const at::Tensor& attention_mask, const at::Tensor& labels) {
+                           const at::Tensor& attention_mask, const at::Tensor& labels,
+                           HookObserver* hooks) {
   torch::NoGradGuard no_grad;
   LETHE_CHECK(input_ids.dim() == 2 && input_ids.size(1) >= 2,
               "score_tokens needs (batch, tokens >= 2) ids, got ", input_ids.sizes());
@@ -27,6 +28,7 @@ TokenLogprobs score_tokens(CausalLM& model, const at::Tensor& input_ids,
 
   ForwardOptions fo;
   fo.logits = LogitsMode::kNone;
+  fo.hooks = hooks;
   at::Tensor real;  // (B, T) bool
   if (attention_mask.defined()) {
     LETHE_CHECK(attention_mask.sizes() == input_ids.sizes(), "attention_mask ",

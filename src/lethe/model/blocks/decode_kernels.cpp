@@ -43,6 +43,13 @@ LETHE_AVX2 inline float dot(const float* a, const float* b, std::int64_t k) {
   return s;
 }
 
+// Prefetches one cache line at offset i of four consecutive weight rows starting at `rows`.
+LETHE_AVX2 inline void prefetch_rows(const float* rows, std::int64_t k, std::int64_t i) {
+  for (int q = 0; q < 4; ++q) {
+    _mm_prefetch(reinterpret_cast<const char*>(rows + q * k + i), _MM_HINT_T0);
+  }
+}
+
 // Rows [n0, n1) of y (M, N) = x (M, K) w (N, K)^T + b. Four weight rows at a time are dotted
 // with two rows of x per pass (8 accumulators: 6 loads per 8 FMAs); the weight rows come from
 // memory in the first pass and from L1 in the others. Every pass prefetches the block two ahead
@@ -66,12 +73,7 @@ LETHE_AVX2 void linear_kernel(const float* x, const float* w, const float* b, fl
              a3 = _mm256_setzero_ps(), b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps(),
              b2 = _mm256_setzero_ps(), b3 = _mm256_setzero_ps();
       for (std::int64_t i = 0; i < k8; i += 8) {
-        if (ahead != nullptr && (i & 15) == 0) {
-          _mm_prefetch(reinterpret_cast<const char*>(ahead + i), _MM_HINT_T0);
-          _mm_prefetch(reinterpret_cast<const char*>(ahead + k + i), _MM_HINT_T0);
-          _mm_prefetch(reinterpret_cast<const char*>(ahead + 2 * k + i), _MM_HINT_T0);
-          _mm_prefetch(reinterpret_cast<const char*>(ahead + 3 * k + i), _MM_HINT_T0);
-        }
+        if (ahead != nullptr && (i & 15) == 0) prefetch_rows(ahead, k, i);
         const __m256 va = _mm256_loadu_ps(xa + i), vb = _mm256_loadu_ps(xb + i);
         const __m256 v0 = _mm256_loadu_ps(w0 + i), v1 = _mm256_loadu_ps(w1 + i);
         const __m256 v2 = _mm256_loadu_ps(w2 + i), v3 = _mm256_loadu_ps(w3 + i);
@@ -102,12 +104,7 @@ LETHE_AVX2 void linear_kernel(const float* x, const float* w, const float* b, fl
       __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
       __m256 a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
       for (std::int64_t i = 0; i < k8; i += 8) {
-        if (ahead != nullptr && (i & 15) == 0) {
-          _mm_prefetch(reinterpret_cast<const char*>(ahead + i), _MM_HINT_T0);
-          _mm_prefetch(reinterpret_cast<const char*>(ahead + k + i), _MM_HINT_T0);
-          _mm_prefetch(reinterpret_cast<const char*>(ahead + 2 * k + i), _MM_HINT_T0);
-          _mm_prefetch(reinterpret_cast<const char*>(ahead + 3 * k + i), _MM_HINT_T0);
-        }
+        if (ahead != nullptr && (i & 15) == 0) prefetch_rows(ahead, k, i);
         const __m256 xv = _mm256_loadu_ps(xr + i);
         a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i), xv, a0);
         a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i), xv, a1);
