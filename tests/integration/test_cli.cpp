@@ -181,6 +181,26 @@ TEST(Cli, ConvertLlama2cThenGenerate) {
             std::vector<std::int64_t>(tokens.begin() + 1, tokens.end()));
 }
 
+// A real Hugging Face GPT-2 folder at full vocabulary size (50257), saved by transformers 4.36
+// with the real tokenizer files beside the weights.
+TEST(Cli, FakeGpt2FolderAtFullVocabulary) {
+  const fs::path dir = shared_dir() / "data" / "models" / "fake-gpt2";
+  LETHE_NEED_FIXTURE(dir / "model.safetensors");
+  auto r = lethe({"info", "--model", dir.string(), "--json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = json::parse(r.out);
+  EXPECT_EQ(j["vocab_size"], 50257);
+  EXPECT_EQ(j["parameters"], 50257 * 2 + 1024 * 2 + (2 * 6 + 6) + (2 * 2 + 2) + (2 * 8 + 8) +
+                                 (8 * 2 + 2) + 4 * 2 + 2 * 2);
+  r = lethe({"generate", "--model", dir.string(), "--prompt-ids", "464,2068", "--max-new-tokens", "4",
+             "--no-eos-stop", "--json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (auto id : json::parse(r.out)["new_tokens"]) {
+    EXPECT_GE(id.get<int>(), 0);
+    EXPECT_LT(id.get<int>(), 50257);
+  }
+}
+
 TEST(Cli, ErrorsAreOneClearLine) {
   expect_one_line_error(lethe({"info", "--model", "/nonexistent/model"}), "/nonexistent/model");
   const fs::path corpus = tests_dir() / "corpus";
