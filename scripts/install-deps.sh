@@ -5,18 +5,23 @@
 #
 # Why each package is here:
 #   build-essential cmake     compiler and build system (C++20, CMake >= 3.25)
+#   pkg-config                locates PCRE2, utf8proc and SentencePiece for CMake
 #   libtorch-dev              tensors, autograd, BLAS-backed kernels (the model runtime)
 #   libopenblas0-openmp       the BLAS libtorch calls; without it reference BLAS is ~16x slower
 #   nlohmann-json3-dev        config.json, safetensors headers, index files, run outputs
 #   libcli11-dev              the `lethe` command line (subcommands, typed options, --help)
+#   libpcre2-dev              tokenizer.json regexes with Unicode properties and lookahead (JIT)
+#   libutf8proc-dev           Unicode normalization (NFC/NFKC/...) and case mapping for normalizers
+#   libsentencepiece-dev      SentencePiece .model tokenizers, and training new BPE models
 #   libgtest-dev libgmock-dev unit / golden / integration tests
 #   libbenchmark-dev          bench/ micro-benchmarks
 set -euo pipefail
 
 packages=(
-  build-essential cmake
+  build-essential cmake pkg-config
   libtorch-dev libopenblas0-openmp
   nlohmann-json3-dev libcli11-dev
+  libpcre2-dev libutf8proc-dev libsentencepiece-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 

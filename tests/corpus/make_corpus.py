@@ -84,6 +84,44 @@ configs = {
 }
 
 
+def tok(**changes):
+    t = {
+        "version": "1.0", "added_tokens": [], "normalizer": None, "post_processor": None,
+        "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "use_regex": True},
+        "decoder": {"type": "ByteLevel"},
+        "model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2}, "merges": ["a b"]},
+    }
+    for k, v in changes.items():
+        if v is None:
+            t.pop(k, None)
+        else:
+            t[k] = v
+    return json.dumps(t, indent=1).encode()
+
+
+tokenizers = {
+    "valid.json": (tok(), None),
+    "missing_model.json": (tok(model=None), "missing field 'model'"),
+    "bad_merge_token.json": (tok(model={"type": "BPE", "vocab": {"a": 0, "b": 1}, "merges": ["a c"]}), "merges[0]"),
+    "bad_merge_form.json": (tok(model={"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2}, "merges": ["a b c"]}), "merges[0]"),
+    "merged_not_in_vocab.json": (tok(model={"type": "BPE", "vocab": {"a": 0, "b": 1}, "merges": [["a", "b"]]}), "the merged token 'ab' is not in the vocab"),
+    "unknown_normalizer.json": (tok(normalizer={"type": "BertNormalizer"}), "unsupported normalizer type 'BertNormalizer'"),
+    "unknown_pre_tokenizer.json": (tok(pre_tokenizer={"type": "Sequence", "pretokenizers": [{"type": "ByteLevel"}, {"type": "UnicodeScripts"}]}), "pre_tokenizer.pretokenizers[1]: unsupported pre_tokenizer type 'UnicodeScripts'"),
+    "unknown_decoder.json": (tok(decoder={"type": "WordPiece"}), "unsupported decoder type 'WordPiece'"),
+    "unknown_post_processor.json": (tok(post_processor={"type": "RobertaProcessing"}), "unsupported post_processor type 'RobertaProcessing'"),
+    "unknown_model.json": (tok(model={"type": "Unigram", "vocab": []}), "unsupported model type 'Unigram'"),
+    "invalid_regex.json": (tok(pre_tokenizer={"type": "Split", "pattern": {"Regex": "(a|b"}, "behavior": "Isolated", "invert": False}), "pre_tokenizer.pattern: invalid regex"),
+    "bad_behavior.json": (tok(pre_tokenizer={"type": "Split", "pattern": {"String": " "}, "behavior": "Sideways"}), "unknown split behavior 'Sideways'"),
+    "missing_vocab.json": (tok(model={"type": "BPE", "merges": []}), "missing object 'vocab'"),
+    "bad_unk.json": (tok(model={"type": "BPE", "vocab": {"a": 0}, "merges": [], "unk_token": "<unk>"}), "unk_token '<unk>' is not in the vocab"),
+    "dropout.json": (tok(model={"type": "BPE", "vocab": {"a": 0}, "merges": [], "dropout": 0.1}), "dropout"),
+    "template_unknown_special.json": (tok(post_processor={"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}], "special_tokens": {}}), "special token '<s>' is not defined"),
+    "not_utf8.json": (tok()[:-2] + b', "x": "\xff\xfe"}', "not valid JSON"),
+    "truncated.json": (tok()[:100], "not valid JSON"),
+    "missing_type.json": (tok(normalizer={"lowercase": True}), "normalizer: missing string field 'type'"),
+}
+
+
 def write(folder, table):
     manifest = {}
     for name, (data, expect) in table.items():
@@ -97,3 +135,4 @@ def write(folder, table):
 
 write("safetensors", safetensors)
 write("config", configs)
+write("tokenizer", tokenizers)
