@@ -1,8 +1,5 @@
 #include "text/sentencepiece_tokenizer.h"
 
-#include <sentencepiece_processor.h>
-#include <sentencepiece_trainer.h>
-
 #include <algorithm>
 #include <cstring>
 
@@ -10,6 +7,7 @@
 #include "lethe/core/error.h"
 #include "lethe/core/file.h"
 #include "text/hf_pipeline.h"
+#include "text/spm_backend.h"
 #include "text/unicode.h"
 
 namespace lethe::text {
@@ -18,11 +16,7 @@ namespace fs = std::filesystem;
 // ---- SentencePiece ---------------------------------------------------------------------------
 
 SentencePieceTokenizer::SentencePieceTokenizer(const fs::path& model)
-    : sp_(std::make_unique<sentencepiece::SentencePieceProcessor>()), path_(model) {
-  // Load through our reader so a missing or unreadable file gives our error, not the library's.
-  const std::string bytes = read_file(model);
-  const auto status = sp_->LoadFromSerializedProto(bytes);
-  LETHE_CHECK(status.ok(), model.string(), ": not a SentencePiece model (", status.ToString(), ")");
+    : sp_(spm_load(read_file(model), model.string())), path_(model) {
   SpecialTokens s;
   auto id_of = [&](int id) -> std::optional<std::int64_t> {
     if (id < 0) return std::nullopt;
@@ -32,13 +26,13 @@ SentencePieceTokenizer::SentencePieceTokenizer(const fs::path& model)
   s.eos = id_of(sp_->eos_id());
   s.unk = id_of(sp_->unk_id());
   s.pad = id_of(sp_->pad_id());
-  if (s.bos) s.bos_token = sp_->IdToPiece(static_cast<int>(*s.bos));
-  if (s.eos) s.eos_token = sp_->IdToPiece(static_cast<int>(*s.eos));
-  if (s.unk) s.unk_token = sp_->IdToPiece(static_cast<int>(*s.unk));
-  if (s.pad) s.pad_token = sp_->IdToPiece(static_cast<int>(*s.pad));
+  if (s.bos) s.bos_token = sp_->id_to_piece(static_cast<int>(*s.bos));
+  if (s.eos) s.eos_token = sp_->id_to_piece(static_cast<int>(*s.eos));
+  if (s.unk) s.unk_token = sp_->id_to_piece(static_cast<int>(*s.unk));
+  if (s.pad) s.pad_token = sp_->id_to_piece(static_cast<int>(*s.pad));
   special_ = s;
-  for (int i = 0; i < sp_->GetPieceSize(); ++i) {
-    if (sp_->IsControl(i) || sp_->IsUnknown(i)) control_texts_.emplace_back(sp_->IdToPiece(i), i);
+  for (int i = 0; i < sp_->piece_size(); ++i) {
+    if (sp_->is_control(i) || sp_->is_unknown(i)) control_texts_.emplace_back(sp_->id_to_piece(i), i);
   }
   std::sort(control_texts_.begin(), control_texts_.end(),
             [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
@@ -53,8 +47,8 @@ std::vector<std::int64_t> SentencePieceTokenizer::encode(std::string_view text,
   auto encode_run = [&](std::string_view run) {
     if (run.empty()) return;
     std::vector<int> out;
-    const auto st = sp_->Encode(absl::string_view(run.data(), run.size()), &out);
-    LETHE_CHECK(st.ok(), path_.string(), ": encoding failed (", st.ToString(), ")");
+    std::string error;
+    LETHE_CHECK(sp_->encode(run, out, error), path_.string(), ": encoding failed (", error, ")");
     ids.insert(ids.end(), out.begin(), out.end());
   };
   std::size_t last = 0;
@@ -83,9 +77,8 @@ std::string SentencePieceTokenizer::decode(const std::vector<std::int64_t>& ids,
   std::vector<int> run;
   auto flush = [&] {
     if (run.empty()) return;
-    std::string piece;
-    const auto st = sp_->Decode(run, &piece);
-    LETHE_CHECK(st.ok(), path_.string(), ": decoding failed (", st.ToString(), ")");
+    std::string piece, error;
+    LETHE_CHECK(sp_->decode(run, piece, error), path_.string(), ": decoding failed (", error, ")");
     out += piece;
     run.clear();
   };
@@ -94,7 +87,7 @@ std::string SentencePieceTokenizer::decode(const std::vector<std::int64_t>& ids,
     if (is_special(id)) {
       if (skip_special_tokens) continue;
       flush();
-      out += sp_->IdToPiece(static_cast<int>(id));
+      out += sp_->id_to_piece(static_cast<int>(id));
       continue;
     }
     run.push_back(static_cast<int>(id));
@@ -106,37 +99,22 @@ std::string SentencePieceTokenizer::decode(const std::vector<std::int64_t>& ids,
 
 std::string SentencePieceTokenizer::id_to_token(std::int64_t id) const {
   if (id < 0 || id >= vocab_size()) return "";
-  return sp_->IdToPiece(static_cast<int>(id));
+  return sp_->id_to_piece(static_cast<int>(id));
 }
 
 std::optional<std::int64_t> SentencePieceTokenizer::token_to_id(std::string_view token) const {
-  const int id = sp_->PieceToId(absl::string_view(token.data(), token.size()));
-  // PieceToId answers unknown pieces with the unk id: only trust it when the piece matches.
-  if (id < 0 || sp_->IdToPiece(id) != token) return std::nullopt;
+  const int id = sp_->piece_to_id(token);
+  // Unknown pieces come back as the unk id: only trust an id whose piece matches.
+  if (id < 0 || sp_->id_to_piece(id) != token) return std::nullopt;
   return id;
 }
 
-std::int64_t SentencePieceTokenizer::vocab_size() const { return sp_->GetPieceSize(); }
+std::int64_t SentencePieceTokenizer::vocab_size() const { return sp_->piece_size(); }
 
 bool SentencePieceTokenizer::is_special(std::int64_t id) const {
   return id >= 0 && id < vocab_size() &&
-         (sp_->IsControl(static_cast<int>(id)) || sp_->IsUnknown(static_cast<int>(id)));
+         (sp_->is_control(static_cast<int>(id)) || sp_->is_unknown(static_cast<int>(id)));
 }
-
-namespace {
-class VectorIterator : public sentencepiece::SentenceIterator {
- public:
-  explicit VectorIterator(const std::vector<std::string>& v) : v_(v) {}
-  bool done() const override { return i_ >= v_.size(); }
-  void Next() override { ++i_; }
-  const std::string& value() const override { return v_[i_]; }
-  sentencepiece::util::Status status() const override { return {}; }
-
- private:
-  const std::vector<std::string>& v_;
-  std::size_t i_ = 0;
-};
-}  // namespace
 
 void train_sentencepiece_bpe(const std::vector<std::string>& sentences, const fs::path& model_path,
                              const SentencePieceTrainOptions& o) {
@@ -166,11 +144,7 @@ void train_sentencepiece_bpe(const std::vector<std::string>& sentences, const fs
       {"minloglevel", "2"},
   };
   if (!symbols.empty()) args["user_defined_symbols"] = symbols;
-  VectorIterator it(sentences);
-  std::string proto;
-  const auto st = sentencepiece::SentencePieceTrainer::Train(args, &it, &proto);
-  LETHE_CHECK(st.ok(), "SentencePiece training failed: ", st.ToString());
-  write_file_atomic(model_path, proto);
+  write_file_atomic(model_path, spm_train(sentences, args));
 }
 
 // ---- llama2.c tokenizer.bin ------------------------------------------------------------------

@@ -9,10 +9,6 @@
 
 #include "lethe/text/tokenizer.h"
 
-namespace sentencepiece {
-class SentencePieceProcessor;
-}
-
 namespace lethe::text {
 
 // A SentencePiece model, used as transformers' LlamaTokenizer (legacy mode) uses it: the text
@@ -38,7 +34,7 @@ class SentencePieceTokenizer : public Tokenizer {
   void set_clean_up_tokenization_spaces(bool on) { clean_up_ = on; }
 
  private:
-  std::unique_ptr<sentencepiece::SentencePieceProcessor> sp_;
+  std::unique_ptr<class SpmBackend> sp_;
   std::filesystem::path path_;
   std::vector<std::pair<std::string, std::int64_t>> control_texts_;  // longest first
   bool add_bos_ = true, add_eos_ = false, clean_up_ = false;
