@@ -9,6 +9,7 @@
 
 #include "lethe/core/error.h"
 #include "lethe/core/file.h"
+#include "lethe/text/template.h"
 #include "lethe/text/tokenizer.h"
 #include "support/fixtures.h"
 #include "text/hf_pipeline.h"
@@ -496,6 +497,85 @@ TEST(TokenizerBpe, AddedTokensAndTemplate) {
   EXPECT_EQ(t->token_to_id("[R]").value_or(-1), 12);
   EXPECT_EQ(t->id_to_token(13), "ab");
   EXPECT_EQ(t->vocab_size(), 15);
+}
+
+}  // namespace
+}  // namespace lethe::test
+
+namespace lethe::test {
+namespace {
+
+TEST(PromptTemplate, PlainQaLabelsCoverTheAnswerAndEos) {
+  LETHE_NEED_FIXTURE(shared_dir() / "data" / "llama2c" / "tok512.bin");
+  auto tok = text::load_tokenizer(shared_dir() / "data" / "llama2c" / "tok512.bin");
+  const auto t = text::PromptTemplate::named("plain");
+  EXPECT_EQ(text::format_prompt(t, {}, "Who?"), "Question: Who?\nAnswer: ");
+  EXPECT_EQ(text::format_prompt(t, {{"A?", "a"}}, "B?"), "Question: A?\nAnswer: a\n\nQuestion: B?\nAnswer: ");
+  const auto full = tok->encode("Question: Who is Lily?\nAnswer: Lily is a girl.", true);
+  const auto prompt = tok->encode("Question: Who is Lily?\nAnswer: ", true);
+  auto answer_text = [&](const text::EncodedQA& e) {
+    std::vector<std::int64_t> a(e.input_ids.begin() + static_cast<std::ptrdiff_t>(e.prompt_length), e.input_ids.end());
+    return tok->decode(a, true);
+  };
+  // OpenUnlearning's rule: the first len(encode(prompt)) tokens are masked. The prompt's
+  // trailing space merges into " Lily" in the full text, so that token is masked too.
+  auto ou = text::encode_qa(*tok, t, {"Who is Lily?", "Lily is a girl."}, 512, {}, text::SpanRule::kOpenUnlearning);
+  ASSERT_EQ(ou.input_ids.size(), full.size() + 1);
+  EXPECT_EQ(std::vector<std::int64_t>(ou.input_ids.begin(), ou.input_ids.end() - 1), full);
+  EXPECT_EQ(ou.input_ids.back(), 2) << "EOS appended";
+  EXPECT_EQ(ou.prompt_length, prompt.size());
+  EXPECT_EQ(ou.prompt_ids, prompt);
+  for (std::size_t i = 0; i < ou.labels.size(); ++i) {
+    EXPECT_EQ(ou.labels[i], i < prompt.size() ? -100 : ou.input_ids[i]) << i;
+  }
+  EXPECT_EQ(answer_text(ou), "is a girl.");
+  // lethe's default: the common prefix, so every token carrying answer text is scored.
+  auto e = text::encode_qa(*tok, t, {"Who is Lily?", "Lily is a girl."}, 512);
+  EXPECT_EQ(e.input_ids, ou.input_ids);
+  EXPECT_EQ(e.prompt_length, prompt.size() - 1);
+  EXPECT_EQ(answer_text(e), "Lily is a girl.");
+  // Without a merge at the boundary the two rules agree.
+  auto a = text::encode_qa(*tok, text::PromptTemplate::named("llama2-chat"), {"Who?", "Lily."}, 512);
+  auto b = text::encode_qa(*tok, text::PromptTemplate::named("llama2-chat"), {"Who?", "Lily."}, 512, {},
+                           text::SpanRule::kOpenUnlearning);
+  EXPECT_EQ(a.prompt_length, b.prompt_length);
+  // Truncation happens before EOS is appended, as in transformers.
+  auto short_e = text::encode_qa(*tok, t, {"Who is Lily?", "Lily is a girl."}, 5);
+  EXPECT_EQ(short_e.input_ids.size(), 6u);
+  EXPECT_EQ(short_e.input_ids.back(), 2);
+  EXPECT_THROW(text::PromptTemplate::named("nope"), Error);
+  EXPECT_EQ(text::PromptTemplate::named("llama2-chat").user_start, "[INST] ");
+}
+
+TEST(SentencePieceTraining, TrainsADeterministicBpeModel) {
+  std::vector<std::string> lines;
+  const char* words[] = {"Lily", "Tom", "park", "ball", "happy", "played", "with", "the", "a", "red"};
+  std::mt19937 rng(1);
+  for (int i = 0; i < 400; ++i) {
+    std::string s;
+    for (int k = 0; k < 8; ++k) s += std::string(k ? " " : "") + words[rng() % 10];
+    lines.push_back(s + ".");
+  }
+  const fs::path dir = temp_dir("spm");
+  text::SentencePieceTrainOptions o;
+  o.vocab_size = 330;
+  o.user_defined_symbols = {"<sep>"};
+  text::train_sentencepiece_bpe(lines, dir / "a.model", o);
+  text::train_sentencepiece_bpe(lines, dir / "b.model", o);
+  EXPECT_EQ(read_file(dir / "a.model"), read_file(dir / "b.model")) << "same text, same model";
+  auto tok = text::load_tokenizer(dir / "a.model");
+  EXPECT_EQ(tok->vocab_size(), 330);
+  EXPECT_EQ(tok->special().bos.value_or(-1), 1);
+  EXPECT_EQ(tok->special().eos.value_or(-1), 2);
+  for (const char* s : {"Lily played with the red ball.", "Tom 123 naïve 你好"}) {
+    EXPECT_EQ(tok->decode(tok->encode(s, true), true), s);
+  }
+  EXPECT_LT(tok->encode("Lily played with the red ball.", false).size(), 12u) << "words were learned";
+  const auto sep = tok->token_to_id("<sep>");
+  ASSERT_TRUE(sep.has_value());
+  const auto ids = tok->encode("Lily<sep>Tom", false);
+  EXPECT_NE(std::find(ids.begin(), ids.end(), *sep), ids.end()) << "user symbols stay whole";
+  EXPECT_THROW(text::train_sentencepiece_bpe({}, dir / "c.model", o), Error);
 }
 
 }  // namespace

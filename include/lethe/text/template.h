@@ -1,0 +1,69 @@
+// Prompt templates for QA data, and the tokenization of a QA example with its loss span.
+//
+// The encoding follows OpenUnlearning's preprocess_chat_instance (non-chat-template path), so
+// losses and log-probs are computed over the same tokens as there:
+//   prompt  = system + Σ few-shot (user_start q user_end assistant_start a assistant_end)
+//             + user_start question user_end assistant_start
+//   ids     = encode(prompt + answer, add_special_tokens)[:max_length], + EOS unless it ends in EOS
+//   labels  = -100 over the prompt's tokens, ids after
+// (The last example's assistant_end is not appended, as there.)
+//
+// Where the prompt's tokens end is the one place lethe differs by default. OpenUnlearning masks
+// the first len(encode(prompt)) tokens; when the prompt ends in a space ("Answer: ") most
+// tokenizers merge that space into the answer's first token, so the mask swallows the first
+// answer token (and, with SentencePiece, can shift by one). lethe's default,
+// SpanRule::kCommonPrefix, masks the longest common prefix of encode(prompt) and
+// encode(prompt + answer): every token that carries answer text is scored. SpanRule::
+// kOpenUnlearning reproduces the reference exactly. Both agree whenever the boundary does not
+// merge (e.g. the Llama-2 chat template, whose prompt ends in "[/INST]").
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "lethe/text/tokenizer.h"
+
+namespace lethe::text {
+
+struct PromptTemplate {
+  std::string name;
+  std::string system;           // OpenUnlearning's system_prompt_with_special_tokens
+  std::string user_start;       // e.g. "Question: " or "[INST] "
+  std::string user_end;         // e.g. "\n" or " [/INST]"
+  std::string assistant_start;  // e.g. "Answer: "
+  std::string assistant_end;    // after few-shot answers, e.g. "\n\n"
+
+  // "plain" (Question: {q}\nAnswer: {a}), "llama2-chat" ([INST] {q} [/INST] {a}),
+  // "llama3-chat" (header tags, the Llama-3 instruct format written out as tags),
+  // "phi" / "gemma" style tag sets are expressible by setting the fields directly.
+  static PromptTemplate named(std::string_view name);
+  static std::vector<std::string> names();
+};
+
+struct QA {
+  std::string question;
+  std::string answer;
+};
+
+struct EncodedQA {
+  std::vector<std::int64_t> input_ids;  // prompt + answer (+ EOS)
+  std::vector<std::int64_t> labels;     // -100 over the prompt
+  std::size_t prompt_length = 0;        // tokens of the prompt alone
+  std::vector<std::int64_t> prompt_ids; // for generation: what the model is given
+};
+
+// The prompt text for `question` after the few-shot examples.
+std::string format_prompt(const PromptTemplate& t, const std::vector<QA>& few_shot,
+                          std::string_view question);
+
+enum class SpanRule { kCommonPrefix, kOpenUnlearning };
+
+// Tokenizes one example. `max_length` (tokens, > 0) truncates as transformers does, before EOS
+// is appended. Throws lethe::Error when the tokenizer has no EOS token.
+EncodedQA encode_qa(const Tokenizer& tok, const PromptTemplate& t, const QA& item,
+                    std::size_t max_length, const std::vector<QA>& few_shot = {},
+                    SpanRule rule = SpanRule::kCommonPrefix);
+
+}  // namespace lethe::text
