@@ -4,6 +4,7 @@
 #include "commands.h"
 #include "lethe/core/log.h"
 #include "lethe/model/load.h"
+#include "lethe/text/tokenizer.h"
 
 namespace lethe::cli {
 
@@ -12,13 +13,17 @@ void add_convert(CLI::App& app, const GlobalOptions&) {
   cmd->require_subcommand(1);
   auto* l2c = cmd->add_subcommand("llama2c", "llama2.c v0 checkpoint (.bin) -> HF Llama folder");
   struct Opts {
-    std::string file, out, dtype = "float32";
+    std::string file, out, tokenizer, dtype = "float32";
   };
   auto o = std::make_shared<Opts>();
   l2c->add_option("FILE", o->file, "llama2.c checkpoint, e.g. stories260K.bin")
       ->required()
       ->check(CLI::ExistingFile);
   l2c->add_option("--out", o->out, "Output folder (created)")->required();
+  l2c->add_option("--tokenizer", o->tokenizer,
+                  "Tokenizer to carry: llama2.c tokenizer .bin (converted to tokenizer.json) or "
+                  "SentencePiece .model (copied as tokenizer.model)")
+      ->check(CLI::ExistingFile);
   l2c->add_option("--dtype", o->dtype, "Stored dtype: float32 (default), bfloat16, float16")
       ->check(CLI::IsMember({"float32", "bfloat16", "float16"}));
   l2c->callback([o] {
@@ -28,8 +33,14 @@ void add_convert(CLI::App& app, const GlobalOptions&) {
                : o->dtype == "float16" ? c10::kHalf
                                        : c10::kFloat;
     model::save_model(*m, o->out, so);
-    log_info("wrote ", o->out, " (llama, ", m->parameter_count(), " parameters, ", o->dtype,
-             "); token ids only — the tokenizer is not carried yet");
+    if (!o->tokenizer.empty()) {
+      text::install_tokenizer(o->tokenizer, o->out, m->config().vocab_size);
+      log_info("wrote ", o->out, " (llama, ", m->parameter_count(), " parameters, ", o->dtype,
+               ", tokenizer from ", o->tokenizer, ")");
+    } else {
+      log_info("wrote ", o->out, " (llama, ", m->parameter_count(), " parameters, ", o->dtype,
+               "); no --tokenizer given: the folder works on token ids only");
+    }
   });
 }
 

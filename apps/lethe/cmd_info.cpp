@@ -7,6 +7,7 @@
 #include "commands.h"
 #include "lethe/io/checkpoint.h"
 #include "lethe/model/load.h"
+#include "lethe/text/tokenizer.h"
 
 namespace lethe::cli {
 
@@ -59,6 +60,17 @@ void add_info(CLI::App& app, const GlobalOptions&) {
         {"checkpoint_files", ck.files().size()},
         {"checkpoint_bytes", ck.total_bytes()},
         {"dtypes", dtypes}};
+    std::string tok_line = "none (token ids only)";
+    if (text::has_tokenizer(o->model)) {
+      auto tok = text::load_tokenizer(o->model);
+      const auto& s = tok->special();
+      auto id = [](const std::optional<std::int64_t>& v) { return v ? nlohmann::json(*v) : nlohmann::json(nullptr); };
+      j["tokenizer"] = {{"kind", tok->kind()}, {"vocab_size", tok->vocab_size()}, {"bos", id(s.bos)},
+                        {"eos", id(s.eos)}, {"pad", id(s.pad)}, {"unk", id(s.unk)}};
+      tok_line = tok->kind() + ", " + std::to_string(tok->vocab_size()) + " tokens";
+      if (!s.bos_token.empty()) tok_line += ", bos '" + s.bos_token + "'";
+      if (!s.eos_token.empty()) tok_line += ", eos '" + s.eos_token + "'";
+    }
     if (o->tensors) j["tensors"] = tensors;
     if (o->json) {
       std::cout << j.dump(2) << "\n";
@@ -85,6 +97,7 @@ void add_info(CLI::App& app, const GlobalOptions&) {
               << (c.bos_token_id ? std::to_string(*c.bos_token_id) : "-") << ", eos "
               << (eos.empty() ? "-" : eos) << ", pad "
               << (c.pad_token_id ? std::to_string(*c.pad_token_id) : "-") << "\n"
+              << "tokenizer      " << tok_line << "\n"
               << "checkpoint     " << ck.files().size() << " file(s), " << ck.total_bytes()
               << " bytes;";
     for (const auto& [d, n] : dtypes) std::cout << " " << d << " " << n;

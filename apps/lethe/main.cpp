@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
   lethe::cli::add_info(app, global);
   lethe::cli::add_generate(app, global);
   lethe::cli::add_convert(app, global);
+  lethe::cli::add_tokenize(app, global);
 
   try {
     app.parse(argc, argv);

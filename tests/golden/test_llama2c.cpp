@@ -10,6 +10,7 @@
 #include "lethe/io/llama2c.h"
 #include "lethe/model/generate.h"
 #include "lethe/model/load.h"
+#include "lethe/text/tokenizer.h"
 #include "support/compare.h"
 #include "support/fixtures.h"
 
@@ -89,6 +90,28 @@ TEST_F(Stories260K, ConvertedFolderReloadsStrictly) {
   EXPECT_EQ(reloaded->config().bos_token_id.value_or(-1), 1);
   ASSERT_EQ(reloaded->config().eos_token_ids.size(), 1u);
   EXPECT_EQ(reloaded->config().eos_token_ids[0], 2);
+}
+
+// The reference text of 200 greedy tokens, decoded by every form of tok512 — in a process that
+// also holds libtorch (SentencePiece runs from its plugin; see text/spm_backend.h).
+TEST_F(Stories260K, GeneratedTextEqualsReference) {
+  LETHE_NEED_FIXTURE(dir_ / "tok512.model");
+  LETHE_NEED_FIXTURE(dir_ / "tok512.bin");
+  auto golden = nlohmann::json::parse(read_file(dir_ / "golden" / "greedy_bos200.json"));
+  const std::string want = golden.at("text").get<std::string>();
+  model::GenerateOptions o;
+  o.max_new_tokens = static_cast<std::int64_t>(tokens_.size()) - 1;
+  o.stop_at_eos = false;
+  const fs::path folder = temp_dir("tok512");
+  text::install_tokenizer(dir_ / "tok512.bin", folder, 512);
+  for (const fs::path& path : {dir_ / "tok512.model", dir_ / "tok512.bin", folder}) {
+    SCOPED_TRACE(path.string());
+    auto tok = text::load_tokenizer(path);
+    const auto prompt = tok->encode("", /*add_special_tokens=*/true);
+    ASSERT_EQ(prompt, std::vector<std::int64_t>{1});
+    auto r = model::generate(*model_, std::vector<std::vector<std::int64_t>>{prompt}, o);
+    EXPECT_EQ(tok->decode(r.tokens[0], true), want);
+  }
 }
 
 TEST_F(Stories260K, TruncatedFileIsOneClearError) {

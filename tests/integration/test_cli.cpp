@@ -181,6 +181,79 @@ TEST(Cli, ConvertLlama2cThenGenerate) {
             std::vector<std::int64_t>(tokens.begin() + 1, tokens.end()));
 }
 
+TEST(Cli, TextEndToEnd) {
+  const fs::path dir = shared_dir() / "data" / "llama2c";
+  LETHE_NEED_FIXTURE(dir / "stories260K.bin");
+  LETHE_NEED_FIXTURE(dir / "tok512.bin");
+  auto golden = json::parse(read_file(dir / "golden" / "greedy_bos200.json"));
+  const std::string want = golden["text"].get<std::string>();
+  for (const char* tokenizer : {"tok512.bin", "tok512.model"}) {
+    SCOPED_TRACE(tokenizer);
+    const fs::path out = temp_dir("text") / "model";
+    auto r = lethe({"convert", "llama2c", (dir / "stories260K.bin").string(), "--tokenizer",
+                    (dir / tokenizer).string(), "--out", out.string()});
+    ASSERT_EQ(r.code, 0) << r.err;
+    // Greedy from BOS alone: the reference text.
+    r = lethe({"generate", "--model", out.string(), "--prompt", "", "--max-new-tokens", "200",
+               "--no-eos-stop", "--json"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    auto j = json::parse(r.out);
+    EXPECT_EQ(j["text"], want);
+    EXPECT_EQ(j["prompt_ids"], json::array({1}));
+    // A text prompt continues the reference story; a stop string ends it early.
+    r = lethe({"generate", "--model", out.string(), "--prompt", "Once upon a time", "--max-new-tokens",
+               "60", "--stop", "Lily", "--json"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    j = json::parse(r.out);
+    EXPECT_EQ(j["stop_reason"], "stop_string");
+    EXPECT_NE(j["text"].get<std::string>().find("Lily"), std::string::npos);
+    EXPECT_EQ(want.find("Once upon a time" + j["text"].get<std::string>()), 0u) << j["text"];
+    r = lethe({"generate", "--model", out.string(), "--prompt", "Once upon a time", "--max-new-tokens", "5"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(r.out, ", there was a little\n");
+    r = lethe({"info", "--model", out.string(), "--json"});
+    EXPECT_EQ(json::parse(r.out)["tokenizer"]["vocab_size"], 512);
+  }
+}
+
+TEST(Cli, Tokenize) {
+  const fs::path dir = shared_dir() / "data" / "llama2c";
+  LETHE_NEED_FIXTURE(dir / "golden" / "enc_tok512.json");
+  auto cases = json::parse(read_file(dir / "golden" / "enc_tok512.json"));
+  std::string jsonl;
+  for (const auto& c : cases) jsonl += json{{"text", c["text"]}}.dump() + "\n";
+  const fs::path in = temp_dir("jsonl") / "in.jsonl";
+  write_file_atomic(in, jsonl);
+  // --jsonl reads stdin: run through a shell redirect.
+  const std::string cmd = std::string("'") + LETHE_CLI + "' tokenize --tokenizer '" + (dir / "tok512.bin").string() +
+                          "' --jsonl < '" + in.string() + "' > '" + in.string() + ".out'";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  std::istringstream lines(read_file(in.string() + ".out"));
+  std::string line;
+  std::size_t i = 0;
+  while (std::getline(lines, line)) {
+    ASSERT_LT(i, cases.size());
+    EXPECT_EQ(json::parse(line)["ids"], cases[i]["ids"]) << cases[i]["text"];
+    ++i;
+  }
+  EXPECT_EQ(i, cases.size());
+  auto r = lethe({"tokenize", "--tokenizer", (dir / "tok512.model").string(), "Hello, world!"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("ids     1 346 306 414 432 263 304 341 443"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("pieces  <s> ▁He ll o , ▁w or ld !"), std::string::npos) << r.out;
+  r = lethe({"tokenize", "--tokenizer", (dir / "tok512.model").string(), "--no-special", "Hello"});
+  EXPECT_NE(r.out.find("ids     346 306"), std::string::npos) << r.out;
+  expect_one_line_error(lethe({"tokenize", "--tokenizer", "/nonexistent.json", "x"}), "/nonexistent.json");
+  expect_one_line_error(lethe({"tokenize", "--tokenizer", (tests_dir() / "corpus" / "tokenizer" / "unknown_decoder.json").string(), "x"}),
+                        "unsupported decoder type 'WordPiece'");
+}
+
+TEST_F(GoldenCli, TextPromptWithoutTokenizerIsAClearError) {
+  expect_one_line_error(lethe({"generate", "--model", (golden_dir() / "gpt2_tied" / "model").string(),
+                               "--prompt", "hi"}),
+                        "has no tokenizer");
+}
+
 // A real Hugging Face GPT-2 folder at full vocabulary size (50257), saved by transformers 4.36
 // with the real tokenizer files beside the weights.
 TEST(Cli, FakeGpt2FolderAtFullVocabulary) {
