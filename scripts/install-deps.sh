@@ -10,6 +10,7 @@
 #   libopenblas0-openmp       the BLAS libtorch calls; without it reference BLAS is ~16x slower
 #   nlohmann-json3-dev        config.json, safetensors headers, index files, run outputs
 #   libcli11-dev              the `lethe` command line (subcommands, typed options, --help)
+#   libyaml-cpp-dev           YAML run configs (finetune / unlearn) with key.sub=value overrides
 #   libpcre2-dev              tokenizer.json regexes with Unicode properties and lookahead (JIT)
 #   libutf8proc-dev           Unicode normalization (NFC/NFKC/...) and case mapping for normalizers
 #   libsentencepiece-dev      SentencePiece .model tokenizers, and training new BPE models
@@ -20,7 +21,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config
   libtorch-dev libopenblas0-openmp
-  nlohmann-json3-dev libcli11-dev
+  nlohmann-json3-dev libcli11-dev libyaml-cpp-dev
   libpcre2-dev libutf8proc-dev libsentencepiece-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )

@@ -34,6 +34,7 @@ int main(int argc, char** argv) {
   lethe::cli::add_generate(app, global);
   lethe::cli::add_convert(app, global);
   lethe::cli::add_tokenize(app, global);
+  lethe::cli::add_train(app, global);
 
   try {
     app.parse(argc, argv);

@@ -58,4 +58,11 @@ class AtomicFileWriter {
 // One-shot atomic write of a whole file.
 void write_file_atomic(const std::filesystem::path& path, std::string_view contents);
 
+// 64-bit FNV-1a of a whole file, as 16 hex digits: a fingerprint for run records, not a
+// cryptographic hash. Files over `full_limit` bytes are fingerprinted from their size, their
+// first and their last MiB (so multi-GB checkpoints cost milliseconds); the result says so with
+// a "~" prefix.
+std::string file_fingerprint(const std::filesystem::path& path,
+                             std::uint64_t full_limit = 64ull << 20);
+
 }  // namespace lethe

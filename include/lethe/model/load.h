@@ -60,6 +60,8 @@ void verify_checkpoint(CausalLM& model, const io::Checkpoint& checkpoint,
                        const std::string& source);
 // The model of `config` with uninitialised weights (to be loaded), as float32 on the CPU.
 std::shared_ptr<CausalLM> build_model(const ModelConfig& config);
+// An independent copy (same config, dtype, device; weights copied), e.g. a frozen reference.
+std::shared_ptr<CausalLM> clone_model(const CausalLM& model);
 
 // A llama2.c v0 checkpoint (io/llama2c.h) as a Llama model: RMS eps 1e-5, rope_theta 1e4,
 // bos 1, eos 2 (llama2.c's conventions), max positions = its seq_len.

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -111,6 +112,30 @@ void AtomicFileWriter::commit() {
     ::fsync(dfd);
     ::close(dfd);
   }
+}
+
+std::string file_fingerprint(const fs::path& path, std::uint64_t full_limit) {
+  MappedFile f(path);
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  auto feed = [&](const std::uint8_t* p, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) {
+      h ^= p[i];
+      h *= 0x100000001b3ULL;
+    }
+  };
+  const bool partial = f.size() > full_limit;
+  if (!partial) {
+    feed(f.data(), f.size());
+  } else {
+    const std::size_t mib = 1 << 20;
+    const std::uint64_t size = f.size();
+    feed(reinterpret_cast<const std::uint8_t*>(&size), sizeof(size));
+    feed(f.data(), mib);
+    feed(f.data() + f.size() - mib, mib);
+  }
+  char buf[24];
+  std::snprintf(buf, sizeof(buf), "%s%016llx", partial ? "~" : "", static_cast<unsigned long long>(h));
+  return buf;
 }
 
 void write_file_atomic(const fs::path& path, std::string_view contents) {

@@ -98,6 +98,17 @@ std::shared_ptr<CausalLM> build_model(const ModelConfig& config) {
   return find_arch(config.model_type).build(config);
 }
 
+std::shared_ptr<CausalLM> clone_model(const CausalLM& model) {
+  std::shared_ptr<CausalLM> copy = build_model(model.config());
+  const at::Tensor w = model.head_weight();
+  copy->to(w.device(), w.scalar_type());
+  torch::NoGradGuard ng;
+  auto src = model.named_parameters();
+  for (auto& item : copy->named_parameters()) item.value().copy_(src[item.key()]);
+  copy->train(model.is_training());
+  return copy;
+}
+
 std::shared_ptr<CausalLM> create_model(const ModelConfig& config, const LoadOptions& options,
                                        std::uint64_t seed) {
   std::shared_ptr<CausalLM> model = build_model(config);

@@ -65,6 +65,16 @@ std::vector<std::pair<std::size_t, std::size_t>> Regex::find_all(std::string_vie
   return out;
 }
 
+bool Regex::full_match(std::string_view s) const {
+  // Anchored match of the whole subject: the pattern must consume every byte.
+  pcre2_match_data* md = pcre2_match_data_create_from_pattern(impl_->code, nullptr);
+  LETHE_CHECK(md != nullptr, "out of memory in regex matching");
+  const int rc = pcre2_match(impl_->code, reinterpret_cast<PCRE2_SPTR>(s.data()), s.size(), 0,
+                             PCRE2_ANCHORED | PCRE2_ENDANCHORED, md, nullptr);
+  pcre2_match_data_free(md);
+  return rc >= 0;
+}
+
 std::string regex_escape(std::string_view literal) {
   std::string out;
   for (char c : literal) {

@@ -22,6 +22,8 @@ class Regex {
   // Byte ranges [begin, end) of every non-overlapping match, left to right. Empty matches are
   // skipped (the search moves on one unit).
   std::vector<std::pair<std::size_t, std::size_t>> find_all(std::string_view subject) const;
+  // True when the whole subject matches (Python's re.fullmatch).
+  bool full_match(std::string_view subject) const;
   const std::string& pattern() const { return pattern_; }
 
  private:

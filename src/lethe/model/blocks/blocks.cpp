@@ -33,7 +33,22 @@ void fill_normal(at::Tensor& p, at::Generator& gen, double std) {
   p.copy_(at::empty(p.sizes(), at::kFloat).normal_(0.0, std, gen));
 }
 
-at::Tensor LinearImpl::forward(const at::Tensor& x) { return linear(x, weight, bias); }
+at::Tensor LoraHook::apply(const at::Tensor& x, bool training) const {
+  at::Tensor in = x;
+  if (training && dropout > 0.0) {
+    at::Tensor keep = at::empty(x.sizes(), x.options()).bernoulli_(1.0 - dropout,
+                                                                   generator ? c10::optional<at::Generator>(*generator)
+                                                                             : c10::nullopt);
+    in = x * keep / (1.0 - dropout);
+  }
+  return linear(linear(in, a, at::Tensor()), b, at::Tensor()) * scale;
+}
+
+at::Tensor LinearImpl::forward(const at::Tensor& x) {
+  at::Tensor y = linear(x, weight, bias);
+  if (lora != nullptr && lora->enabled) y = y + lora->apply(x, is_training());
+  return y;
+}
 
 void LinearImpl::init(at::Generator& gen, double std) {
   fill_normal(weight, gen, std);
@@ -51,8 +66,10 @@ at::Tensor Conv1DImpl::forward(const at::Tensor& x) {
   const std::int64_t out = weight.size(1);
   auto shape = x.sizes().vec();
   shape.back() = out;
-  if (x.numel() == in) return at::addmv(bias, weight.t(), x.reshape({in})).view(shape);
-  return at::addmm(bias, x.reshape({-1, in}), weight).view(shape);
+  at::Tensor y = x.numel() == in ? at::addmv(bias, weight.t(), x.reshape({in})).view(shape)
+                                 : at::addmm(bias, x.reshape({-1, in}), weight).view(shape);
+  if (lora != nullptr && lora->enabled) y = y + lora->apply(x, is_training());
+  return y;
 }
 
 void Conv1DImpl::init(at::Generator& gen, double std) {

@@ -44,6 +44,17 @@ at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b)
 // on the seed only.
 void fill_normal(at::Tensor& p, at::Generator& gen, double std);
 
+// A low-rank adapter attached to a Linear or Conv1D (train/lora.cpp owns it): the layer adds
+// scale · B A dropout(x). A (r, in), B (out, r).
+struct LoraHook {
+  at::Tensor a, b;
+  double scale = 1.0;
+  double dropout = 0.0;
+  at::Generator* generator = nullptr;  // dropout masks, seeded by the adapter
+  bool enabled = true;
+  at::Tensor apply(const at::Tensor& x, bool training) const;
+};
+
 // y = x W^T + b with W (out, in) as nn.Linear stores it.
 class LinearImpl : public torch::nn::Module {
  public:
@@ -51,6 +62,7 @@ class LinearImpl : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& x);
   void init(at::Generator& gen, double std);
   at::Tensor weight, bias;
+  LoraHook* lora = nullptr;
 };
 TORCH_MODULE(Linear);
 
@@ -61,6 +73,7 @@ class Conv1DImpl : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& x);
   void init(at::Generator& gen, double std);
   at::Tensor weight, bias;
+  LoraHook* lora = nullptr;
 };
 TORCH_MODULE(Conv1D);
 

@@ -1,0 +1,65 @@
+// Training examples: token ids with labels (-100 outside the loss span), built from records with
+// a tokenizer, plus the deterministic orders and pairings the trainer walks through.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "lethe/data/records.h"
+#include "lethe/text/template.h"
+#include "lethe/text/tokenizer.h"
+
+namespace lethe::data {
+
+inline constexpr std::int64_t kIgnore = -100;
+
+struct Example {
+  std::vector<std::int64_t> input_ids;
+  std::vector<std::int64_t> labels;  // kIgnore where no loss
+};
+
+// QA formatted with `tmpl`, loss on the answer tokens (+ EOS), as text::encode_qa.
+std::vector<Example> qa_examples(const text::Tokenizer& tok, const text::PromptTemplate& tmpl,
+                                 const std::vector<QARecord>& records, std::size_t max_length,
+                                 text::SpanRule rule = text::SpanRule::kCommonPrefix);
+
+// The same questions with refusals as answers (IdK). Record i gets refusal
+// (mix(seed, i) mod refusals.size()): fixed for a seed, whatever the epoch, thread or device.
+std::vector<Example> idk_examples(const text::Tokenizer& tok, const text::PromptTemplate& tmpl,
+                                  const std::vector<QARecord>& records,
+                                  const std::vector<std::string>& refusals, std::uint64_t seed,
+                                  std::size_t max_length);
+
+// prefix -> continuation: loss on the continuation tokens, as OpenUnlearning's
+// preprocess_pretraining_instance (prefix tokens masked; the first token never has loss;
+// `max_length` continuation tokens at most).
+std::vector<Example> completion_examples(const text::Tokenizer& tok,
+                                         const std::vector<CompletionRecord>& records,
+                                         std::size_t max_length, bool insert_space = false);
+
+// Pretraining text: every document tokenized (BOS per the tokenizer, EOS appended), all
+// concatenated, cut into windows of `max_length` tokens (the last, shorter one kept).
+std::vector<Example> pretraining_chunks(const text::Tokenizer& tok,
+                                        const std::vector<std::string>& texts,
+                                        std::size_t max_length);
+
+// A seeded permutation of 0..n-1 for `epoch` (splitmix64-keyed Fisher-Yates): the order the
+// trainer visits examples in. Pure function of (n, seed, epoch).
+std::vector<std::size_t> epoch_order(std::size_t n, std::uint64_t seed, std::uint64_t epoch);
+
+// Forget/retain pairing: the retain example used with the forget example at position `i` of
+// `epoch` is epoch_order(n_retain, seed ^ kRetainStream, epoch * 1000003 + i / n_retain)
+// [i mod n_retain]. Every retain example is used once before any repeats, and the pairing
+// depends on nothing but
+// (seed, epoch, i) — not on threads, devices or batch size. (OpenUnlearning draws a random
+// retain example per forget example from the global RNG, which is not reproducible across
+// worker counts.)
+inline constexpr std::uint64_t kRetainStream = 0x5245544149'4e0000ULL;
+std::size_t paired_retain_index(std::size_t i, std::size_t n_retain, std::uint64_t seed,
+                                std::uint64_t epoch);
+
+// 64-bit mixing (splitmix64 finalizer), the source of every derived seed.
+std::uint64_t mix64(std::uint64_t x);
+
+}  // namespace lethe::data

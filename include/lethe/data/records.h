@@ -1,0 +1,37 @@
+// Reading datasets: JSONL (one object per line) or a JSON array of objects, auto-detected, with
+// errors that name the file, the line (or array index) and the field.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace lethe::data {
+
+// TOFU / MUSE-knowmem QA. `paraphrased_question`, `paraphrased_answer` and `perturbed_answers`
+// are empty when the file does not carry them.
+struct QARecord {
+  std::string question;
+  std::string answer;
+  std::string paraphrased_question;
+  std::string paraphrased_answer;
+  std::vector<std::string> perturbed_answers;
+};
+
+// Prefix -> continuation (MUSE verbmem: "prompt" / "gt").
+struct CompletionRecord {
+  std::string prompt;
+  std::string continuation;
+};
+
+// QA records: "question" and "answer" are required; "paraphrased_question",
+// "paraphrased_answer" and "perturbed_answer" (a string or a list) are read when present.
+std::vector<QARecord> read_qa(const std::filesystem::path& path);
+// Completion records from `prompt_key` / `continuation_key` (default MUSE's "prompt" / "gt").
+std::vector<CompletionRecord> read_completions(const std::filesystem::path& path,
+                                               const std::string& prompt_key = "prompt",
+                                               const std::string& continuation_key = "gt");
+// One string field of every record (a bare JSON string counts as the record itself).
+std::vector<std::string> read_texts(const std::filesystem::path& path, const std::string& key = "text");
+
+}  // namespace lethe::data

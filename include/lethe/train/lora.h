@@ -1,0 +1,83 @@
+// LoRA adapters: y = W x + (alpha / r) · B A dropout(x) on selected linear layers, with the base
+// weights frozen. Saved and loaded in the PEFT layout (adapter_config.json +
+// adapter_model.safetensors, keys base_model.model.<module>.lora_A.weight / lora_B.weight), so
+// PEFT loads lethe's adapters and lethe loads PEFT's.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "lethe/data/batch.h"
+#include "lethe/model/causal_lm.h"
+
+namespace lethe::train {
+
+struct LoraConfig {
+  std::int64_t rank = 16;
+  double alpha = 32.0;
+  double dropout = 0.0;
+  // Module names to adapt: a regex matched against the full module name
+  // ("model.layers.3.self_attn.q_proj"). Empty: every attention and MLP linear of the family.
+  std::string target_regex;
+  // "default": A ~ Kaiming-uniform, B = 0 (PEFT's), so the model starts unchanged.
+  // "fila": Fisher-weighted low-rank init (LoKU), see fila_init().
+  std::string init = "default";
+};
+
+class LoraAdapter {
+ public:
+  // Attaches adapters to `model` (whose base parameters are then frozen). Deterministic in
+  // `seed`.
+  static std::shared_ptr<LoraAdapter> attach(model::CausalLM& model, const LoraConfig& config,
+                                             std::uint64_t seed);
+  ~LoraAdapter();
+
+  const LoraConfig& config() const { return config_; }
+  double scale() const;
+  // Trainable tensors with their PEFT names (without the "base_model.model." prefix:
+  // "<module>.lora_A.weight").
+  std::vector<std::pair<std::string, at::Tensor>> named_parameters() const;
+  std::vector<std::string> module_names() const;
+
+  // W += scale · B A (adapters then contribute nothing until unmerge()).
+  void merge();
+  void unmerge();
+  bool merged() const { return merged_; }
+  // Removes the adapters from the model (merging first if `merge`), unfreezing nothing.
+  void detach(bool merge);
+
+  // PEFT files. `base_model` is written as base_model_name_or_path.
+  void save(const std::filesystem::path& dir, const std::string& base_model = "") const;
+  // Loads PEFT files into a freshly attached adapter (rank, alpha, targets from the config).
+  static std::shared_ptr<LoraAdapter> load(model::CausalLM& model, const std::filesystem::path& dir);
+  // Whether the base weights were changed at attach time (FILA keeps W - scale·BA as the base):
+  // such an adapter is only valid on top of this modified base.
+  bool base_modified() const { return base_modified_; }
+
+  // FILA (LoKU, Cha et al. 2025): with diagonal-Fisher importances F_f (forget) and F_r (retain)
+  // of each adapted weight, I = F_f / (F_r + 1e-5), row weights w = sqrt(Σ_cols I); B A is the
+  // row-weighted rank-r approximation of W (SVD of diag(w) W), and the base becomes
+  // W - scale·B A, so the model's outputs are unchanged at the start.
+  void fila_init(model::CausalLM& model, const std::vector<data::Batch>& forget,
+                 const std::vector<data::Batch>& retain);
+
+  struct Slot;
+
+ private:
+  LoraAdapter() = default;
+  LoraConfig config_;
+  std::vector<std::unique_ptr<Slot>> slots_;
+  bool merged_ = false;
+  bool base_modified_ = false;
+};
+
+// The default LoRA targets of a model family (attention and MLP linears).
+std::string default_lora_targets(const model::CausalLM& model);
+
+}  // namespace lethe::train

@@ -1,0 +1,90 @@
+// The training loop every run uses: fine-tuning and unlearning differ only in their Objective.
+//
+// Epochs visit the anchor examples in data::epoch_order(n, seed, epoch); `grad_accum`
+// micro-batches of `batch_size` make one optimizer step (a short last window at the end of an
+// epoch still steps, its loss averaged over the micro-batches it has); gradients are clipped to
+// `max_grad_norm`; AdamW follows the schedule. Every optimizer step appends one line to
+// <run_dir>/train_log.jsonl. Checkpoints (<run_dir>/checkpoints/step-N/: trainable tensors,
+// optimizer state, position) are written atomically, and a run restarted with the same config
+// resumes from the newest one and ends bit-identical to an uninterrupted run.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "lethe/train/optimizer.h"
+#include "lethe/unlearn/method.h"
+
+namespace lethe::train {
+
+// Stops or warns when training degenerates (OpenUnlearning's defaults are known to collapse
+// models silently).
+struct CollapseGuard {
+  std::string action = "warn";      // warn | stop | off
+  double retain_loss_factor = 5.0;  // the "retain" term exceeds this multiple of its first value
+  std::int64_t repetition_every = 0;   // > 0: call the repetition probe every N steps
+  double repetition_threshold = 0.5;   // probe result (share of repeated n-grams) above this
+};
+
+struct TrainerConfig {
+  std::int64_t epochs = 1;
+  std::int64_t max_steps = 0;  // > 0: stop after this many optimizer steps (epochs then ignored)
+  std::int64_t batch_size = 4;
+  std::int64_t grad_accum = 1;
+  double max_grad_norm = 1.0;  // <= 0: no clipping
+  AdamWConfig optimizer;
+  std::string schedule = "linear";
+  std::int64_t warmup_steps = 0;
+  double warmup_ratio = 0.0;   // used when warmup_steps == 0
+  std::uint64_t seed = 0;
+  std::int64_t checkpoint_every = 0;  // optimizer steps; 0: no checkpoints
+  std::int64_t keep_checkpoints = 2;
+  std::int64_t eval_every = 0;        // optimizer steps; 0: no evaluation callbacks
+  std::filesystem::path run_dir;      // required: train_log.jsonl and checkpoints/
+  bool resume = true;
+  bool progress = true;
+  CollapseGuard guard;
+  // Anything else that defines the run (data, method, model); a checkpoint made under a
+  // different fingerprint is not resumed from.
+  std::string fingerprint;
+};
+
+// What a micro-batch of anchor examples contributes to the loss.
+class Objective {
+ public:
+  virtual ~Objective() = default;
+  virtual std::size_t size() const = 0;  // anchor examples per epoch
+  // `indices`: anchor examples of this micro-batch; `positions`: their positions in the epoch.
+  virtual unlearn::LossTerms loss(const std::vector<std::size_t>& indices,
+                                  const std::vector<std::size_t>& positions, std::uint64_t epoch) = 0;
+  // Tokens the micro-batch processes (for the logged rate).
+  virtual std::int64_t tokens(const std::vector<std::size_t>& indices) const = 0;
+};
+
+struct TrainResult {
+  std::int64_t steps = 0;
+  std::int64_t resumed_from = 0;  // 0 when started fresh
+  bool stopped = false;           // by the collapse guard
+  std::string stop_reason;
+  std::map<std::string, double> last_terms;
+};
+
+using EvalCallback = std::function<std::map<std::string, double>(std::int64_t step)>;
+using Probe = std::function<double()>;
+
+// Trains `params` (named; their requires_grad is set) under `objective`.
+TrainResult train(const std::vector<std::pair<std::string, at::Tensor>>& params, Objective& objective,
+                  const TrainerConfig& config, const EvalCallback& eval = {},
+                  const Probe& repetition_probe = {});
+
+// Total optimizer steps a config implies for `n` anchor examples.
+std::int64_t planned_steps(const TrainerConfig& config, std::size_t n);
+
+}  // namespace lethe::train

@@ -1,0 +1,72 @@
+// unlearn::Method: an unlearning method is a set of named loss terms computed from a forget
+// batch, an optional retain batch, an optional alternate batch (the forget questions with
+// refusal answers) and, when the method needs one, a frozen reference model (DESIGN.md §3).
+//
+// Methods are created by name from a string registry that uses OpenUnlearning's names, so
+// configs read the same: GradAscent, GradDiff, NPO, SimNPO, DPO (IdkDPO), IdkNLL, RMU, UNDIAL,
+// WGA, SatImp, CE-U, IHL. docs/methods.md gives each formula and its defaults.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "lethe/data/batch.h"
+#include "lethe/model/causal_lm.h"
+
+namespace lethe::unlearn {
+
+using ParamValue = std::variant<double, std::string, std::vector<std::string>>;
+using Params = std::map<std::string, ParamValue>;
+
+struct UnlearnBatch {
+  data::Batch forget;
+  data::Batch retain;     // empty (size 0) when the method needs none
+  data::Batch alternate;  // forget questions answered with refusals; empty unless needed
+};
+
+struct LossTerms {
+  at::Tensor total;                                     // what is minimised
+  std::vector<std::pair<std::string, at::Tensor>> terms;  // e.g. {"forget", ..}, {"retain", ..}
+};
+
+class Method {
+ public:
+  virtual ~Method() = default;
+  virtual std::string name() const = 0;
+  virtual bool needs_reference() const { return false; }
+  virtual bool needs_retain() const { return false; }
+  virtual bool needs_alternate() const { return false; }
+  // Regexes (full match) of the parameters to train; empty: the trainer's default (all, or
+  // the LoRA adapters).
+  virtual std::vector<std::string> trainable_parameters() const { return {}; }
+  // `reference` is non-null exactly when needs_reference().
+  virtual LossTerms loss(model::CausalLM& model, model::CausalLM* reference, const UnlearnBatch& batch) = 0;
+};
+
+struct ParamInfo {
+  std::string name;
+  ParamValue default_value;
+  std::string doc;
+};
+
+struct MethodInfo {
+  std::string name;
+  std::string summary;
+  std::vector<ParamInfo> params;
+};
+
+// All registered methods, in documentation order.
+const std::vector<MethodInfo>& method_infos();
+// Creates a method; unknown names and parameters, and values of the wrong type, are errors that
+// list what is accepted.
+std::unique_ptr<Method> make_method(const std::string& name, const Params& params = {});
+
+// The model's logits for a batch (masks and positions applied). (B, T, V)
+at::Tensor logits_of(model::CausalLM& model, const data::Batch& batch, model::HookObserver* hooks = nullptr);
+
+}  // namespace lethe::unlearn

@@ -1,0 +1,104 @@
+#include "lethe/data/dataset.h"
+
+#include <algorithm>
+
+#include "lethe/core/error.h"
+
+namespace lethe::data {
+
+std::uint64_t mix64(std::uint64_t x) {
+  x += 0x9E3779B97F4A7C15ULL;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+  return x ^ (x >> 31);
+}
+
+std::vector<Example> qa_examples(const text::Tokenizer& tok, const text::PromptTemplate& tmpl,
+                                 const std::vector<QARecord>& records, std::size_t max_length,
+                                 text::SpanRule rule) {
+  std::vector<Example> out;
+  out.reserve(records.size());
+  for (const auto& r : records) {
+    auto e = text::encode_qa(tok, tmpl, {r.question, r.answer}, max_length, {}, rule);
+    out.push_back({std::move(e.input_ids), std::move(e.labels)});
+  }
+  return out;
+}
+
+std::vector<Example> idk_examples(const text::Tokenizer& tok, const text::PromptTemplate& tmpl,
+                                  const std::vector<QARecord>& records,
+                                  const std::vector<std::string>& refusals, std::uint64_t seed,
+                                  std::size_t max_length) {
+  LETHE_CHECK(!refusals.empty(), "IdK examples need at least one refusal string");
+  std::vector<Example> out;
+  out.reserve(records.size());
+  for (std::size_t i = 0; i < records.size(); ++i) {
+    const std::string& refusal = refusals[mix64(seed ^ mix64(i)) % refusals.size()];
+    auto e = text::encode_qa(tok, tmpl, {records[i].question, refusal}, max_length);
+    out.push_back({std::move(e.input_ids), std::move(e.labels)});
+  }
+  return out;
+}
+
+std::vector<Example> completion_examples(const text::Tokenizer& tok,
+                                         const std::vector<CompletionRecord>& records,
+                                         std::size_t max_length, bool insert_space) {
+  std::vector<Example> out;
+  out.reserve(records.size());
+  for (const auto& r : records) {
+    auto full = tok.encode(r.prompt + (insert_space ? " " : "") + r.continuation, true);
+    const auto prefix = tok.encode(r.prompt, true);
+    if (full.size() > prefix.size() + max_length) full.resize(prefix.size() + max_length);
+    const std::size_t masked = std::max<std::size_t>(prefix.size(), 1);
+    Example e;
+    e.labels = full;
+    for (std::size_t i = 0; i < masked && i < e.labels.size(); ++i) e.labels[i] = kIgnore;
+    e.input_ids = std::move(full);
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+std::vector<Example> pretraining_chunks(const text::Tokenizer& tok, const std::vector<std::string>& texts,
+                                        std::size_t max_length) {
+  LETHE_CHECK(max_length >= 2, "pretraining chunks need max_length >= 2");
+  const auto eos = tok.special().eos;
+  LETHE_CHECK(eos.has_value(), "pretraining chunks need a tokenizer with an EOS token");
+  std::vector<std::int64_t> all;
+  for (const auto& t : texts) {
+    auto ids = tok.encode(t, true);
+    all.insert(all.end(), ids.begin(), ids.end());
+    if (all.empty() || all.back() != *eos) all.push_back(*eos);
+  }
+  std::vector<Example> out;
+  for (std::size_t i = 0; i < all.size(); i += max_length) {
+    const std::size_t n = std::min(max_length, all.size() - i);
+    if (n < 2) break;
+    Example e;
+    e.input_ids.assign(all.begin() + static_cast<std::ptrdiff_t>(i), all.begin() + static_cast<std::ptrdiff_t>(i + n));
+    e.labels = e.input_ids;
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+std::vector<std::size_t> epoch_order(std::size_t n, std::uint64_t seed, std::uint64_t epoch) {
+  std::vector<std::size_t> order(n);
+  for (std::size_t i = 0; i < n; ++i) order[i] = i;
+  std::uint64_t state = mix64(seed ^ mix64(epoch + 0x100));
+  for (std::size_t i = n; i > 1; --i) {
+    state = mix64(state);
+    std::swap(order[i - 1], order[state % i]);
+  }
+  return order;
+}
+
+std::size_t paired_retain_index(std::size_t i, std::size_t n_retain, std::uint64_t seed,
+                                std::uint64_t epoch) {
+  LETHE_CHECK(n_retain > 0, "pairing needs a non-empty retain set");
+  // Cycles past the end of one permutation continue into the next epoch-salted one.
+  const std::uint64_t round = i / n_retain;
+  return epoch_order(n_retain, seed ^ kRetainStream, epoch * 1'000'003ULL + round)[i % n_retain];
+}
+
+}  // namespace lethe::data

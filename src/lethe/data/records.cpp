@@ -1,0 +1,110 @@
+#include "lethe/data/records.h"
+
+#include "core/json_util.h"
+#include "lethe/core/error.h"
+
+namespace lethe::data {
+namespace fs = std::filesystem;
+namespace {
+
+// Every record of a JSONL file or a JSON array, with a label for errors ("line 3", "[3]").
+std::vector<std::pair<std::string, Json>> read_records(const fs::path& path) {
+  const std::string text = read_file(path);
+  std::vector<std::pair<std::string, Json>> out;
+  std::size_t first = text.find_first_not_of(" \t\r\n");
+  if (first != std::string::npos && text[first] == '[') {
+    Json arr;
+    try {
+      arr = Json::parse(text);
+    } catch (const Json::exception& e) {
+      fail(path.string(), ": not valid JSON (", e.what(), ")");
+    }
+    for (std::size_t i = 0; i < arr.size(); ++i) out.emplace_back("[" + std::to_string(i) + "]", arr[i]);
+    return out;
+  }
+  std::size_t line_no = 0, pos = 0;
+  while (pos < text.size()) {
+    std::size_t end = text.find('\n', pos);
+    if (end == std::string::npos) end = text.size();
+    ++line_no;
+    const std::string line = text.substr(pos, end - pos);
+    pos = end + 1;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    try {
+      out.emplace_back("line " + std::to_string(line_no), Json::parse(line));
+    } catch (const Json::exception& e) {
+      fail(path.string(), ": line ", line_no, ": not valid JSON (", e.what(), ")");
+    }
+  }
+  return out;
+}
+
+std::string field(const Json& r, const std::string& key, const std::string& where) {
+  LETHE_CHECK(r.is_object(), where, ": expected a JSON object");
+  auto it = r.find(key);
+  LETHE_CHECK(it != r.end(), where, ": missing field '", key, "'");
+  LETHE_CHECK(it->is_string(), where, ": field '", key, "' must be a string");
+  return it->get<std::string>();
+}
+
+std::string optional_field(const Json& r, const std::string& key, const std::string& where) {
+  auto it = r.find(key);
+  if (it == r.end() || it->is_null()) return "";
+  LETHE_CHECK(it->is_string(), where, ": field '", key, "' must be a string");
+  return it->get<std::string>();
+}
+
+}  // namespace
+
+std::vector<QARecord> read_qa(const fs::path& path) {
+  std::vector<QARecord> out;
+  for (const auto& [label, r] : read_records(path)) {
+    const std::string where = path.string() + ": " + label;
+    QARecord q;
+    q.question = field(r, "question", where);
+    q.answer = field(r, "answer", where);
+    q.paraphrased_question = optional_field(r, "paraphrased_question", where);
+    q.paraphrased_answer = optional_field(r, "paraphrased_answer", where);
+    auto it = r.find("perturbed_answer");
+    if (it != r.end() && !it->is_null()) {
+      if (it->is_string()) {
+        q.perturbed_answers.push_back(it->get<std::string>());
+      } else {
+        LETHE_CHECK(it->is_array(), where, ": 'perturbed_answer' must be a string or a list");
+        for (const auto& a : *it) {
+          LETHE_CHECK(a.is_string(), where, ": 'perturbed_answer' entries must be strings");
+          q.perturbed_answers.push_back(a.get<std::string>());
+        }
+      }
+    }
+    out.push_back(std::move(q));
+  }
+  LETHE_CHECK(!out.empty(), path.string(), ": no records");
+  return out;
+}
+
+std::vector<CompletionRecord> read_completions(const fs::path& path, const std::string& pk,
+                                               const std::string& ck) {
+  std::vector<CompletionRecord> out;
+  for (const auto& [label, r] : read_records(path)) {
+    const std::string where = path.string() + ": " + label;
+    out.push_back({field(r, pk, where), field(r, ck, where)});
+  }
+  LETHE_CHECK(!out.empty(), path.string(), ": no records");
+  return out;
+}
+
+std::vector<std::string> read_texts(const fs::path& path, const std::string& key) {
+  std::vector<std::string> out;
+  for (const auto& [label, r] : read_records(path)) {
+    if (r.is_string()) {
+      out.push_back(r.get<std::string>());
+    } else {
+      out.push_back(field(r, key, path.string() + ": " + label));
+    }
+  }
+  LETHE_CHECK(!out.empty(), path.string(), ": no records");
+  return out;
+}
+
+}  // namespace lethe::data

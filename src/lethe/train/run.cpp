@@ -1,0 +1,593 @@
+// finetune / unlearn runs: YAML config (strict), data, model, LoRA, training, outputs.
+#include "lethe/train/run.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <chrono>
+#include <ctime>
+#include <set>
+#include <torch/version.h>
+
+#include "core/json_util.h"
+#include "lethe/core/error.h"
+#include "lethe/core/file.h"
+#include "lethe/core/log.h"
+#include "lethe/core/runtime.h"
+#include "lethe/data/batch.h"
+#include "lethe/data/dataset.h"
+#include "lethe/model/generate.h"
+#include "lethe/model/load.h"
+#include "lethe/model/score.h"
+#include "lethe/train/objectives.h"
+#include "text/regex.h"
+
+namespace lethe::train {
+namespace fs = std::filesystem;
+
+namespace {
+
+// ---- YAML -> JSON, overrides -------------------------------------------------------------------
+
+Json to_json(const YAML::Node& n, const std::string& where) {
+  switch (n.Type()) {
+    case YAML::NodeType::Null:
+    case YAML::NodeType::Undefined:
+      return nullptr;
+    case YAML::NodeType::Sequence: {
+      Json a = Json::array();
+      for (std::size_t i = 0; i < n.size(); ++i) a.push_back(to_json(n[i], where));
+      return a;
+    }
+    case YAML::NodeType::Map: {
+      Json o = Json::object();
+      for (const auto& kv : n) o[kv.first.as<std::string>()] = to_json(kv.second, where);
+      return o;
+    }
+    case YAML::NodeType::Scalar: {
+      const std::string s = n.Scalar();
+      if (n.Tag() == "!") return s;  // quoted: always a string
+      try {
+        std::size_t used = 0;
+        const long long v = std::stoll(s, &used);
+        if (used == s.size()) return v;
+      } catch (...) {
+      }
+      try {
+        std::size_t used = 0;
+        const double v = std::stod(s, &used);
+        if (used == s.size()) return v;
+      } catch (...) {
+      }
+      if (s == "true" || s == "True") return true;
+      if (s == "false" || s == "False") return false;
+      if (s == "null" || s == "~") return nullptr;
+      return s;
+    }
+  }
+  return nullptr;
+}
+
+void apply_override(Json& root, const std::string& spec) {
+  const auto eq = spec.find('=');
+  LETHE_CHECK(eq != std::string::npos && eq > 0, "override '", spec, "' must look like key.sub=value");
+  const std::string key = spec.substr(0, eq);
+  YAML::Node value;
+  try {
+    value = YAML::Load(spec.substr(eq + 1));
+  } catch (const YAML::Exception& e) {
+    fail("override '", spec, "': the value is not valid YAML (", e.what(), ")");
+  }
+  Json* cur = &root;
+  std::size_t pos = 0;
+  while (true) {
+    const auto dot = key.find('.', pos);
+    const std::string part = key.substr(pos, dot == std::string::npos ? std::string::npos : dot - pos);
+    LETHE_CHECK(!part.empty(), "override '", spec, "': empty key segment");
+    if (dot == std::string::npos) {
+      (*cur)[part] = to_json(value, spec);
+      return;
+    }
+    if (!cur->contains(part) || !(*cur)[part].is_object()) (*cur)[part] = Json::object();
+    cur = &(*cur)[part];
+    pos = dot + 1;
+  }
+}
+
+// Reads one mapping of the config, remembering which keys were read; done() rejects the rest.
+class Section {
+ public:
+  Section(const Json& j, std::string path) : j_(j.is_null() ? Json::object() : j), path_(std::move(path)) {
+    LETHE_CHECK(j_.is_object(), where(""), " must be a mapping");
+  }
+  bool has(const char* k) const { return j_.contains(k) && !j_[k].is_null(); }
+
+  template <typename T>
+  T get(const char* k, T fallback) {
+    accepted_.emplace_back(k);
+    if (!has(k)) return fallback;
+    return as<T>(j_[k], k);
+  }
+  template <typename T>
+  T need(const char* k) {
+    accepted_.emplace_back(k);
+    LETHE_CHECK(has(k), "config: missing required key '", where(k), "'");
+    return as<T>(j_[k], k);
+  }
+  const Json& raw(const char* k) {
+    accepted_.emplace_back(k);
+    return j_.contains(k) ? j_[k] : null_;
+  }
+  Section sub(const char* k) {
+    accepted_.emplace_back(k);
+    return Section(has(k) ? j_[k] : Json::object(), where(k));
+  }
+  std::string where(const std::string& k) const { return path_.empty() ? k : k.empty() ? path_ : path_ + "." + k; }
+  const Json& json() const { return j_; }
+  void done() const {
+    for (const auto& [k, _] : j_.items()) {
+      if (std::find(accepted_.begin(), accepted_.end(), k) == accepted_.end()) {
+        std::string list;
+        for (const auto& a : accepted_) list += (list.empty() ? "" : ", ") + a;
+        fail("config: unknown key '", where(k), "' (accepted", path_.empty() ? "" : " in " + path_, ": ",
+             list, ")");
+      }
+    }
+  }
+
+ private:
+  template <typename T>
+  T as(const Json& v, const char* k) const {
+    try {
+      if constexpr (std::is_same_v<T, bool>) {
+        LETHE_CHECK(v.is_boolean(), "true or false");
+      } else if constexpr (std::is_integral_v<T>) {
+        LETHE_CHECK(v.is_number_integer(), "an integer");
+      } else if constexpr (std::is_floating_point_v<T>) {
+        LETHE_CHECK(v.is_number(), "a number");
+      } else if constexpr (std::is_same_v<T, std::string>) {
+        LETHE_CHECK(v.is_string(), "a string");
+      }
+      return v.get<T>();
+    } catch (const Error& e) {
+      fail("config: '", where(k), "' must be ", e.what(), ", got ", v.dump());
+    } catch (const Json::exception&) {
+      fail("config: '", where(k), "' has the wrong type: ", v.dump());
+    }
+  }
+  Json j_;
+  std::string path_;
+  std::vector<std::string> accepted_;
+  Json null_;
+};
+
+fs::path resolve(const fs::path& base, const std::string& p) {
+  if (p.empty()) return {};
+  fs::path q(p);
+  return q.is_absolute() ? q : base / q;
+}
+
+text::PromptTemplate parse_template(const Json& j, const std::string& where) {
+  if (j.is_null()) return text::PromptTemplate::named("plain");
+  if (j.is_string()) return text::PromptTemplate::named(j.get<std::string>());
+  Section s(j, where);
+  text::PromptTemplate t;
+  t.name = "custom";
+  t.system = s.get<std::string>("system", "");
+  t.user_start = s.get<std::string>("user_start", "");
+  t.user_end = s.get<std::string>("user_end", "");
+  t.assistant_start = s.get<std::string>("assistant_start", "");
+  t.assistant_end = s.get<std::string>("assistant_end", "");
+  s.done();
+  return t;
+}
+
+unlearn::Params parse_method_params(const Json& j, const std::string& where) {
+  unlearn::Params p;
+  for (const auto& [k, v] : j.items()) {
+    if (k == "name") continue;
+    if (v.is_number()) {
+      p[k] = v.get<double>();
+    } else if (v.is_string()) {
+      p[k] = v.get<std::string>();
+    } else if (v.is_array()) {
+      std::vector<std::string> list;
+      for (const auto& e : v) {
+        LETHE_CHECK(e.is_string(), "config: '", where, ".", k, "' must be a list of strings");
+        list.push_back(e.get<std::string>());
+      }
+      p[k] = list;
+    } else {
+      fail("config: '", where, ".", k, "' must be a number, a string or a list of strings");
+    }
+  }
+  return p;
+}
+
+}  // namespace
+
+RunConfig load_run_config(const fs::path& yaml, const std::vector<std::string>& overrides, RunKind kind) {
+  YAML::Node node;
+  try {
+    node = YAML::LoadFile(yaml.string());
+  } catch (const YAML::BadFile&) {
+    fail(yaml.string(), ": cannot read the config file");
+  } catch (const YAML::Exception& e) {
+    fail(yaml.string(), ": not valid YAML (", e.what(), ")");
+  }
+  Json root = to_json(node, yaml.string());
+  if (root.is_null()) root = Json::object();
+  LETHE_CHECK(root.is_object(), yaml.string(), ": the config must be a mapping");
+  for (const auto& o : overrides) apply_override(root, o);
+  const fs::path base = yaml.parent_path();
+
+  RunConfig c;
+  c.kind = kind;
+  c.resolved_json = root.dump(2);
+  Section top(root, "");
+  c.model = resolve(base, top.need<std::string>("model"));
+  c.from_scratch = top.get<bool>("from_scratch", false);
+  c.tokenizer = resolve(base, top.get<std::string>("tokenizer", ""));
+  c.output_dir = resolve(base, top.need<std::string>("output_dir"));
+  c.seed = static_cast<std::uint64_t>(top.get<std::int64_t>("seed", 0));
+  c.device = top.get<std::string>("device", "cpu");
+  c.eval_examples = top.get<std::int64_t>("eval_examples", 32);
+
+  Section d = top.sub("data");
+  c.data.max_length = d.get<std::int64_t>("max_length", 512);
+  LETHE_CHECK(c.data.max_length > 1, "config: 'data.max_length' must be > 1");
+  c.data.prompt_template = parse_template(d.raw("template"), "data.template");
+  const std::string rule = d.get<std::string>("answer_span", "common_prefix");
+  LETHE_CHECK(rule == "common_prefix" || rule == "openunlearning",
+              "config: 'data.answer_span' must be common_prefix or openunlearning, got '", rule, "'");
+  c.data.span_rule = rule == "openunlearning" ? text::SpanRule::kOpenUnlearning : text::SpanRule::kCommonPrefix;
+  c.data.prompt_key = d.get<std::string>("prompt_key", "prompt");
+  c.data.continuation_key = d.get<std::string>("continuation_key", "gt");
+  c.data.text_key = d.get<std::string>("text_key", "text");
+  if (kind == RunKind::kFinetune) {
+    c.data.train = resolve(base, d.need<std::string>("train"));
+    c.data.format = d.get<std::string>("format", "qa");
+    LETHE_CHECK(c.data.format == "qa" || c.data.format == "completion" || c.data.format == "text",
+                "config: 'data.format' must be qa, completion or text, got '", c.data.format, "'");
+  } else {
+    c.data.forget = resolve(base, d.need<std::string>("forget"));
+    c.data.retain = resolve(base, d.get<std::string>("retain", ""));
+    c.data.idk = resolve(base, d.get<std::string>("idk", ""));
+  }
+  d.done();
+
+  if (kind == RunKind::kUnlearn) {
+    Section m = top.sub("method");
+    c.method = m.need<std::string>("name");
+    c.method_params = parse_method_params(m.json(), "method");
+    // Validate now (unknown method / parameter / type) rather than after loading the model.
+    (void)unlearn::make_method(c.method, c.method_params);
+  } else {
+    LETHE_CHECK(!root.contains("method"), "config: 'method' belongs to unlearn configs, not finetune");
+  }
+
+  Section t = top.sub("train");
+  TrainerConfig& tc = c.train;
+  tc.epochs = t.get<std::int64_t>("epochs", 1);
+  tc.max_steps = t.get<std::int64_t>("max_steps", 0);
+  tc.batch_size = t.get<std::int64_t>("batch_size", 4);
+  tc.grad_accum = t.get<std::int64_t>("grad_accum", 1);
+  tc.max_grad_norm = t.get<double>("max_grad_norm", 1.0);
+  tc.optimizer.lr = t.get<double>("lr", 1e-5);
+  tc.optimizer.weight_decay = t.get<double>("weight_decay", 0.0);
+  tc.optimizer.beta1 = t.get<double>("beta1", 0.9);
+  tc.optimizer.beta2 = t.get<double>("beta2", 0.999);
+  tc.optimizer.eps = t.get<double>("eps", 1e-8);
+  tc.schedule = t.get<std::string>("schedule", "linear");
+  {
+    const auto& kinds = Schedule::kinds();
+    if (std::find(kinds.begin(), kinds.end(), tc.schedule) == kinds.end()) {
+      std::string known;
+      for (const auto& k : kinds) known += (known.empty() ? "" : ", ") + k;
+      fail("config: 'train.schedule' must be one of ", known, ", got '", tc.schedule, "'");
+    }
+  }
+  tc.warmup_steps = t.get<std::int64_t>("warmup_steps", 0);
+  tc.warmup_ratio = t.get<double>("warmup_ratio", 0.0);
+  tc.checkpoint_every = t.get<std::int64_t>("checkpoint_every", 0);
+  tc.keep_checkpoints = t.get<std::int64_t>("keep_checkpoints", 2);
+  tc.eval_every = t.get<std::int64_t>("eval_every", 0);
+  tc.resume = t.get<bool>("resume", true);
+  tc.progress = t.get<bool>("progress", true);
+  t.done();
+  LETHE_CHECK(tc.epochs > 0 || tc.max_steps > 0, "config: 'train.epochs' or 'train.max_steps' must be positive");
+  LETHE_CHECK(tc.batch_size > 0 && tc.grad_accum > 0, "config: train.batch_size and train.grad_accum must be positive");
+  LETHE_CHECK(tc.optimizer.lr > 0, "config: 'train.lr' must be positive");
+
+  Section g = top.sub("guard");
+  tc.guard.action = g.get<std::string>("action", "warn");
+  LETHE_CHECK(tc.guard.action == "warn" || tc.guard.action == "stop" || tc.guard.action == "off",
+              "config: 'guard.action' must be warn, stop or off, got '", tc.guard.action, "'");
+  tc.guard.retain_loss_factor = g.get<double>("retain_loss_factor", 5.0);
+  tc.guard.repetition_every = g.get<std::int64_t>("repetition_every", 0);
+  tc.guard.repetition_threshold = g.get<double>("repetition_threshold", 0.5);
+  g.done();
+
+  Section l = top.sub("lora");
+  c.lora = l.get<bool>("enabled", l.json().size() > 0);
+  c.lora_config.rank = l.get<std::int64_t>("rank", 16);
+  c.lora_config.alpha = l.get<double>("alpha", 32.0);
+  c.lora_config.dropout = l.get<double>("dropout", 0.0);
+  c.lora_config.target_regex = l.get<std::string>("target_modules", "");
+  c.lora_config.init = l.get<std::string>("init", "default");
+  c.lora_merge = l.get<bool>("merge", true);
+  l.done();
+  LETHE_CHECK(c.lora_config.init == "default" || c.lora_config.init == "fila",
+              "config: 'lora.init' must be default or fila, got '", c.lora_config.init, "'");
+  LETHE_CHECK(c.lora_config.init != "fila" || kind == RunKind::kUnlearn,
+              "config: lora.init: fila needs forget and retain data (unlearn runs)");
+  top.done();
+  return c;
+}
+
+namespace {
+
+std::int64_t pad_id_of(const text::Tokenizer& tok) {
+  const auto& s = tok.special();
+  if (s.pad) return *s.pad;
+  if (s.eos) return *s.eos;
+  return 0;
+}
+
+std::vector<data::Example> finetune_examples(const RunConfig& c, const text::Tokenizer& tok) {
+  const auto n = static_cast<std::size_t>(c.data.max_length);
+  if (c.data.format == "qa") {
+    return data::qa_examples(tok, c.data.prompt_template, data::read_qa(c.data.train), n, c.data.span_rule);
+  }
+  if (c.data.format == "completion") {
+    return data::completion_examples(
+        tok, data::read_completions(c.data.train, c.data.prompt_key, c.data.continuation_key), n);
+  }
+  return data::pretraining_chunks(tok, data::read_texts(c.data.train, c.data.text_key), n);
+}
+
+// Geometric-mean per-token probability of each example's label tokens, averaged.
+double mean_answer_probability(model::CausalLM& m, const std::vector<data::Example>& examples,
+                               std::size_t limit, std::int64_t pad_id) {
+  torch::NoGradGuard ng;
+  const bool training = m.is_training();
+  m.eval();
+  double total = 0;
+  std::size_t count = 0;
+  const std::size_t n = std::min(limit, examples.size());
+  for (std::size_t i = 0; i < n; i += 8) {
+    std::vector<const data::Example*> chunk;
+    for (std::size_t j = i; j < std::min(n, i + 8); ++j) chunk.push_back(&examples[j]);
+    data::Batch b = data::collate(chunk, pad_id);
+    auto lp = model::score_tokens(m, b.input_ids, b.attention_mask, b.labels);
+    at::Tensor per = lp.logprobs.sum(-1) / lp.mask.sum(-1).clamp_min(1);
+    total += per.exp().sum().item<double>();
+    count += chunk.size();
+  }
+  m.train(training);
+  return count ? total / static_cast<double>(count) : 0.0;
+}
+
+// Share of repeated 3-grams in greedy continuations of a few prompts.
+double repetition_share(model::CausalLM& m, const std::vector<data::Example>& examples, std::int64_t pad_id) {
+  const bool training = m.is_training();
+  m.eval();
+  std::vector<std::vector<std::int64_t>> prompts;
+  for (std::size_t i = 0; i < std::min<std::size_t>(4, examples.size()); ++i) {
+    const auto& e = examples[i];
+    std::size_t k = 0;
+    while (k < e.labels.size() && e.labels[k] == data::kIgnore) ++k;
+    prompts.emplace_back(e.input_ids.begin(), e.input_ids.begin() + static_cast<std::ptrdiff_t>(std::max<std::size_t>(k, 1)));
+  }
+  model::GenerateOptions o;
+  o.max_new_tokens = 32;
+  o.stop_at_eos = true;
+  o.pad_token_id = pad_id;
+  auto r = model::generate(m, prompts, o);
+  std::size_t grams = 0, repeated = 0;
+  for (const auto& t : r.tokens) {
+    std::set<std::tuple<std::int64_t, std::int64_t, std::int64_t>> seen;
+    for (std::size_t i = 0; i + 2 < t.size(); ++i) {
+      ++grams;
+      if (!seen.insert({t[i], t[i + 1], t[i + 2]}).second) ++repeated;
+    }
+  }
+  m.train(training);
+  return grams ? static_cast<double>(repeated) / static_cast<double>(grams) : 0.0;
+}
+
+std::string now_utc() {
+  const std::time_t t = std::time(nullptr);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return buf;
+}
+
+}  // namespace
+
+RunSummary run(const RunConfig& c) {
+  const auto started = std::chrono::steady_clock::now();
+  const std::string started_at = now_utc();
+  at::manual_seed(c.seed);
+  fs::create_directories(c.output_dir);
+
+  // Inputs and their fingerprints.
+  Json inputs = Json::object();
+  auto fingerprint = [&](const fs::path& p) {
+    if (!p.empty() && fs::is_regular_file(p)) inputs[p.string()] = file_fingerprint(p);
+  };
+  for (const auto& p : {c.data.train, c.data.forget, c.data.retain, c.data.idk}) fingerprint(p);
+  fingerprint(c.model / "config.json");
+  if (!c.from_scratch) {
+    if (fs::exists(c.model / "model.safetensors")) fingerprint(c.model / "model.safetensors");
+  }
+
+  const fs::path tok_path = c.tokenizer.empty() ? c.model : c.tokenizer;
+  auto tok = text::load_tokenizer(tok_path);
+  const std::int64_t pad_id = pad_id_of(*tok);
+
+  model::LoadOptions lo;
+  lo.device = parse_device(c.device);
+  std::shared_ptr<model::CausalLM> m =
+      c.from_scratch ? model::create_model(model::read_config(c.model), lo, c.seed) : model::load_model(c.model, lo);
+  LETHE_CHECK(tok->vocab_size() <= m->config().vocab_size, tok_path.string(), ": the tokenizer has ",
+              tok->vocab_size(), " tokens but the model only ", m->config().vocab_size);
+  m->train();
+
+  // Data.
+  const auto n = static_cast<std::size_t>(c.data.max_length);
+  std::vector<data::Example> train_set, forget, retain, alternate;
+  std::unique_ptr<unlearn::Method> method;
+  if (c.kind == RunKind::kFinetune) {
+    train_set = finetune_examples(c, *tok);
+  } else {
+    method = unlearn::make_method(c.method, c.method_params);
+    const auto forget_records = data::read_qa(c.data.forget);
+    forget = data::qa_examples(*tok, c.data.prompt_template, forget_records, n, c.data.span_rule);
+    if (!c.data.retain.empty()) {
+      retain = data::qa_examples(*tok, c.data.prompt_template, data::read_qa(c.data.retain), n, c.data.span_rule);
+    }
+    LETHE_CHECK(!method->needs_retain() || !retain.empty(), "method ", method->name(),
+                " needs a retain set: set data.retain");
+    if (method->needs_alternate()) {
+      LETHE_CHECK(!c.data.idk.empty(), "method ", method->name(), " needs refusal answers: set data.idk");
+      alternate = data::idk_examples(*tok, c.data.prompt_template, forget_records,
+                                     data::read_texts(c.data.idk, "text"), c.seed, n);
+    }
+  }
+
+  // Reference copy before any adapter or FILA changes the model.
+  std::shared_ptr<model::CausalLM> reference;
+  if (method && method->needs_reference()) {
+    reference = model::clone_model(*m);
+    reference->eval();
+    for (auto& p : reference->parameters()) p.set_requires_grad(false);
+  }
+
+  // What trains.
+  std::vector<std::pair<std::string, at::Tensor>> params;
+  std::shared_ptr<LoraAdapter> adapter;
+  if (c.lora) {
+    LETHE_CHECK(!method || method->trainable_parameters().empty(), "method ", c.method,
+                " trains selected base parameters; run it without lora");
+    adapter = LoraAdapter::attach(*m, c.lora_config, c.seed);
+    if (c.lora_config.init == "fila") {
+      LETHE_CHECK(!retain.empty(), "lora.init: fila needs a retain set (data.retain)");
+      std::vector<data::Batch> fb, rb;
+      for (std::size_t i = 0; i < forget.size(); i += static_cast<std::size_t>(c.train.batch_size)) {
+        std::vector<const data::Example*> chunk;
+        for (std::size_t j = i; j < std::min(forget.size(), i + static_cast<std::size_t>(c.train.batch_size)); ++j)
+          chunk.push_back(&forget[j]);
+        fb.push_back(data::collate(chunk, pad_id));
+      }
+      for (std::size_t k = 0; k < fb.size(); ++k) {
+        std::vector<const data::Example*> chunk;
+        for (std::int64_t j = 0; j < fb[k].size(); ++j) {
+          chunk.push_back(&retain[data::paired_retain_index(k * static_cast<std::size_t>(c.train.batch_size) + j,
+                                                            retain.size(), c.seed, 0)]);
+        }
+        rb.push_back(data::collate(chunk, pad_id));
+      }
+      adapter->fila_init(*m, fb, rb);
+    }
+    params = adapter->named_parameters();
+  } else if (method && !method->trainable_parameters().empty()) {
+    std::vector<std::unique_ptr<text::Regex>> res;
+    for (const auto& r : method->trainable_parameters()) res.push_back(std::make_unique<text::Regex>(r, "method.trainable_params"));
+    for (auto& item : m->named_parameters()) {
+      const bool hit = std::any_of(res.begin(), res.end(), [&](const auto& re) { return re->full_match(item.key()); });
+      item.value().set_requires_grad(hit);
+      if (hit) params.emplace_back(item.key(), item.value());
+    }
+    LETHE_CHECK(!params.empty(), "method ", c.method, ": no parameter matches its trainable_params");
+  } else {
+    for (auto& item : m->named_parameters()) params.emplace_back(item.key(), item.value());
+  }
+
+  // Training.
+  TrainerConfig tc = c.train;
+  tc.run_dir = c.output_dir;
+  tc.seed = c.seed;
+  {
+    std::string fp = c.resolved_json;
+    for (const auto& [k, v] : inputs.items()) fp += k + v.get<std::string>();
+    std::uint64_t h = 0xcbf29ce484222325ULL;
+    for (unsigned char ch : fp) h = (h ^ ch) * 0x100000001b3ULL;
+    tc.fingerprint = std::to_string(h);
+  }
+  std::unique_ptr<Objective> objective;
+  if (c.kind == RunKind::kFinetune) {
+    objective = std::make_unique<FinetuneObjective>(*m, train_set, pad_id);
+  } else {
+    objective = std::make_unique<UnlearnObjective>(*m, reference.get(), *method, forget, retain, alternate,
+                                                   pad_id, c.seed);
+  }
+  const auto limit = static_cast<std::size_t>(std::max<std::int64_t>(c.eval_examples, 0));
+  EvalCallback eval = [&](std::int64_t) {
+    std::map<std::string, double> r;
+    if (c.kind == RunKind::kFinetune) {
+      r["train_prob"] = mean_answer_probability(*m, train_set, limit, pad_id);
+    } else {
+      r["forget_prob"] = mean_answer_probability(*m, forget, limit, pad_id);
+      if (!retain.empty()) r["retain_prob"] = mean_answer_probability(*m, retain, limit, pad_id);
+    }
+    return r;
+  };
+  const auto& probe_set = c.kind == RunKind::kFinetune ? train_set : (retain.empty() ? forget : retain);
+  Probe probe = [&]() { return repetition_share(*m, probe_set, pad_id); };
+  log_info(c.kind == RunKind::kFinetune ? "finetune" : "unlearn (" + c.method + ")", ": ", params.size(),
+           " trainable tensors, ", planned_steps(tc, objective->size()), " steps, output ", c.output_dir.string());
+
+  RunSummary summary;
+  summary.result = train(params, *objective, tc, eval, probe);
+  m->eval();
+  summary.final_eval = eval(summary.result.steps);
+
+  // Outputs.
+  model::SaveOptions so;
+  const bool tok_is_folder = fs::is_directory(tok_path);
+  if (tok_is_folder) so.tokenizer_from = tok_path;
+  auto save_full = [&](const fs::path& dir) {
+    model::save_model(*m, dir, so);
+    if (!tok_is_folder) text::install_tokenizer(tok_path, dir, m->config().vocab_size);
+  };
+  if (adapter) {
+    summary.adapter_dir = c.output_dir / "adapter";
+    adapter->save(summary.adapter_dir, c.model.string());
+    if (c.lora_merge || adapter->base_modified()) {
+      adapter->merge();
+      summary.model_dir = c.output_dir / "model";
+      save_full(summary.model_dir);
+      adapter->unmerge();
+    }
+  } else {
+    summary.model_dir = c.output_dir / "model";
+    save_full(summary.model_dir);
+  }
+
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  Json result = {{"steps", summary.result.steps},
+                 {"resumed_from", summary.result.resumed_from},
+                 {"stopped_by_guard", summary.result.stopped},
+                 {"stop_reason", summary.result.stop_reason},
+                 {"last_terms", summary.result.last_terms},
+                 {"final_eval", summary.final_eval},
+                 {"seconds", seconds}};
+  Json record = {{"format_version", 1},
+                 {"kind", c.kind == RunKind::kFinetune ? "finetune" : "unlearn"},
+                 {"lethe_version", LETHE_VERSION},
+                 {"torch_version", TORCH_VERSION},
+                 {"threads", threads()},
+                 {"started", started_at},
+                 {"finished", now_utc()},
+                 {"config", Json::parse(c.resolved_json)},
+                 {"inputs", inputs},
+                 {"outputs",
+                  {{"model", summary.model_dir.empty() ? Json(nullptr) : Json(summary.model_dir.string())},
+                   {"adapter", summary.adapter_dir.empty() ? Json(nullptr) : Json(summary.adapter_dir.string())},
+                   {"adapter_needs_modified_base", adapter && adapter->base_modified()}}},
+                 {"result", result}};
+  write_file_atomic(c.output_dir / "run.json", record.dump(2) + "\n");
+  return summary;
+}
+
+}  // namespace lethe::train

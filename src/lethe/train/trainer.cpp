@@ -1,0 +1,283 @@
+#include "lethe/train/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+#include "core/json_util.h"
+#include "lethe/core/error.h"
+#include "lethe/core/file.h"
+#include "lethe/core/log.h"
+#include "lethe/core/progress.h"
+#include "lethe/data/dataset.h"
+#include "lethe/io/checkpoint.h"
+
+namespace lethe::train {
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr int kCheckpointFormat = 1;
+
+struct Plan {
+  std::int64_t micro_per_epoch, steps_per_epoch, total_steps, warmup;
+};
+
+Plan make_plan(const TrainerConfig& c, std::size_t n) {
+  LETHE_CHECK(n > 0, "training: the dataset is empty");
+  LETHE_CHECK(c.batch_size > 0 && c.grad_accum > 0, "training: batch_size and grad_accum must be positive");
+  LETHE_CHECK(c.epochs > 0 || c.max_steps > 0, "training: epochs or max_steps must be positive");
+  Plan p;
+  p.micro_per_epoch = (static_cast<std::int64_t>(n) + c.batch_size - 1) / c.batch_size;
+  p.steps_per_epoch = (p.micro_per_epoch + c.grad_accum - 1) / c.grad_accum;
+  p.total_steps = c.max_steps > 0 ? c.max_steps : p.steps_per_epoch * c.epochs;
+  p.warmup = c.warmup_steps > 0 ? c.warmup_steps
+                                : static_cast<std::int64_t>(std::ceil(c.warmup_ratio * static_cast<double>(p.total_steps)));
+  return p;
+}
+
+struct Position {
+  std::int64_t step = 0, epoch = 0, micro = 0;
+  double initial_retain = NAN;
+};
+
+fs::path checkpoint_dir(const fs::path& run, std::int64_t step) {
+  char name[32];
+  std::snprintf(name, sizeof(name), "step-%08lld", static_cast<long long>(step));
+  return run / "checkpoints" / name;
+}
+
+void save_checkpoint(const TrainerConfig& c, const std::vector<std::pair<std::string, at::Tensor>>& params,
+                     const AdamW& opt, const Position& pos) {
+  const fs::path final_dir = checkpoint_dir(c.run_dir, pos.step);
+  const fs::path tmp = final_dir.string() + ".tmp";
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  io::save_safetensors(tmp / "trainable.safetensors", params);
+  io::save_safetensors(tmp / "optimizer.safetensors", opt.state());
+  Json state = {{"format_version", kCheckpointFormat}, {"step", pos.step}, {"epoch", pos.epoch},
+                {"micro", pos.micro}, {"fingerprint", c.fingerprint},
+                {"initial_retain", std::isfinite(pos.initial_retain) ? Json(pos.initial_retain) : Json(nullptr)}};
+  write_file_atomic(tmp / "state.json", state.dump(2) + "\n");
+  fs::remove_all(final_dir);
+  fs::rename(tmp, final_dir);
+  // Keep the newest `keep_checkpoints`.
+  std::vector<fs::path> all;
+  for (const auto& e : fs::directory_iterator(c.run_dir / "checkpoints")) {
+    const std::string n = e.path().filename().string();
+    if (e.is_directory() && n.rfind("step-", 0) == 0 && n.find(".tmp") == std::string::npos) all.push_back(e.path());
+  }
+  std::sort(all.begin(), all.end());
+  for (std::size_t i = 0; i + static_cast<std::size_t>(std::max<std::int64_t>(c.keep_checkpoints, 1)) < all.size(); ++i) {
+    fs::remove_all(all[i]);
+  }
+}
+
+// The newest complete checkpoint, if any.
+std::optional<fs::path> newest_checkpoint(const fs::path& run) {
+  const fs::path dir = run / "checkpoints";
+  if (!fs::exists(dir)) return std::nullopt;
+  std::optional<fs::path> best;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string n = e.path().filename().string();
+    if (!e.is_directory() || n.rfind("step-", 0) != 0 || n.find(".tmp") != std::string::npos) continue;
+    if (!fs::exists(e.path() / "state.json")) continue;
+    if (!best || e.path() > *best) best = e.path();
+  }
+  return best;
+}
+
+Position load_checkpoint(const fs::path& dir, const TrainerConfig& c,
+                         const std::vector<std::pair<std::string, at::Tensor>>& params, AdamW& opt) {
+  Json state = parse_json_file(dir / "state.json");
+  const std::string where = (dir / "state.json").string();
+  LETHE_CHECK(json_required<int>(state, "format_version", where) == kCheckpointFormat, where,
+              ": checkpoint format ", state["format_version"].dump(), " is not supported (expected ",
+              kCheckpointFormat, ")");
+  LETHE_CHECK(json_required<std::string>(state, "fingerprint", where) == c.fingerprint, where,
+              ": this checkpoint belongs to a run with a different configuration; use a new output "
+              "directory or set train.resume=false to start over");
+  io::SafetensorsFile trainable(dir / "trainable.safetensors");
+  for (auto& [name, p] : params) {
+    at::Tensor dst = p;
+    trainable.read_into(name, dst);
+  }
+  io::SafetensorsFile ost(dir / "optimizer.safetensors");
+  std::vector<std::pair<std::string, at::Tensor>> st;
+  for (const auto& t : ost.header().tensors) st.emplace_back(t.name, ost.load(t.name));
+  opt.load_state(st);
+  Position pos;
+  pos.step = json_required<std::int64_t>(state, "step", where);
+  pos.epoch = json_required<std::int64_t>(state, "epoch", where);
+  pos.micro = json_required<std::int64_t>(state, "micro", where);
+  if (state.contains("initial_retain") && state["initial_retain"].is_number()) {
+    pos.initial_retain = state["initial_retain"].get<double>();
+  }
+  return pos;
+}
+
+// Keeps train_log.jsonl lines up to `step` (after a resume) and appends new ones atomically.
+class TrainLog {
+ public:
+  TrainLog(const fs::path& path, std::int64_t keep_through) : path_(path) {
+    if (!fs::exists(path)) return;
+    std::istringstream in(read_file(path));
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.empty()) continue;
+      try {
+        if (Json::parse(line).value("step", std::int64_t{0}) <= keep_through) lines_ += line + "\n";
+      } catch (const Json::exception&) {
+        // A torn last line from an interrupted run is dropped.
+      }
+    }
+    write_file_atomic(path_, lines_);
+  }
+  void append(const Json& j) {
+    std::ofstream out(path_, std::ios::app);
+    out << j.dump() << "\n";
+    LETHE_CHECK(out.good(), "cannot append to ", path_.string());
+  }
+
+ private:
+  fs::path path_;
+  std::string lines_;
+};
+
+std::string fmt(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.4g", v);
+  return buf;
+}
+
+}  // namespace
+
+std::int64_t planned_steps(const TrainerConfig& c, std::size_t n) { return make_plan(c, n).total_steps; }
+
+TrainResult train(const std::vector<std::pair<std::string, at::Tensor>>& params, Objective& obj,
+                  const TrainerConfig& c, const EvalCallback& eval, const Probe& probe) {
+  LETHE_CHECK(!c.run_dir.empty(), "training needs a run directory");
+  LETHE_CHECK(c.guard.action == "warn" || c.guard.action == "stop" || c.guard.action == "off",
+              "guard.action must be warn, stop or off, got '", c.guard.action, "'");
+  fs::create_directories(c.run_dir);
+  const Plan plan = make_plan(c, obj.size());
+  for (const auto& [_, p] : params) p.set_requires_grad(true);
+  AdamW opt(params, c.optimizer);
+  Schedule sched{c.schedule, plan.warmup, c.optimizer.lr, plan.total_steps};
+  (void)sched.at(0);  // validates the schedule name
+
+  TrainResult result;
+  Position pos;
+  if (c.resume) {
+    if (auto ck = newest_checkpoint(c.run_dir)) {
+      pos = load_checkpoint(*ck, c, params, opt);
+      result.resumed_from = pos.step;
+      log_info("resuming from ", ck->string(), " (step ", pos.step, " of ", plan.total_steps, ")");
+    }
+  }
+  if (!c.resume || result.resumed_from == 0) {
+    fs::remove_all(c.run_dir / "checkpoints");
+  }
+  TrainLog log(c.run_dir / "train_log.jsonl", pos.step);
+
+  Progress bar(c.run_dir.filename().string().empty() ? "train" : "train", plan.total_steps, c.progress);
+  bar.update(pos.step);
+  const auto t0 = std::chrono::steady_clock::now();
+  std::int64_t tokens = 0;
+  const std::size_t n = obj.size();
+
+  std::vector<std::size_t> order;
+  std::int64_t order_epoch = -1;
+  while (pos.step < plan.total_steps && !result.stopped) {
+    {
+      if (order_epoch != pos.epoch) {
+        order = data::epoch_order(n, c.seed, static_cast<std::uint64_t>(pos.epoch));
+        order_epoch = pos.epoch;
+      }
+      const std::int64_t window = std::min(c.grad_accum, plan.micro_per_epoch - pos.micro);
+      opt.zero_grad();
+      std::map<std::string, double> terms;
+      double total = 0;
+      for (std::int64_t k = 0; k < window; ++k) {
+        const std::int64_t micro = pos.micro + k;
+        std::vector<std::size_t> idx, positions;
+        for (std::int64_t j = micro * c.batch_size;
+             j < std::min<std::int64_t>((micro + 1) * c.batch_size, static_cast<std::int64_t>(n)); ++j) {
+          idx.push_back(order[static_cast<std::size_t>(j)]);
+          positions.push_back(static_cast<std::size_t>(j));
+        }
+        unlearn::LossTerms lt = obj.loss(idx, positions, static_cast<std::uint64_t>(pos.epoch));
+        const double value = lt.total.item<double>();
+        LETHE_CHECK(std::isfinite(value), "training: the loss became ", value, " at step ", pos.step + 1,
+                    " (lower the learning rate, or check the data)");
+        (lt.total / static_cast<double>(window)).backward();
+        total += value / static_cast<double>(window);
+        for (const auto& [name, t] : lt.terms) terms[name] += t.item<double>() / static_cast<double>(window);
+        tokens += obj.tokens(idx);
+      }
+      const double grad_norm = clip_grad_norm(params, c.max_grad_norm);
+      const double lr = sched.at(pos.step);
+      opt.step(lr);
+      opt.zero_grad();
+      ++pos.step;
+      pos.micro += window;
+      if (pos.micro >= plan.micro_per_epoch) {
+        ++pos.epoch;
+        pos.micro = 0;
+      }
+
+      const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      Json entry = {{"step", pos.step}, {"epoch", pos.epoch}, {"lr", lr}, {"loss", total},
+                    {"grad_norm", grad_norm}, {"tokens", tokens}, {"elapsed_s", elapsed}};
+      for (const auto& [k, v] : terms) entry["terms"][k] = v;
+
+      // Collapse guard.
+      std::string alarm;
+      if (c.guard.action != "off") {
+        auto it = terms.find("retain");
+        if (it != terms.end()) {
+          if (!std::isfinite(pos.initial_retain)) pos.initial_retain = it->second;
+          if (pos.initial_retain > 0 && it->second > c.guard.retain_loss_factor * pos.initial_retain) {
+            alarm = "retain loss " + fmt(it->second) + " exceeds " + fmt(c.guard.retain_loss_factor) +
+                    "x its initial " + fmt(pos.initial_retain);
+          }
+        }
+        if (alarm.empty() && probe && c.guard.repetition_every > 0 && pos.step % c.guard.repetition_every == 0) {
+          const double rep = probe();
+          entry["repetition"] = rep;
+          if (rep > c.guard.repetition_threshold) {
+            alarm = "generations degenerate into repetition (" + fmt(rep) + " of 3-grams repeated, threshold " +
+                    fmt(c.guard.repetition_threshold) + ")";
+          }
+        }
+      }
+      if (eval && c.eval_every > 0 && (pos.step % c.eval_every == 0 || pos.step == plan.total_steps)) {
+        for (const auto& [k, v] : eval(pos.step)) entry["eval"][k] = v;
+      }
+      if (!alarm.empty()) {
+        entry["guard"] = alarm;
+        if (c.guard.action == "stop") {
+          result.stopped = true;
+          result.stop_reason = alarm;
+          log_warn("collapse guard: ", alarm, " at step ", pos.step, "; stopping");
+        } else {
+          log_warn("collapse guard: ", alarm, " at step ", pos.step);
+        }
+      }
+      log.append(entry);
+      result.last_terms = terms;
+      result.last_terms["loss"] = total;
+      bar.update(pos.step, "loss " + fmt(total));
+      if (c.checkpoint_every > 0 && (pos.step % c.checkpoint_every == 0 || pos.step == plan.total_steps)) {
+        save_checkpoint(c, params, opt, pos);
+      }
+    }
+  }
+  bar.finish();
+  for (const auto& [_, p] : params) p.set_requires_grad(false);
+  result.steps = pos.step;
+  return result;
+}
+
+}  // namespace lethe::train
