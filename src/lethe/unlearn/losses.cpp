@@ -9,6 +9,9 @@ namespace {
 
 constexpr std::int64_t kIgnore = -100;
 
+// Reduced-precision logits are promoted to fp32; fp64 stays fp64 (gradient checks use it).
+at::Tensor promote(const at::Tensor& t) { return t.scalar_type() == at::kDouble ? t : t.to(at::kFloat); }
+
 struct Shifted {
   at::Tensor logits;  // (B, T-1, V) float
   at::Tensor labels;  // (B, T-1), ignored set to 0
@@ -21,7 +24,7 @@ Shifted shift(const at::Tensor& logits, const at::Tensor& labels) {
               "loss: logits (B,T,V) ", logits.sizes(), " do not match labels (B,T) ", labels.sizes());
   const std::int64_t t = logits.size(1);
   Shifted s;
-  s.logits = logits.narrow(1, 0, t - 1).to(at::kFloat);
+  s.logits = promote(logits.narrow(1, 0, t - 1));
   at::Tensor y = labels.narrow(1, 1, t - 1).to(logits.device(), at::kLong);
   s.mask = y.ne(kIgnore);
   s.labels = y.masked_fill(s.mask.logical_not(), 0);
@@ -48,7 +51,7 @@ at::Tensor sequence_nll(const at::Tensor& logits, const at::Tensor& labels) {
   return (-lp).masked_fill(s.mask.logical_not(), 0.0).sum(-1);
 }
 
-at::Tensor label_counts(const at::Tensor& labels) { return labels.ne(kIgnore).sum(-1).to(at::kFloat); }
+at::Tensor label_counts(const at::Tensor& labels) { return labels.ne(kIgnore).sum(-1).to(at::kDouble); }
 
 at::Tensor mean_nll(const at::Tensor& logits, const at::Tensor& labels) {
   Shifted s = shift(logits, labels);
@@ -73,13 +76,13 @@ at::Tensor npo_loss(const at::Tensor& nll, const at::Tensor& ref_nll, double bet
 }
 
 at::Tensor simnpo_loss(const at::Tensor& nll, const at::Tensor& n_tokens, double beta, double delta) {
-  return -at::log_sigmoid(beta * (nll / n_tokens - delta)).mean() * 2.0 / beta;
+  return -at::log_sigmoid(beta * (nll / n_tokens.to(nll.scalar_type()) - delta)).mean() * 2.0 / beta;
 }
 
 at::Tensor kl_to_reference(const at::Tensor& logits, const at::Tensor& ref_logits, const at::Tensor& labels) {
   Shifted s = shift(logits, labels);
   const std::int64_t t = ref_logits.size(1);
-  at::Tensor ref_logp = at::log_softmax(ref_logits.narrow(1, 0, t - 1).to(at::kFloat), -1);
+  at::Tensor ref_logp = at::log_softmax(promote(ref_logits.narrow(1, 0, t - 1)).to(s.logits.scalar_type()), -1);
   at::Tensor logp = at::log_softmax(s.logits, -1);
   at::Tensor kl = (ref_logp.exp() * (ref_logp - logp)).sum(-1);  // (B, T-1)
   return masked_mean(kl, s.mask);
@@ -89,7 +92,7 @@ at::Tensor undial_loss(const at::Tensor& logits, const at::Tensor& ref_logits, c
                        double beta) {
   Shifted s = shift(logits, labels);
   const std::int64_t t = ref_logits.size(1);
-  at::Tensor teacher = ref_logits.narrow(1, 0, t - 1).to(at::kFloat).clone();
+  at::Tensor teacher = promote(ref_logits.narrow(1, 0, t - 1)).to(s.logits.scalar_type()).clone();
   teacher.scatter_add_(-1, s.labels.unsqueeze(-1),
                        at::full_like(s.labels.unsqueeze(-1), -beta, teacher.options()));
   at::Tensor target = at::softmax(teacher, -1).detach();
@@ -136,8 +139,8 @@ at::Tensor ihl_loss(const at::Tensor& logits, const at::Tensor& labels, double m
 }
 
 at::Tensor activation_mse(const at::Tensor& act, const at::Tensor& target, const at::Tensor& mask) {
-  at::Tensor sq = (act.to(at::kFloat) - target.to(at::kFloat)).pow(2).mean(-1);  // (B, T)
-  at::Tensor m = mask.to(at::kFloat);
+  at::Tensor sq = (promote(act) - promote(target).to(promote(act).scalar_type())).pow(2).mean(-1);  // (B, T)
+  at::Tensor m = mask.to(sq.scalar_type());
   at::Tensor per_seq = (sq * m).sum(-1) / m.sum(-1);
   return per_seq.mean();
 }

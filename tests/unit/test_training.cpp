@@ -1,0 +1,635 @@
+// Training engine: loss formulas against hand computations and finite differences, masking,
+// AdamW and schedules, a multi-step golden fine-tune against an independent loop, LoRA / PEFT /
+// FILA, bit-identical resume, pairing and config errors.
+#include <torch/optim/adamw.h>
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "lethe/core/error.h"
+#include "lethe/core/file.h"
+#include "lethe/data/batch.h"
+#include "lethe/io/checkpoint.h"
+#include "lethe/model/load.h"
+#include "lethe/model/score.h"
+#include "lethe/text/tokenizer.h"
+#include "lethe/train/lora.h"
+#include "lethe/train/objectives.h"
+#include "lethe/train/optimizer.h"
+#include "lethe/train/run.h"
+#include "lethe/train/trainer.h"
+#include "lethe/unlearn/losses.h"
+#include "lethe/unlearn/method.h"
+#include "support/compare.h"
+#include "support/fixtures.h"
+#include "support/micro_world.h"
+
+namespace lethe::test {
+namespace {
+namespace fs = std::filesystem;
+using namespace lethe::unlearn;
+
+// ---- hand computations (plain doubles, no tensor ops) -------------------------------------------
+
+using Mat = std::vector<std::vector<double>>;  // [t][v]
+
+std::vector<double> softmax(const std::vector<double>& x) {
+  double mx = *std::max_element(x.begin(), x.end()), s = 0;
+  std::vector<double> p(x.size());
+  for (std::size_t i = 0; i < x.size(); ++i) s += (p[i] = std::exp(x[i] - mx));
+  for (auto& v : p) v /= s;
+  return p;
+}
+
+at::Tensor tensor3(const std::vector<Mat>& m) {
+  const auto b = static_cast<std::int64_t>(m.size()), t = static_cast<std::int64_t>(m[0].size()),
+             v = static_cast<std::int64_t>(m[0][0].size());
+  at::Tensor out = at::empty({b, t, v}, at::kDouble);
+  for (std::int64_t i = 0; i < b; ++i)
+    for (std::int64_t j = 0; j < t; ++j)
+      for (std::int64_t k = 0; k < v; ++k) out[i][j][k] = m[i][j][k];
+  return out;
+}
+
+// Two sequences, T = 4, V = 3. Labels: prompt (-100) then answer tokens; row 1 right-padded.
+const std::vector<Mat> kLogits = {{{0.2, 1.0, -0.5}, {1.5, -0.3, 0.1}, {0.0, 0.4, 2.0}, {0.3, 0.3, 0.3}},
+                                  {{-1.0, 0.5, 0.5}, {0.9, 0.1, -0.2}, {2.2, -1.0, 0.0}, {5.0, 5.0, 5.0}}};
+const std::vector<Mat> kRef = {{{0.0, 0.5, 0.0}, {1.0, 0.0, 0.0}, {0.0, 0.0, 1.0}, {0.0, 0.0, 0.0}},
+                               {{0.0, 1.0, 0.0}, {0.5, 0.5, 0.0}, {1.0, 0.0, 0.0}, {0.0, 0.0, 0.0}}};
+const std::vector<std::vector<std::int64_t>> kLabels = {{-100, 1, 0, 2}, {-100, -100, 0, -100}};
+
+at::Tensor labels_tensor() {
+  return at::tensor(std::vector<std::int64_t>{-100, 1, 0, 2, -100, -100, 0, -100}, at::kLong).view({2, 4});
+}
+
+// (sequence, position t) pairs that carry loss: labels[t+1] != -100; with that label.
+struct Tok {
+  int b, t;
+  std::int64_t y;
+};
+std::vector<Tok> label_tokens() {
+  std::vector<Tok> out;
+  for (int b = 0; b < 2; ++b)
+    for (int t = 0; t + 1 < 4; ++t)
+      if (kLabels[b][t + 1] != -100) out.push_back({b, t, kLabels[b][t + 1]});
+  return out;
+}
+
+double nll_of(const std::vector<Mat>& logits, int b) {
+  double s = 0;
+  for (const auto& k : label_tokens())
+    if (k.b == b) s -= std::log(softmax(logits[b][k.t])[k.y]);
+  return s;
+}
+
+double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+
+TEST(Losses, NllAndPreferenceLossesByHand) {
+  const at::Tensor logits = tensor3(kLogits), ref = tensor3(kRef), labels = labels_tensor();
+  const double n0 = nll_of(kLogits, 0), n1 = nll_of(kLogits, 1);
+  const double r0 = nll_of(kRef, 0), r1 = nll_of(kRef, 1);
+  at::Tensor seq = sequence_nll(logits, labels);
+  EXPECT_NEAR(seq[0].item<double>(), n0, 1e-12);
+  EXPECT_NEAR(seq[1].item<double>(), n1, 1e-12);
+  EXPECT_NEAR(mean_nll(logits, labels).item<double>(), (n0 + n1) / 4.0, 1e-12);  // 3 + 1 label tokens
+  const double beta = 0.5;
+  // NPO: -(2/β) mean log σ(β (nll - nll_ref)).
+  const double npo = -(2 / beta) * 0.5 * (std::log(sigmoid(beta * (n0 - r0))) + std::log(sigmoid(beta * (n1 - r1))));
+  EXPECT_NEAR(npo_loss(seq, sequence_nll(ref, labels), beta).item<double>(), npo, 1e-12);
+  // SimNPO: -(2/β) mean log σ(β (nll/|y| - δ)); |y| counted on the unshifted labels (3 and 1).
+  const double delta = 0.1;
+  const double sim = -(2 / beta) * 0.5 *
+                     (std::log(sigmoid(beta * (n0 / 3 - delta))) + std::log(sigmoid(beta * (n1 / 1 - delta))));
+  EXPECT_NEAR(simnpo_loss(seq, label_counts(labels), beta, delta).item<double>(), sim, 1e-12);
+  // DPO with a winner: -(2/β) mean log σ(β((r_w) - (r_l))), r = nll_ref - nll.
+  at::Tensor win = seq.flip(0), win_ref = sequence_nll(ref, labels).flip(0);
+  const double rw0 = r1 - n1, rw1 = r0 - n0, rl0 = r0 - n0, rl1 = r1 - n1;
+  const double dpo = -(2 / beta) * 0.5 * (std::log(sigmoid(beta * (rw0 - rl0))) + std::log(sigmoid(beta * (rw1 - rl1))));
+  EXPECT_NEAR(dpo_loss(win, win_ref, seq, sequence_nll(ref, labels), beta).item<double>(), dpo, 1e-12);
+}
+
+TEST(Losses, TokenLossesByHand) {
+  const at::Tensor logits = tensor3(kLogits), ref = tensor3(kRef), labels = labels_tensor();
+  const auto toks = label_tokens();
+  double kl = 0, und = 0, wga = 0, sat = 0, ihl = 0;
+  const double beta = 2.0;
+  for (const auto& k : toks) {
+    const auto p = softmax(kLogits[k.b][k.t]);
+    const auto q = softmax(kRef[k.b][k.t]);
+    for (int v = 0; v < 3; ++v) kl += q[v] * (std::log(q[v]) - std::log(p[v]));
+    std::vector<double> teacher = kRef[k.b][k.t];
+    teacher[k.y] -= beta;
+    const auto tq = softmax(teacher);
+    for (int v = 0; v < 3; ++v) und -= tq[v] * std::log(p[v]);
+    const double py = p[k.y];
+    wga += std::pow(py, beta) * std::log(py);
+    sat += std::pow(py, 3.0) * std::pow(1 - py, 2.0) * std::log(py);
+    double other = -1;
+    for (int v = 0; v < 3; ++v)
+      if (v != k.y) other = std::max(other, p[v]);
+    ihl += std::max(0.0, 1.0 + py - other);
+  }
+  const double n = static_cast<double>(toks.size());
+  EXPECT_NEAR(kl_to_reference(logits, ref, labels).item<double>(), kl / n, 1e-12);
+  EXPECT_NEAR(undial_loss(logits, ref, labels, beta).item<double>(), und / n, 1e-12);
+  EXPECT_NEAR(wga_loss(logits, labels, beta).item<double>(), wga / n, 1e-12);
+  EXPECT_NEAR(satimp_loss(logits, labels, 3.0, 2.0).item<double>(), sat / n, 1e-12);
+  EXPECT_NEAR(ihl_loss(logits, labels, 1.0).item<double>(), ihl / n, 1e-12);
+}
+
+TEST(Losses, CeuByHand) {
+  const at::Tensor logits = tensor3(kLogits), labels = labels_tensor();
+  // Leaving out each sequence's first answer token leaves only sequence 0's tokens 2 and 3.
+  double ceu = 0;
+  int n = 0;
+  for (const auto& k : label_tokens()) {
+    if ((k.b == 0 && k.t == 0) || k.b == 1) continue;  // first answer token of each sequence
+    std::vector<double> target = kLogits[k.b][k.t];
+    target[k.y] = -INFINITY;
+    const auto q = softmax(target);
+    const auto p = softmax(kLogits[k.b][k.t]);
+    for (int v = 0; v < 3; ++v)
+      if (q[v] > 0) ceu -= q[v] * std::log(p[v]);
+    ++n;
+  }
+  EXPECT_NEAR(ceu_loss(logits, labels, 1).item<double>(), ceu / n, 1e-12);
+}
+
+TEST(Losses, ActivationMseByHand) {
+  at::Tensor act = at::tensor({1.0, 2.0, 3.0, 5.0, 0.0, 0.0}, at::kDouble).view({1, 3, 2});
+  at::Tensor target = at::tensor({1.0, 0.0}, at::kDouble).view({1, 1, 2});
+  at::Tensor mask = at::tensor({1, 0, 1}, at::kLong).view({1, 3}).ne(0);
+  // positions 0 and 2: mean_d (a - u)² = (0 + 4)/2 = 2 and (1 + 0)/2 = 0.5 -> (2 + 0.5) / 2
+  EXPECT_NEAR(activation_mse(act, target, mask).item<double>(), 1.25, 1e-12);
+}
+
+// Central finite differences of a scalar loss of the logits, on every element.
+void check_gradient(const std::string& what, const std::function<at::Tensor(const at::Tensor&)>& f) {
+  at::Tensor x = tensor3(kLogits).requires_grad_(true);
+  f(x).backward();
+  at::Tensor analytic = x.grad().clone();
+  at::Tensor numeric = at::zeros_like(analytic);
+  const double eps = 1e-6;
+  torch::NoGradGuard ng;
+  at::Tensor base = tensor3(kLogits);
+  auto flat = numeric.view({-1});
+  for (std::int64_t i = 0; i < base.numel(); ++i) {
+    at::Tensor up = base.clone(), down = base.clone();
+    up.view({-1})[i] += eps;
+    down.view({-1})[i] -= eps;
+    flat[i] = (f(up).item<double>() - f(down).item<double>()) / (2 * eps);
+  }
+  EXPECT_CLOSE(what + " gradient vs finite differences", analytic, numeric, Tolerance{1e-7, 1e-6});
+}
+
+TEST(Losses, GradientsMatchFiniteDifferences) {
+  const at::Tensor ref = tensor3(kRef), labels = labels_tensor();
+  const at::Tensor ref_nll = sequence_nll(ref, labels);
+  check_gradient("NPO", [&](const at::Tensor& x) { return npo_loss(sequence_nll(x, labels), ref_nll, 0.3); });
+  check_gradient("SimNPO", [&](const at::Tensor& x) {
+    return simnpo_loss(sequence_nll(x, labels), label_counts(labels), 2.5, 0.2);
+  });
+  check_gradient("IHL", [&](const at::Tensor& x) { return ihl_loss(x, labels, 1.0); });
+  check_gradient("UNDIAL", [&](const at::Tensor& x) { return undial_loss(x, ref, labels, 3.0); });
+  check_gradient("KL", [&](const at::Tensor& x) { return kl_to_reference(x, ref, labels); });
+  // (WGA and SatImp detach their weights by definition, so finite differences of the whole
+  // expression are not their gradient.)
+}
+
+// Changing logits where no label is predicted (prompt positions, padding, the last position)
+// changes no loss — the masking OpenUnlearning's KL and UNDIAL get wrong.
+TEST(Losses, PromptAndPaddingPositionsDoNotCount) {
+  const at::Tensor labels = labels_tensor();
+  at::Tensor logits = tensor3(kLogits), ref = tensor3(kRef);
+  at::Tensor noisy = logits.clone(), noisy_ref = ref.clone();
+  at::Generator g = at::detail::createCPUGenerator(3);
+  for (int b = 0; b < 2; ++b) {
+    for (int t = 0; t < 4; ++t) {
+      if (t + 1 < 4 && kLabels[b][t + 1] != -100) continue;
+      noisy[b][t].copy_(at::randn({3}, g, at::kDouble) * 5);
+      noisy_ref[b][t].copy_(at::randn({3}, g, at::kDouble) * 5);
+    }
+  }
+  auto same = [&](const std::string& what, const at::Tensor& a, const at::Tensor& b) {
+    EXPECT_NEAR(a.item<double>(), b.item<double>(), 1e-12) << what;
+  };
+  same("nll", mean_nll(logits, labels), mean_nll(noisy, labels));
+  same("kl", kl_to_reference(logits, ref, labels), kl_to_reference(noisy, noisy_ref, labels));
+  same("undial", undial_loss(logits, ref, labels, 2.0), undial_loss(noisy, noisy_ref, labels, 2.0));
+  same("wga", wga_loss(logits, labels, 1.0), wga_loss(noisy, labels, 1.0));
+  same("satimp", satimp_loss(logits, labels, 5, 1), satimp_loss(noisy, labels, 5, 1));
+  same("ceu", ceu_loss(logits, labels, 0), ceu_loss(noisy, labels, 0));
+  same("ihl", ihl_loss(logits, labels), ihl_loss(noisy, labels));
+  same("npo", npo_loss(sequence_nll(logits, labels), sequence_nll(ref, labels), 0.1),
+       npo_loss(sequence_nll(noisy, labels), sequence_nll(noisy_ref, labels), 0.1));
+}
+
+// ---- methods on a model: padding never counts ---------------------------------------------------
+
+std::shared_ptr<model::CausalLM> tiny_llama(std::int64_t vocab = 50) {
+  auto cfg = model::parse_config(
+      R"({"model_type":"llama","hidden_size":32,"num_hidden_layers":2,"num_attention_heads":4,
+          "num_key_value_heads":2,"intermediate_size":48,"vocab_size":)" + std::to_string(vocab) +
+          R"(,"eos_token_id":2,"bos_token_id":1})",
+      "tiny.json");
+  auto m = model::create_model(cfg, {}, 5);
+  torch::NoGradGuard ng;
+  for (auto& p : m->parameters())
+    if (p.dim() > 1) p.mul_(10.0);
+  return m;
+}
+
+data::Example example(std::vector<std::int64_t> ids, std::size_t prompt) {
+  data::Example e{ids, ids};
+  for (std::size_t i = 0; i < prompt; ++i) e.labels[i] = data::kIgnore;
+  return e;
+}
+
+TEST(Methods, PaddingTokensNeverChangeALossTerm) {
+  auto m = tiny_llama();
+  auto ref = model::clone_model(*m);
+  m->train();
+  const std::vector<data::Example> ex = {example({1, 5, 6, 7, 8, 9, 2}, 3), example({1, 10, 11, 12, 2}, 2),
+                                         example({1, 13, 14, 2}, 2)};
+  std::vector<const data::Example*> ptrs = {&ex[0], &ex[1], &ex[2]};
+  for (const auto& info : method_infos()) {
+    if (info.name == "RMU") continue;  // covered below with its hook point
+    auto method = make_method(info.name);
+    UnlearnBatch a{data::collate(ptrs, 0), data::collate(ptrs, 0), data::collate(ptrs, 0)};
+    UnlearnBatch b{data::collate(ptrs, 17), data::collate(ptrs, 23), data::collate(ptrs, 31)};
+    torch::NoGradGuard ng;
+    LossTerms la = method->loss(*m, ref.get(), a), lb = method->loss(*m, ref.get(), b);
+    ASSERT_EQ(la.terms.size(), lb.terms.size()) << info.name;
+    for (std::size_t i = 0; i < la.terms.size(); ++i) {
+      EXPECT_NEAR(la.terms[i].second.item<double>(), lb.terms[i].second.item<double>(), 1e-5)
+          << info.name << " term " << la.terms[i].first;
+    }
+  }
+  auto rmu = make_method("RMU", {{"layer", std::string("resid_post.1")},
+                                 {"trainable_params", std::vector<std::string>{".*"}}, {"steering_coeff", 5.0}});
+  torch::NoGradGuard ng;
+  UnlearnBatch a{data::collate(ptrs, 0), data::collate(ptrs, 0), {}};
+  UnlearnBatch b{data::collate(ptrs, 17), data::collate(ptrs, 23), {}};
+  EXPECT_NEAR(rmu->loss(*m, ref.get(), a).total.item<double>(), rmu->loss(*m, ref.get(), b).total.item<double>(), 1e-4);
+}
+
+TEST(Methods, RegistryRejectsUnknownsWithTheAcceptedList) {
+  try {
+    make_method("NPOO");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("known: GradAscent, GradDiff, NPO"), std::string::npos) << e.what();
+  }
+  try {
+    make_method("NPO", {{"betta", 0.1}});
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("unknown parameter 'betta' (accepted: beta, gamma, alpha, retain_loss_type)"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_THROW(make_method("NPO", {{"beta", std::string("x")}}), Error);
+  EXPECT_THROW(make_method("GradDiff", {{"retain_loss_type", std::string("L2")}}), Error);
+  EXPECT_EQ(make_method("IdkDPO")->name(), "DPO");
+  EXPECT_TRUE(make_method("NPO")->needs_reference());
+  EXPECT_FALSE(make_method("SimNPO")->needs_reference());
+  EXPECT_TRUE(make_method("GradDiff", {{"retain_loss_type", std::string("KL")}})->needs_reference());
+  EXPECT_FALSE(make_method("UNDIAL")->needs_retain()) << "UNDIAL's reference default alpha is 0";
+}
+
+// ---- optimizer and schedules ------------------------------------------------------------------------
+
+TEST(Optimizer, AdamWMatchesHandComputedSteps) {
+  at::Tensor p = at::tensor({1.0}, at::kDouble);
+  train::AdamWConfig c{0.1, 0.9, 0.999, 1e-8, 0.01};
+  train::AdamW opt({{"p", p}}, c);
+  double x = 1.0, m = 0, v = 0;
+  const double grads[] = {0.5, -0.25, 0.125};
+  for (int t = 1; t <= 3; ++t) {
+    p.mutable_grad() = at::tensor({grads[t - 1]}, at::kDouble);
+    opt.step(0.1);
+    x *= 1 - 0.1 * 0.01;
+    m = 0.9 * m + 0.1 * grads[t - 1];
+    v = 0.999 * v + 0.001 * grads[t - 1] * grads[t - 1];
+    x -= 0.1 / (1 - std::pow(0.9, t)) * m / (std::sqrt(v) / std::sqrt(1 - std::pow(0.999, t)) + 1e-8);
+    EXPECT_NEAR(p.item<double>(), x, 1e-15) << "step " << t;
+  }
+}
+
+TEST(Optimizer, AdamWMatchesTorchOptim) {
+  at::Generator g = at::detail::createCPUGenerator(1);
+  at::Tensor a = at::randn({4, 3}, g, at::kDouble), b = a.clone();
+  train::AdamW ours({{"w", a}}, {0.05, 0.8, 0.99, 1e-6, 0.1});
+  torch::optim::AdamW theirs({b}, torch::optim::AdamWOptions(0.05).betas({0.8, 0.99}).eps(1e-6).weight_decay(0.1));
+  for (int s = 0; s < 6; ++s) {
+    at::Tensor g1 = at::randn({4, 3}, g, at::kDouble);
+    a.mutable_grad() = g1.clone();
+    b.mutable_grad() = g1.clone();
+    ours.step(0.05);
+    theirs.step();
+  }
+  EXPECT_CLOSE("AdamW vs torch::optim::AdamW", a, b, Tolerance{1e-14, 0});
+}
+
+TEST(Optimizer, SchedulesByHand) {
+  train::Schedule lin{"linear", 2, 1.0, 10};
+  EXPECT_DOUBLE_EQ(lin.at(0), 0.0);
+  EXPECT_DOUBLE_EQ(lin.at(1), 0.5);
+  EXPECT_DOUBLE_EQ(lin.at(2), 1.0);
+  EXPECT_DOUBLE_EQ(lin.at(6), 0.5);
+  EXPECT_DOUBLE_EQ(lin.at(10), 0.0);
+  train::Schedule cos{"cosine", 2, 1.0, 10};
+  EXPECT_NEAR(cos.at(6), 0.5, 1e-12);
+  EXPECT_NEAR(cos.at(4), 0.5 * (1 + std::cos(M_PI * 0.25)), 1e-12);
+  EXPECT_DOUBLE_EQ((train::Schedule{"constant", 5, 0.3, 10}.at(0)), 0.3);
+  EXPECT_DOUBLE_EQ((train::Schedule{"constant_with_warmup", 4, 1.0, 10}.at(1)), 0.25);
+  EXPECT_DOUBLE_EQ((train::Schedule{"constant_with_warmup", 4, 1.0, 10}.at(7)), 1.0);
+  EXPECT_THROW((train::Schedule{"exponential", 0, 1.0, 10}.at(0)), Error);
+  at::Tensor w = at::ones({2}, at::kDouble);
+  w.mutable_grad() = at::tensor({3.0, 4.0}, at::kDouble);
+  EXPECT_DOUBLE_EQ(train::clip_grad_norm({{"w", w}}, 1.0), 5.0);
+  EXPECT_NEAR(w.grad().norm().item<double>(), 1.0, 1e-6);
+}
+
+// ---- the trainer ---------------------------------------------------------------------------------------
+
+std::vector<double> logged_losses(const fs::path& run) {
+  std::vector<double> out;
+  std::istringstream in(read_file(run / "train_log.jsonl"));
+  std::string line;
+  while (std::getline(in, line))
+    if (!line.empty()) out.push_back(nlohmann::json::parse(line)["loss"].get<double>());
+  return out;
+}
+
+// Five AdamW steps of the trainer on a golden HF model reproduce an independent loop written
+// with torch::optim::AdamW and the causal-LM loss.
+TEST(Trainer, MultiStepFinetuneMatchesAnIndependentLoop) {
+  const fs::path dir = golden_dir() / "llama_gqa_untied";
+  LETHE_NEED_FIXTURE(dir / "golden.safetensors");
+  io::SafetensorsFile golden(dir / "golden.safetensors");
+  at::Tensor ids = golden.load("loss.input_ids");
+  std::vector<data::Example> ex;
+  for (std::int64_t r = 0; r < ids.size(0); ++r) {
+    std::vector<std::int64_t> row(ids[r].data_ptr<std::int64_t>(), ids[r].data_ptr<std::int64_t>() + ids.size(1));
+    ex.push_back({row, row});
+  }
+  auto ours = model::load_model(dir / "model");
+  ours->train();
+  train::TrainerConfig c;
+  c.epochs = 5;
+  c.batch_size = 3;
+  c.max_grad_norm = 0.0;
+  c.optimizer = {1e-3, 0.9, 0.999, 1e-8, 0.01};
+  c.schedule = "constant";
+  c.run_dir = temp_dir("golden-ft");
+  c.progress = false;
+  std::vector<std::pair<std::string, at::Tensor>> params;
+  for (auto& item : ours->named_parameters()) params.emplace_back(item.key(), item.value());
+  train::FinetuneObjective obj(*ours, ex, 0);
+  train::train(params, obj, c);
+  const auto losses = logged_losses(c.run_dir);
+
+  auto ref = model::load_model(dir / "model");
+  ref->train();
+  torch::optim::AdamW opt(ref->parameters(), torch::optim::AdamWOptions(1e-3).weight_decay(0.01));
+  std::vector<double> want;
+  for (int s = 0; s < 5; ++s) {
+    opt.zero_grad();
+    at::Tensor loss = model::causal_lm_loss(ref->forward(ids).logits, ids);
+    want.push_back(loss.item<double>());
+    loss.backward();
+    opt.step();
+  }
+  ASSERT_EQ(losses.size(), want.size());
+  for (std::size_t i = 0; i < want.size(); ++i) EXPECT_NEAR(losses[i], want[i], 1e-5) << "step " << i + 1;
+  EXPECT_LT(want.back(), want.front());
+  auto pr = ref->named_parameters();
+  for (const auto& [name, p] : params) EXPECT_CLOSE("param " + name, p, pr[name], Tolerance{1e-5, 1e-5});
+}
+
+// An objective that crashes (as a killed process would) once a step is reached.
+class CrashAt : public train::Objective {
+ public:
+  CrashAt(train::Objective& inner, std::int64_t calls) : inner_(inner), left_(calls) {}
+  std::size_t size() const override { return inner_.size(); }
+  LossTerms loss(const std::vector<std::size_t>& i, const std::vector<std::size_t>& p, std::uint64_t e) override {
+    if (left_-- == 0) throw std::runtime_error("simulated crash");
+    return inner_.loss(i, p, e);
+  }
+  std::int64_t tokens(const std::vector<std::size_t>& i) const override { return inner_.tokens(i); }
+
+ private:
+  train::Objective& inner_;
+  std::int64_t left_;
+};
+
+TEST(Trainer, ResumedRunEndsBitIdentical) {
+  MicroWorld w = make_micro_world("resume");
+  auto tok = text::load_tokenizer(w.model_dir);
+  const auto ex = data::qa_examples(*tok, text::PromptTemplate::named("plain"), w.records, 64);
+  auto cfg = model::read_config(w.model_dir);
+  train::TrainerConfig c;
+  c.epochs = 4;
+  c.batch_size = 3;
+  c.grad_accum = 2;
+  c.optimizer.lr = 1e-3;
+  c.checkpoint_every = 3;
+  c.progress = false;
+  c.fingerprint = "test";
+  auto run_to_end = [&](const fs::path& dir, std::int64_t crash_after_calls) {
+    auto m = model::create_model(cfg, {}, 7);
+    m->train();
+    std::vector<std::pair<std::string, at::Tensor>> params;
+    for (auto& item : m->named_parameters()) params.emplace_back(item.key(), item.value());
+    train::FinetuneObjective obj(*m, ex, 2);
+    train::TrainerConfig cc = c;
+    cc.run_dir = dir;
+    if (crash_after_calls >= 0) {
+      CrashAt crash(obj, crash_after_calls);
+      EXPECT_THROW(train::train(params, crash, cc), std::runtime_error);
+      // A fresh process: new model, same config -> resumes from the newest checkpoint.
+      m = model::create_model(cfg, {}, 7);
+      m->train();
+      params.clear();
+      for (auto& item : m->named_parameters()) params.emplace_back(item.key(), item.value());
+      train::FinetuneObjective obj2(*m, ex, 2);
+      auto r = train::train(params, obj2, cc);
+      EXPECT_EQ(r.resumed_from, 6);
+      return std::make_pair(m, logged_losses(dir));
+    }
+    train::train(params, obj, cc);
+    return std::make_pair(m, logged_losses(dir));
+  };
+  auto [a, la] = run_to_end(temp_dir("resume-a"), -1);
+  auto [b, lb] = run_to_end(temp_dir("resume-b"), 15);  // 15 micro-batches ≈ step 8
+  ASSERT_EQ(la.size(), lb.size());
+  for (std::size_t i = 0; i < la.size(); ++i) EXPECT_EQ(la[i], lb[i]) << "logged loss of step " << i + 1;
+  auto pb = b->named_parameters();
+  for (auto& item : a->named_parameters()) {
+    EXPECT_TRUE(item.value().equal(pb[item.key()])) << item.key() << " differs after resume";
+  }
+}
+
+// ---- LoRA -----------------------------------------------------------------------------------------------
+
+TEST(Lora, ZeroBLeavesOutputsAndMergeEqualsUnmerged) {
+  for (const std::string family : {"llama", "gpt2"}) {
+    SCOPED_TRACE(family);
+    auto m = family == "llama" ? tiny_llama()
+                               : model::create_model(model::parse_config(
+                                     R"({"model_type":"gpt2","n_embd":32,"n_layer":2,"n_head":4,"vocab_size":50})", "g"));
+    torch::NoGradGuard ng;
+    at::Tensor ids = at::randint(3, 50, {2, 9}, at::kLong);
+    at::Tensor base = m->forward(ids).logits;
+    auto ad = train::LoraAdapter::attach(*m, {4, 8.0, 0.0, "", "default"}, 3);
+    EXPECT_TRUE(m->forward(ids).logits.equal(base)) << "B = 0: the model is unchanged";
+    for (auto& [name, t] : ad->named_parameters())
+      if (name.find("lora_B") != std::string::npos) t.normal_(0.0, 0.5);
+    at::Tensor adapted = m->forward(ids).logits;
+    EXPECT_FALSE(adapted.equal(base));
+    ad->merge();
+    EXPECT_CLOSE("merged vs unmerged", m->forward(ids).logits, adapted, Tolerance{1e-4, 1e-5});
+    ad->unmerge();
+    EXPECT_CLOSE("unmerged again", m->forward(ids).logits, adapted, Tolerance{1e-4, 1e-5});
+    // PEFT files round-trip into a fresh copy of the base model.
+    const fs::path dir = temp_dir("peft");
+    ad->save(dir, "base");
+    io::SafetensorsFile st(dir / "adapter_model.safetensors");
+    const std::string first = st.header().tensors.front().name;
+    EXPECT_EQ(first.rfind("base_model.model.", 0), 0u) << first;
+    auto cfg = nlohmann::json::parse(read_file(dir / "adapter_config.json"));
+    EXPECT_EQ(cfg["peft_type"], "LORA");
+    EXPECT_EQ(cfg["r"], 4);
+    EXPECT_EQ(cfg["fan_in_fan_out"], family == "gpt2");
+    const std::size_t tensors = ad->named_parameters().size();
+    ad->detach(false);
+    // merge + unmerge leave the base within float rounding of where it was.
+    EXPECT_CLOSE("detached without merging", m->forward(ids).logits, base, Tolerance{1e-5, 1e-6});
+    auto loaded = train::LoraAdapter::load(*m, dir);
+    EXPECT_CLOSE("reloaded adapter", m->forward(ids).logits, adapted, Tolerance{1e-4, 1e-5});
+    EXPECT_EQ(loaded->named_parameters().size(), tensors);
+  }
+}
+
+TEST(Lora, ShapesAndTargets) {
+  auto m = tiny_llama();
+  auto ad = train::LoraAdapter::attach(*m, {4, 8.0, 0.0, R"(.*\.(q_proj|v_proj))", "default"}, 0);
+  EXPECT_EQ(ad->module_names().size(), 4u);  // 2 layers x q, v
+  for (const auto& [name, t] : ad->named_parameters()) {
+    if (name.find("q_proj.lora_A") != std::string::npos) EXPECT_EQ(t.sizes(), (c10::IntArrayRef{4, 32}));
+    if (name.find("v_proj.lora_B") != std::string::npos) EXPECT_EQ(t.sizes(), (c10::IntArrayRef{16, 4}));
+  }
+  for (auto& p : m->parameters()) EXPECT_FALSE(p.requires_grad()) << "base frozen";
+  EXPECT_THROW(train::LoraAdapter::attach(*tiny_llama(), {4, 8.0, 0.0, "nothing_matches", "default"}, 0), Error);
+}
+
+TEST(Lora, FilaKeepsTheInitialModel) {
+  auto m = tiny_llama();
+  std::vector<data::Example> f = {example({1, 5, 6, 7, 8, 2}, 2), example({1, 9, 10, 11, 2}, 2)};
+  std::vector<data::Example> r = {example({1, 20, 21, 22, 2}, 2), example({1, 30, 31, 32, 33, 2}, 3)};
+  auto batch = [](const std::vector<data::Example>& v) {
+    std::vector<const data::Example*> p;
+    for (const auto& e : v) p.push_back(&e);
+    return data::collate(p, 0);
+  };
+  at::Tensor ids = at::randint(3, 50, {2, 7}, at::kLong);
+  at::Tensor before;
+  {
+    torch::NoGradGuard ng;
+    before = m->forward(ids).logits;
+  }
+  auto ad = train::LoraAdapter::attach(*m, {4, 8.0, 0.0, "", "fila"}, 0);
+  ad->fila_init(*m, {batch(f)}, {batch(r)});
+  EXPECT_TRUE(ad->base_modified());
+  torch::NoGradGuard ng;
+  EXPECT_CLOSE("FILA initial model", m->forward(ids).logits, before, Tolerance{1e-5, 0});
+  bool nonzero_b = false;
+  for (const auto& [name, t] : ad->named_parameters())
+    if (name.find("lora_B") != std::string::npos) nonzero_b |= t.abs().sum().item<double>() > 0;
+  EXPECT_TRUE(nonzero_b) << "FILA puts the important directions into the adapter";
+}
+
+// ---- data ---------------------------------------------------------------------------------------------
+
+TEST(Data, PairingIsDeterministicAndCoversTheRetainSet) {
+  const std::size_t nr = 7;
+  for (std::uint64_t epoch : {0ULL, 3ULL}) {
+    std::vector<int> seen(nr, 0);
+    for (std::size_t i = 0; i < nr; ++i) ++seen[data::paired_retain_index(i, nr, 11, epoch)];
+    for (int s : seen) EXPECT_EQ(s, 1) << "every retain example once per round";
+    EXPECT_EQ(data::paired_retain_index(5, nr, 11, epoch), data::paired_retain_index(5, nr, 11, epoch));
+  }
+  EXPECT_NE(data::epoch_order(50, 1, 0), data::epoch_order(50, 1, 1));
+  EXPECT_EQ(data::epoch_order(50, 1, 2), data::epoch_order(50, 1, 2));
+}
+
+TEST(Data, ExamplesAndCollation) {
+  MicroWorld w = make_micro_world("data", 6);
+  auto tok = text::load_tokenizer(w.model_dir);
+  auto idk1 = data::idk_examples(*tok, text::PromptTemplate::named("plain"), w.records, {"No idea.", "I can't say."}, 3, 64);
+  auto idk2 = data::idk_examples(*tok, text::PromptTemplate::named("plain"), w.records, {"No idea.", "I can't say."}, 3, 64);
+  for (std::size_t i = 0; i < idk1.size(); ++i) EXPECT_EQ(idk1[i].input_ids, idk2[i].input_ids);
+  auto comp = data::completion_examples(*tok, {{"The story", " goes on and on."}}, 64);
+  ASSERT_EQ(comp.size(), 1u);
+  const auto prefix = tok->encode("The story", true);
+  for (std::size_t i = 0; i < comp[0].labels.size(); ++i) {
+    EXPECT_EQ(comp[0].labels[i] == data::kIgnore, i < prefix.size()) << i;
+  }
+  auto chunks = data::pretraining_chunks(*tok, {"Lily went home.", "Tom stayed."}, 4);
+  std::size_t total = 0;
+  for (const auto& c : chunks) total += c.input_ids.size();
+  EXPECT_EQ(total, tok->encode("Lily went home.", true).size() + tok->encode("Tom stayed.", true).size() + 2);
+  auto qa = data::qa_examples(*tok, text::PromptTemplate::named("plain"), w.records, 64);
+  std::vector<const data::Example*> ptrs = {&qa[0], &qa[1]};
+  auto right = data::collate(ptrs, 0), left = data::collate(ptrs, 0, data::PaddingSide::kLeft);
+  EXPECT_EQ(right.attention_mask.sum().item<std::int64_t>(),
+            static_cast<std::int64_t>(qa[0].input_ids.size() + qa[1].input_ids.size()));
+  EXPECT_TRUE(right.labels.masked_select(right.attention_mask.eq(0)).eq(data::kIgnore).all().item<bool>());
+  EXPECT_TRUE(left.position_ids.masked_select(left.attention_mask.ne(0)).min().item<std::int64_t>() == 0);
+}
+
+// ---- configs -------------------------------------------------------------------------------------------
+
+TEST(RunConfig, ErrorsNameTheKeyAndListWhatIsAccepted) {
+  const fs::path dir = temp_dir("cfg");
+  auto error_of = [&](const std::string& yaml, std::vector<std::string> overrides = {},
+                      train::RunKind kind = train::RunKind::kUnlearn) -> std::string {
+    write_file_atomic(dir / "c.yaml", yaml);
+    try {
+      train::load_run_config(dir / "c.yaml", overrides, kind);
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "";
+  };
+  const std::string ok = "model: m\noutput_dir: o\ndata: {forget: f.jsonl}\nmethod: {name: NPO}\n";
+  EXPECT_EQ(error_of(ok), "");
+  EXPECT_NE(error_of(ok, {"train.lrr=1"}).find("unknown key 'train.lrr' (accepted in train: epochs"), std::string::npos);
+  EXPECT_NE(error_of(ok, {"method.name=NPOO"}).find("unknown unlearning method 'NPOO'"), std::string::npos);
+  EXPECT_NE(error_of(ok, {"method.betta=0.1"}).find("unknown parameter 'betta'"), std::string::npos);
+  EXPECT_NE(error_of(ok, {"train.lr=fast"}).find("'train.lr' must be a number"), std::string::npos);
+  EXPECT_NE(error_of(ok, {"train.schedule=exp"}).find("must be one of constant, constant_with_warmup, linear, cosine"),
+            std::string::npos);
+  EXPECT_NE(error_of("output_dir: o\n").find("missing required key 'model'"), std::string::npos);
+  EXPECT_NE(error_of(ok, {"lora.init=svd"}).find("'lora.init' must be default or fila"), std::string::npos);
+  EXPECT_NE(error_of("model: m\noutput_dir: o\ndata: {train: t.jsonl}\nmethod: {name: NPO}\n", {},
+                     train::RunKind::kFinetune)
+                .find("'method' belongs to unlearn configs"),
+            std::string::npos);
+  EXPECT_NE(error_of("model: [unclosed\n").find("not valid YAML"), std::string::npos);
+  auto c = [&] {
+    write_file_atomic(dir / "c.yaml", ok);
+    return train::load_run_config(dir / "c.yaml", {"train.lr=2.5e-4", "method.beta=0.3", "lora.rank=8"},
+                                  train::RunKind::kUnlearn);
+  }();
+  EXPECT_DOUBLE_EQ(c.train.optimizer.lr, 2.5e-4);
+  EXPECT_DOUBLE_EQ(std::get<double>(c.method_params.at("beta")), 0.3);
+  EXPECT_TRUE(c.lora);
+  EXPECT_EQ(c.lora_config.rank, 8);
+  EXPECT_EQ(c.model, dir / "m");
+}
+
+}  // namespace
+}  // namespace lethe::test
