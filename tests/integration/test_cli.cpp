@@ -11,6 +11,7 @@
 #include "lethe/core/file.h"
 #include "lethe/io/safetensors.h"
 #include "support/fixtures.h"
+#include "support/micro_world.h"
 
 namespace lethe::test {
 namespace {
@@ -252,6 +253,95 @@ TEST_F(GoldenCli, TextPromptWithoutTokenizerIsAClearError) {
   expect_one_line_error(lethe({"generate", "--model", (golden_dir() / "gpt2_tied" / "model").string(),
                                "--prompt", "hi"}),
                         "has no tokenizer");
+}
+
+// finetune and unlearn from YAML, as a user runs them: outputs, logs, run record, resume, errors.
+TEST(Cli, FinetuneThenUnlearn) {
+  MicroWorld w = make_micro_world("cli-train");
+  write_file_atomic(w.dir / "ft.yaml",
+                    "model: model\nfrom_scratch: true\noutput_dir: target\nseed: 1\n"
+                    "data: {train: all.jsonl, max_length: 128}\n"
+                    "train: {epochs: 40, batch_size: 4, lr: 3.0e-3, schedule: constant, checkpoint_every: 50, eval_every: 100}\n");
+  auto r = lethe({"-q", "finetune", (w.dir / "ft.yaml").string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("steps 200"), std::string::npos) << r.out;
+  for (const char* f : {"model/config.json", "model/model.safetensors", "model/tokenizer.model",
+                        "train_log.jsonl", "run.json", "checkpoints"}) {
+    EXPECT_TRUE(fs::exists(w.dir / "target" / f)) << f;
+  }
+  auto run = json::parse(read_file(w.dir / "target" / "run.json"));
+  EXPECT_EQ(run["kind"], "finetune");
+  EXPECT_EQ(run["result"]["steps"], 200);
+  EXPECT_GT(run["result"]["final_eval"]["train_prob"].get<double>(), 0.9);
+  EXPECT_EQ(run["inputs"].size(), 2u);  // all.jsonl and config.json
+  std::istringstream log(read_file(w.dir / "target" / "train_log.jsonl"));
+  std::string line, last;
+  int lines = 0;
+  while (std::getline(log, line)) {
+    ++lines;
+    last = line;
+  }
+  EXPECT_EQ(lines, 200);
+  EXPECT_TRUE(json::parse(last).contains("eval"));
+  EXPECT_TRUE(json::parse(last)["terms"].contains("nll"));
+
+  // The same command again finds the final checkpoint and has nothing left to do.
+  r = lethe({"-q", "finetune", (w.dir / "ft.yaml").string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("(resumed from 200)"), std::string::npos) << r.out;
+
+  write_file_atomic(w.dir / "un.yaml",
+                    "model: target/model\noutput_dir: unlearned\nseed: 1\n"
+                    "data: {forget: forget.jsonl, retain: retain.jsonl, idk: idk.jsonl, max_length: 128}\n"
+                    "method: {name: NPO, alpha: 10.0}\n"
+                    "train: {epochs: 20, batch_size: 5, lr: 1.0e-3, schedule: constant, eval_every: 20}\n");
+  r = lethe({"-q", "unlearn", (w.dir / "un.yaml").string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  run = json::parse(read_file(w.dir / "unlearned" / "run.json"));
+  EXPECT_LT(run["result"]["final_eval"]["forget_prob"].get<double>(), 0.1);
+  EXPECT_GT(run["result"]["final_eval"]["retain_prob"].get<double>(), 0.8);
+  EXPECT_TRUE(run["result"]["last_terms"].contains("forget"));
+  EXPECT_TRUE(run["result"]["last_terms"].contains("retain"));
+
+  // Every method runs from the CLI (a few steps each), LoRA and FILA included.
+  for (const char* method : {"GradAscent", "GradDiff", "SimNPO", "IdkDPO", "IdkNLL", "UNDIAL", "WGA",
+                             "SatImp", "CE-U", "IHL"}) {
+    SCOPED_TRACE(method);
+    r = lethe({"-q", "unlearn", (w.dir / "un.yaml").string(), std::string("method=") + "{name: " + method + "}",
+               "output_dir=m_" + std::string(method), "train.epochs=1"});
+    EXPECT_EQ(r.code, 0) << r.err;
+  }
+  r = lethe({"-q", "unlearn", (w.dir / "un.yaml").string(), "method={name: RMU, layer: resid_post.1, steering_coeff: 5, trainable_params: ['model\\.layers\\.1\\.mlp\\.down_proj\\.weight']}",
+             "output_dir=m_rmu", "train.epochs=1"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  r = lethe({"-q", "unlearn", (w.dir / "un.yaml").string(), "method={name: IHL}", "lora={rank: 4, alpha: 8, init: fila}",
+             "output_dir=m_loku", "train.epochs=2"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(fs::exists(w.dir / "m_loku" / "adapter" / "adapter_model.safetensors"));
+  EXPECT_TRUE(fs::exists(w.dir / "m_loku" / "model" / "model.safetensors"));
+  EXPECT_TRUE(json::parse(read_file(w.dir / "m_loku" / "run.json"))["outputs"]["adapter_needs_modified_base"].get<bool>());
+
+  expect_one_line_error(lethe({"unlearn", (w.dir / "un.yaml").string(), "train.lrr=1"}), "unknown key 'train.lrr'");
+  expect_one_line_error(lethe({"unlearn", (w.dir / "un.yaml").string(), "method.name=Forget"}),
+                        "unknown unlearning method 'Forget'");
+  expect_one_line_error(lethe({"finetune", (w.dir / "missing.yaml").string()}), "missing.yaml");
+  r = lethe({"unlearn", "--methods"});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_NE(r.out.find("SimNPO"), std::string::npos);
+}
+
+TEST(Cli, ExampleConfigsParse) {
+  for (const auto& e : fs::directory_iterator(fs::path(LETHE_SOURCE_DIR) / "examples" / "configs")) {
+    const std::string name = e.path().filename().string();
+    if (e.path().extension() != ".yaml") continue;
+    SCOPED_TRACE(name);
+    // --methods aside, a config that does not parse fails before touching the model.
+    auto r = lethe({name.rfind("finetune", 0) == 0 ? "finetune" : "unlearn", e.path().string(),
+                    "model=/nonexistent/model"});
+    EXPECT_EQ(r.code, 1);
+    EXPECT_EQ(r.err.find("config:"), std::string::npos) << "config error in " << name << ": " << r.err;
+    EXPECT_NE(r.err.find("/nonexistent/model: no such model folder"), std::string::npos) << r.err;
+  }
 }
 
 // A real Hugging Face GPT-2 folder at full vocabulary size (50257), saved by transformers 4.36

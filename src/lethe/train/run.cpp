@@ -407,6 +407,8 @@ std::string now_utc() {
 RunSummary run(const RunConfig& c) {
   const auto started = std::chrono::steady_clock::now();
   const std::string started_at = now_utc();
+  LETHE_CHECK(fs::exists(c.from_scratch ? c.model / "config.json" : c.model), c.model.string(),
+              ": no such model folder");
   at::manual_seed(c.seed);
   fs::create_directories(c.output_dir);
 
