@@ -11,20 +11,23 @@
 #include "lethe/model/generate.h"
 #include "lethe/model/load.h"
 #include "lethe/model/score.h"
+#include "lethe/train/lora.h"
+#include "lethe/train/optimizer.h"
 
 namespace {
 using lethe::model::CausalLM;
 
+lethe::model::ModelConfig llama110m_config() {
+  return lethe::model::parse_config(
+      R"({"model_type":"llama","hidden_size":768,"num_hidden_layers":12,
+          "num_attention_heads":12,"num_key_value_heads":12,"intermediate_size":2048,
+          "vocab_size":32000,"max_position_embeddings":2048,"rms_norm_eps":1e-5,
+          "bos_token_id":1,"eos_token_id":2})",
+      "llama-110m");
+}
+
 CausalLM& llama110m() {
-  static std::shared_ptr<CausalLM> model = [] {
-    lethe::model::ModelConfig c = lethe::model::parse_config(
-        R"({"model_type":"llama","hidden_size":768,"num_hidden_layers":12,
-            "num_attention_heads":12,"num_key_value_heads":12,"intermediate_size":2048,
-            "vocab_size":32000,"max_position_embeddings":2048,"rms_norm_eps":1e-5,
-            "bos_token_id":1,"eos_token_id":2})",
-        "llama-110m");
-    return lethe::model::create_model(c, {}, /*seed=*/0);
-  }();
+  static std::shared_ptr<CausalLM> model = lethe::model::create_model(llama110m_config(), {}, /*seed=*/0);
   return *model;
 }
 
@@ -115,12 +118,46 @@ void BM_Roofline_MemoryRead(benchmark::State& state) {
   state.counters["threads"] = lethe::threads();
 }
 
+// A full training step — forward, loss, backward, clipping, AdamW — batch 4 x 256, fp32.
+// Arg 0: full fine-tune; arg r > 0: LoRA rank r on every attention and MLP linear.
+void BM_TrainStep_4x256(benchmark::State& state) {
+  const std::int64_t rank = state.range(0);
+  lethe::model::ModelConfig c = llama110m_config();
+  auto m = lethe::model::create_model(c, {}, 0);  // its own copy: training changes it
+  m->train();
+  std::shared_ptr<lethe::train::LoraAdapter> adapter;
+  std::vector<std::pair<std::string, at::Tensor>> params;
+  if (rank > 0) {
+    adapter = lethe::train::LoraAdapter::attach(*m, {rank, 2.0 * static_cast<double>(rank), 0.0, "", "default"}, 0);
+    params = adapter->named_parameters();
+  } else {
+    for (auto& item : m->named_parameters()) params.emplace_back(item.key(), item.value());
+  }
+  for (auto& [_, p] : params) p.set_requires_grad(true);
+  lethe::train::AdamW opt(params, {1e-5, 0.9, 0.999, 1e-8, 0.01});
+  at::Tensor ids = random_ids(4, 256);
+  auto step = [&] {
+    opt.zero_grad();
+    lethe::model::causal_lm_loss(m->forward(ids).logits, ids).backward();
+    lethe::train::clip_grad_norm(params, 1.0);
+    opt.step(1e-5);
+  };
+  step();
+  for (auto _ : state) step();
+  finish(state, 4.0 * 256);
+  state.counters["trainable_M"] = 0;
+  std::int64_t n = 0;
+  for (auto& [_, p] : params) n += p.numel();
+  state.counters["trainable_M"] = static_cast<double>(n) / 1e6;
+}
+
 BENCHMARK(BM_Roofline_Sgemm)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
 BENCHMARK(BM_Roofline_MemoryRead)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
 BENCHMARK(BM_Score_8x256)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(5.0);
 BENCHMARK(BM_ForwardLogits_8x256)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(5.0);
 BENCHMARK(BM_GreedyDecode)->Arg(1)->Arg(8)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(5.0);
 BENCHMARK(BM_ForwardBackward_4x256)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(5.0);
+BENCHMARK(BM_TrainStep_4x256)->Arg(0)->Arg(16)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(5.0);
 
 }  // namespace
 

@@ -21,7 +21,11 @@ int threads();
 // Raises glibc's mmap and trim thresholds to 1 GiB so large tensors are reused from warm
 // memory instead of being unmapped and faulted in again (PERFORMANCE.md fact 4).
 void tune_allocator();
-// tune_allocator() + set_threads(threads).
+// Makes libtorch's CPU allocator keep blocks of 1 MiB and more for reuse instead of returning
+// them to glibc, whose heap then grows and faults fresh pages in on every step (see
+// src/lethe/core/cpu_allocator.cpp). Idempotent; affects tensors allocated afterwards.
+void install_caching_cpu_allocator();
+// tune_allocator() + install_caching_cpu_allocator() + set_threads(threads).
 void configure_runtime(int threads);
 
 // "cpu", "cuda" or "cuda:N". Throws lethe::Error when the device is unknown or this libtorch

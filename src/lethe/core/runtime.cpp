@@ -38,6 +38,7 @@ void tune_allocator() {
 
 void configure_runtime(int n) {
   tune_allocator();
+  install_caching_cpu_allocator();
   set_threads(n);
 }
 

@@ -1,5 +1,6 @@
 #include "model/blocks/blocks.h"
 
+#include "model/blocks/attention_core.h"
 #include "model/blocks/decode_kernels.h"
 
 #include <cmath>
@@ -171,6 +172,10 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
   // Grouped heads without copying keys/values: the rep query heads that share a kv head are
   // stacked along the token axis, (B, KVH, rep * T, D) @ (B, KVH, D, S).
   at::Tensor qg = qs.reshape({b, kvh, rep * t, d});
+  if (attention_core_applies(qg)) {
+    at::Tensor out = attention_core(qg, kh, vh, ctx.mask_bias, rep);  // (B, KVH, rep*T, D)
+    return out.view({b, h, t, d}).transpose(1, 2).reshape({b, t, h * d});
+  }
   at::Tensor scores = at::matmul(qg, kh.transpose(-1, -2)).view({b, h, t, s});  // (B,H,T,S)
   if (ctx.mask_bias.defined()) scores.add_(ctx.mask_bias);
   at::Tensor probs = scores.scalar_type() == at::kFloat
