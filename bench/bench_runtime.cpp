@@ -9,6 +9,7 @@
 
 #include "lethe/core/runtime.h"
 #include "lethe/model/generate.h"
+#include "bench_models.h"
 #include "lethe/model/load.h"
 #include "lethe/model/score.h"
 #include "lethe/train/lora.h"
@@ -17,14 +18,7 @@
 namespace {
 using lethe::model::CausalLM;
 
-lethe::model::ModelConfig llama110m_config() {
-  return lethe::model::parse_config(
-      R"({"model_type":"llama","hidden_size":768,"num_hidden_layers":12,
-          "num_attention_heads":12,"num_key_value_heads":12,"intermediate_size":2048,
-          "vocab_size":32000,"max_position_embeddings":2048,"rms_norm_eps":1e-5,
-          "bos_token_id":1,"eos_token_id":2})",
-      "llama-110m");
-}
+using lethe::bench::llama110m_config;
 
 CausalLM& llama110m() {
   static std::shared_ptr<CausalLM> model = lethe::model::create_model(llama110m_config(), {}, /*seed=*/0);

@@ -14,6 +14,7 @@
 #   libpcre2-dev              tokenizer.json regexes with Unicode properties and lookahead (JIT)
 #   libutf8proc-dev           Unicode normalization (NFC/NFKC/...) and case mapping for normalizers
 #   libsentencepiece-dev      SentencePiece .model tokenizers, and training new BPE models
+#   zlib1g-dev                the ZLib membership-inference attack (compressed size, as Python's zlib)
 #   libgtest-dev libgmock-dev unit / golden / integration tests
 #   libbenchmark-dev          bench/ micro-benchmarks
 set -euo pipefail
@@ -22,7 +23,7 @@ packages=(
   build-essential cmake pkg-config
   libtorch-dev libopenblas0-openmp
   nlohmann-json3-dev libcli11-dev libyaml-cpp-dev
-  libpcre2-dev libutf8proc-dev libsentencepiece-dev
+  libpcre2-dev libutf8proc-dev libsentencepiece-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 

@@ -18,5 +18,6 @@ void add_generate(CLI::App& app, const GlobalOptions& global);
 void add_convert(CLI::App& app, const GlobalOptions& global);
 void add_tokenize(CLI::App& app, const GlobalOptions& global);
 void add_train(CLI::App& app, const GlobalOptions& global);
+void add_eval(CLI::App& app, const GlobalOptions& global);
 
 }  // namespace lethe::cli

@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
   lethe::cli::add_convert(app, global);
   lethe::cli::add_tokenize(app, global);
   lethe::cli::add_train(app, global);
+  lethe::cli::add_eval(app, global);
 
   try {
     app.parse(argc, argv);

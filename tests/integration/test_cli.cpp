@@ -12,35 +12,12 @@
 #include "lethe/io/safetensors.h"
 #include "support/fixtures.h"
 #include "support/micro_world.h"
+#include "integration/cli_runner.h"
 
 namespace lethe::test {
 namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-struct Result {
-  int code = -1;
-  std::string out, err;
-};
-
-std::string quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-Result lethe(const std::vector<std::string>& args) {
-  const fs::path dir = temp_dir("cli");
-  std::string cmd = quote(LETHE_CLI);
-  for (const auto& a : args) cmd += " " + quote(a);
-  cmd += " >" + quote((dir / "out").string()) + " 2>" + quote((dir / "err").string());
-  Result r;
-  const int status = std::system(cmd.c_str());
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = read_file(dir / "out");
-  r.err = read_file(dir / "err");
-  return r;
-}
 
 // Reads an I64 tensor of a safetensors file without torch.
 std::vector<std::int64_t> read_i64(const fs::path& file, const std::string& name) {
@@ -58,13 +35,6 @@ std::string join(const std::vector<std::int64_t>& v) {
   std::string s;
   for (auto x : v) s += (s.empty() ? "" : ",") + std::to_string(x);
   return s;
-}
-
-void expect_one_line_error(const Result& r, const std::string& fragment) {
-  EXPECT_EQ(r.code, 1) << r.err;
-  EXPECT_EQ(r.err.rfind("lethe: error: ", 0), 0u) << r.err;
-  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "one line expected: " << r.err;
-  EXPECT_NE(r.err.find(fragment), std::string::npos) << "missing \"" << fragment << "\" in " << r.err;
 }
 
 TEST(Cli, VersionAndHelp) {

@@ -45,6 +45,7 @@ struct TofuComponent {
 
 struct TofuSummary {
   std::vector<TofuComponent> components;  // forget + the nine utility components
+  bool has_model_utility = false;
   double model_utility = 0;
   Interval model_utility_ci;
   bool has_forget_quality = false;

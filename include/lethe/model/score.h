@@ -19,6 +19,17 @@ inline constexpr std::int64_t kIgnoreIndex = -100;
 struct TokenLogprobs {
   at::Tensor logprobs;  // (B, T-1) float32: log p(target[t+1] | tokens[..t]); 0 where ignored
   at::Tensor mask;      // (B, T-1) bool: true where a target was scored
+  // With ScoreExtras::distribution: the mean and standard deviation of log p(v) under p over
+  // the vocabulary at each position (Min-K%++'s calibration). (B, T-1) float32.
+  at::Tensor mean_logprob, std_logprob;
+  // With ScoreExtras::argmax: whether the most likely token is the target (teacher-forced
+  // greedy match, for exact memorization and extraction strength). (B, T-1) bool.
+  at::Tensor argmax_hit;
+};
+
+struct ScoreExtras {
+  bool distribution = false;
+  bool argmax = false;
 };
 
 // Positions for a padded batch: cumsum(mask) - 1, with padding set to 1 (HF's generate rule).
@@ -31,7 +42,8 @@ at::Tensor positions_from_mask(const at::Tensor& attention_mask);
 // `hooks`, if given, observes (or edits) the forward pass.
 TokenLogprobs score_tokens(CausalLM& model, const at::Tensor& input_ids,
                            const at::Tensor& attention_mask = {},
-                           const at::Tensor& labels = {}, HookObserver* hooks = nullptr);
+                           const at::Tensor& labels = {}, HookObserver* hooks = nullptr,
+                           ScoreExtras extras = {});
 
 // Scores sequences of different lengths in right-padded batches of up to `batch_size`
 // (longest first, so padding is small). Entry i holds len(seqs[i]) - 1 log-probs.

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -48,6 +49,10 @@ struct RunConfig {
   bool lora_merge = true;            // also write the merged model/ for LoRA runs
   std::int64_t eval_examples = 32;   // per set, for the train.eval_every probability callback
   std::string resolved_json;         // the whole config after overrides, as JSON
+  // The `eval:` section, unparsed (JSON; empty when absent): train/ does not know the evaluation
+  // suites, the program that runs the config does (apps/lethe/cmd_train.cpp, RunHooks).
+  std::string eval_section;
+  std::filesystem::path config_dir;  // relative paths in the config are resolved against it
 };
 
 // Reads a YAML config and applies `overrides` ("train.lr=1e-4", "method.beta=0.2"). Every key is
@@ -56,12 +61,21 @@ struct RunConfig {
 RunConfig load_run_config(const std::filesystem::path& yaml, const std::vector<std::string>& overrides,
                           RunKind kind);
 
+// Optional work around a run, supplied by its caller: `periodic` adds numbers to the step's
+// train_log entry every `every` optimizer steps; `at_end` sees the final model (merged when
+// LoRA) after the outputs are written.
+struct RunHooks {
+  std::int64_t every = 0;
+  std::function<std::map<std::string, double>(model::CausalLM& model, std::int64_t step)> periodic;
+  std::function<void(model::CausalLM& model)> at_end;
+};
+
 struct RunSummary {
   TrainResult result;
   std::filesystem::path model_dir, adapter_dir;
   std::map<std::string, double> final_eval;
 };
 
-RunSummary run(const RunConfig& config);
+RunSummary run(const RunConfig& config, const RunHooks& hooks = {});
 
 }  // namespace lethe::train

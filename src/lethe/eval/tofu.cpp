@@ -177,6 +177,7 @@ TofuSummary summarize_tofu(const std::map<TofuSplit, TofuItems>& splits, const s
   if (complete) {
     std::vector<double> comps;
     for (const auto& k : utility_keys) comps.push_back(s.find(k)->value);
+    s.has_model_utility = true;
     s.model_utility = harmonic_mean(comps);
     // Bootstrap: resample each split's items, recompute the nine means and their harmonic mean.
     const TofuSplit groups[] = {TofuSplit::kRetain, TofuSplit::kRealAuthors, TofuSplit::kWorldFacts};

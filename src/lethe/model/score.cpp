@@ -18,7 +18,7 @@ at::Tensor positions_from_mask(const at::Tensor& mask) {
 
 TokenLogprobs score_tokens(CausalLM& model, const at::Tensor& input_ids,
                            const at::Tensor& attention_mask, const at::Tensor& labels,
-                           HookObserver* hooks) {
+                           HookObserver* hooks, ScoreExtras extras) {
   torch::NoGradGuard no_grad;
   LETHE_CHECK(input_ids.dim() == 2 && input_ids.size(1) >= 2,
               "score_tokens needs (batch, tokens >= 2) ids, got ", input_ids.sizes());
@@ -56,6 +56,12 @@ TokenLogprobs score_tokens(CausalLM& model, const at::Tensor& input_ids,
       std::clamp<std::int64_t>(kChunkBytes / (v * static_cast<std::int64_t>(sizeof(float))), 1, rows);
 
   at::Tensor lp = at::empty({rows}, h.options());
+  at::Tensor mu, sd, hit;
+  if (extras.distribution) {
+    mu = at::empty({rows}, h.options());
+    sd = at::empty({rows}, h.options());
+  }
+  if (extras.argmax) hit = at::empty({rows}, h.options().dtype(at::kBool));
   at::Tensor buf = at::empty({chunk, v}, h.options());  // reused by every chunk
   at::Tensor wt = w.t();
   for (std::int64_t r0 = 0; r0 < rows; r0 += chunk) {
@@ -63,11 +69,28 @@ TokenLogprobs score_tokens(CausalLM& model, const at::Tensor& input_ids,
     at::Tensor logits = buf.narrow(0, 0, n);
     at::mm_out(logits, h.narrow(0, r0, n), wt);  // (n, V)
     at::Tensor lse = at::logsumexp(logits, {1});
-    lp.narrow(0, r0, n).copy_(logits.gather(1, tgt.narrow(0, r0, n)).squeeze(1) - lse);
+    at::Tensor y = tgt.narrow(0, r0, n);
+    lp.narrow(0, r0, n).copy_(logits.gather(1, y).squeeze(1) - lse);
+    if (extras.argmax) hit.narrow(0, r0, n).copy_(logits.argmax(1).eq(y.squeeze(1)));
+    if (extras.distribution) {
+      // In place: logits become log p, then E[log p] and E[(log p)^2] under p.
+      at::Tensor logp = logits.sub_(lse.unsqueeze(1));
+      at::Tensor p = logp.exp();
+      at::Tensor m1 = (p * logp).sum(1);
+      at::Tensor m2 = (p * logp * logp).sum(1);
+      mu.narrow(0, r0, n).copy_(m1);
+      sd.narrow(0, r0, n).copy_((m2 - m1 * m1).clamp_min(0).sqrt());
+    }
   }
   TokenLogprobs res;
-  res.logprobs = lp.view({b, t - 1}).to(at::kFloat).masked_fill_(keep.logical_not(), 0.0);
+  const at::Tensor drop = keep.logical_not();
+  res.logprobs = lp.view({b, t - 1}).to(at::kFloat).masked_fill_(drop, 0.0);
   res.mask = keep;
+  if (extras.distribution) {
+    res.mean_logprob = mu.view({b, t - 1}).to(at::kFloat).masked_fill_(drop, 0.0);
+    res.std_logprob = sd.view({b, t - 1}).to(at::kFloat).masked_fill_(drop, 0.0);
+  }
+  if (extras.argmax) res.argmax_hit = hit.view({b, t - 1}).logical_and(keep);
   return res;
 }
 

@@ -223,6 +223,7 @@ RunConfig load_run_config(const fs::path& yaml, const std::vector<std::string>& 
   RunConfig c;
   c.kind = kind;
   c.resolved_json = root.dump(2);
+  c.config_dir = base;
   Section top(root, "");
   c.model = resolve(base, top.need<std::string>("model"));
   c.from_scratch = top.get<bool>("from_scratch", false);
@@ -320,6 +321,11 @@ RunConfig load_run_config(const fs::path& yaml, const std::vector<std::string>& 
               "config: 'lora.init' must be default or fila, got '", c.lora_config.init, "'");
   LETHE_CHECK(c.lora_config.init != "fila" || kind == RunKind::kUnlearn,
               "config: lora.init: fila needs forget and retain data (unlearn runs)");
+  const Json& ev = top.raw("eval");
+  if (!ev.is_null()) {
+    LETHE_CHECK(ev.is_object(), "config: 'eval' must be a mapping (suite, data, reference, ...)");
+    c.eval_section = ev.dump();
+  }
   top.done();
   return c;
 }
@@ -404,7 +410,7 @@ std::string now_utc() {
 
 }  // namespace
 
-RunSummary run(const RunConfig& c) {
+RunSummary run(const RunConfig& c, const RunHooks& hooks) {
   const auto started = std::chrono::steady_clock::now();
   const std::string started_at = now_utc();
   LETHE_CHECK(fs::exists(c.from_scratch ? c.model / "config.json" : c.model), c.model.string(),
@@ -524,13 +530,27 @@ RunSummary run(const RunConfig& c) {
                                                    pad_id, c.seed);
   }
   const auto limit = static_cast<std::size_t>(std::max<std::int64_t>(c.eval_examples, 0));
-  EvalCallback eval = [&](std::int64_t) {
+  auto probabilities = [&]() {
     std::map<std::string, double> r;
     if (c.kind == RunKind::kFinetune) {
       r["train_prob"] = mean_answer_probability(*m, train_set, limit, pad_id);
     } else {
       r["forget_prob"] = mean_answer_probability(*m, forget, limit, pad_id);
       if (!retain.empty()) r["retain_prob"] = mean_answer_probability(*m, retain, limit, pad_id);
+    }
+    return r;
+  };
+  // The trainer calls back every tc.eval_every steps and at the last one; each part keeps its own
+  // period (probabilities: train.eval_every; the caller's hook: hooks.every).
+  const std::int64_t prob_every = tc.eval_every;
+  const bool periodic = hooks.periodic && hooks.every > 0;
+  if (periodic) tc.eval_every = prob_every > 0 ? std::gcd(prob_every, hooks.every) : hooks.every;
+  const std::int64_t total_steps = planned_steps(tc, objective->size());
+  EvalCallback eval = [&](std::int64_t step) {
+    std::map<std::string, double> r;
+    if (prob_every > 0 && (step % prob_every == 0 || step == total_steps)) r = probabilities();
+    if (periodic && step % hooks.every == 0) {
+      for (const auto& [k, v] : hooks.periodic(*m, step)) r[k] = v;
     }
     return r;
   };
@@ -542,7 +562,7 @@ RunSummary run(const RunConfig& c) {
   RunSummary summary;
   summary.result = train(params, *objective, tc, eval, probe);
   m->eval();
-  summary.final_eval = eval(summary.result.steps);
+  summary.final_eval = probabilities();
 
   // Outputs.
   model::SaveOptions so;
@@ -566,6 +586,10 @@ RunSummary run(const RunConfig& c) {
     save_full(summary.model_dir);
   }
 
+  if (hooks.at_end) {
+    m->eval();
+    hooks.at_end(*m);
+  }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   Json result = {{"steps", summary.result.steps},
                  {"resumed_from", summary.result.resumed_from},

@@ -1,0 +1,93 @@
+// lethe eval: run the TOFU or MUSE suite on a model (or summarise an existing per-item log).
+#include <iostream>
+#include <sstream>
+
+#include "commands.h"
+#include "lethe/core/error.h"
+#include "lethe/eval/evaluate.h"
+#include "lethe/eval/metrics.h"
+
+namespace lethe::cli {
+namespace {
+
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
+void list_metrics() {
+  for (const auto& m : eval::metric_infos()) {
+    std::string suites;
+    for (const auto& s : m.suites) suites += (suites.empty() ? "" : ",") + s;
+    std::cout << m.name << "  [" << suites << "]" << (m.needs_reference ? " needs --reference" : "")
+              << (m.opt_in ? " opt-in" : "") << "\n    " << m.description << "\n";
+  }
+}
+
+}  // namespace
+
+void add_eval(CLI::App& app, const GlobalOptions& global) {
+  auto* cmd = app.add_subcommand("eval", "Evaluate a model with the TOFU or MUSE suite");
+  struct Opts {
+    eval::EvalOptions e;
+    std::string metrics, tmpl = "plain";
+    bool list = false, no_report = false, no_progress = false;
+  };
+  auto o = std::make_shared<Opts>();
+  cmd->add_option("--suite", o->e.suite, "tofu or muse")->check(CLI::IsMember({"tofu", "muse"}));
+  cmd->add_option("--model", o->e.model, "Hugging Face model folder to evaluate");
+  cmd->add_option("--data", o->e.data, "the suite's data folder (TOFU layout: forget10_perturbed.jsonl, ...; MUSE layout: knowmem/, verbmem/, privleak/)");
+  cmd->add_option("--out", o->e.out, "output folder for EVAL.json, SUMMARY.json and report.html (required)");
+  cmd->add_option("--reference", o->e.reference,
+                  "the retain-only model for forget_quality / privleak: a model folder, a lethe EVAL.json, or (tofu) TOFU's eval_log_aggregated.json");
+  cmd->add_option("--from-logs", o->e.from_logs, "summarise this EVAL.json or TOFU legacy log instead of running a model");
+  cmd->add_option("--forget-split", o->e.forget_split, "tofu: forget01, forget05 or forget10 (default)");
+  cmd->add_option("--metrics", o->metrics, "comma-separated metric names (default: the suite's; see --list-metrics)");
+  cmd->add_option("--template", o->tmpl, "prompt template for QA items: plain (default), llama2-chat, llama3-chat");
+  cmd->add_option("--tokenizer", o->e.tokenizer, "tokenizer (default: the model folder's)");
+  cmd->add_option("--batch-size", o->e.batch_size, "sequences per scoring / generation batch (default 8)");
+  cmd->add_option("--max-new-tokens", o->e.max_new_tokens, "generation length (default: tofu 200, verbmem 128, knowmem 32)");
+  cmd->add_option("--max-length", o->e.max_length, "tokens per scored sequence (default: tofu 512, muse 2048)");
+  cmd->add_option("--max-items", o->e.max_items, "evaluate only the first N items of each split (0 = all)");
+  cmd->add_option("--min-k", o->e.min_k, "k of the Min-K% attacks (default 0.4)");
+  cmd->add_option("--seed", o->e.seed, "bootstrap seed (default 0)");
+  cmd->add_flag("--no-report", o->no_report, "do not write report.html");
+  cmd->add_flag("--no-progress", o->no_progress, "no progress bars");
+  cmd->add_flag("--list-metrics", o->list, "list the metrics and exit");
+  cmd->callback([o, &global] {
+    if (o->list) {
+      list_metrics();
+      return;
+    }
+    eval::EvalOptions e = o->e;
+    e.metrics = split_list(o->metrics);
+    e.prompt_template = text::PromptTemplate::named(o->tmpl);
+    e.report = !o->no_report;
+    e.progress = !o->no_progress;
+    e.device = global.device;
+    if (e.from_logs.empty()) {
+      LETHE_CHECK(!e.model.empty(), "give --model DIR (or --from-logs LOG)");
+      LETHE_CHECK(!e.data.empty(), "give --data DIR (the ", e.suite, " data folder)");
+    }
+    const eval::EvalOutputs out = eval::run_eval(e);
+    for (const auto& [k, v] : out.summary.items()) {
+      if (!v.is_number() || k == "format_version") continue;
+      std::cout << k << " " << v.get<double>();
+      if (out.summary["ci"].contains(k)) {
+        std::cout << "  [" << out.summary["ci"][k][0].get<double>() << ", " << out.summary["ci"][k][1].get<double>() << "]";
+      }
+      std::cout << "\n";
+    }
+    for (const auto& [k, v] : out.summary["omitted"].items()) std::cout << k << " not computed: " << v.get<std::string>() << "\n";
+    if (!out.eval_path.empty()) std::cout << "eval " << out.eval_path.string() << "\n";
+    std::cout << "summary " << out.summary_path.string() << "\n";
+    if (!out.report_path.empty()) std::cout << "report " << out.report_path.string() << "\n";
+  });
+}
+
+}  // namespace lethe::cli

@@ -1,0 +1,293 @@
+#include "lethe/eval/report.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+
+#include "lethe/eval/metrics.h"
+#include "lethe/eval/stats.h"
+
+namespace lethe::eval {
+namespace {
+
+// Summary keys in reading order, with what a reader should know about each.
+struct KeyDoc {
+  const char* key;
+  const char* meaning;
+};
+constexpr KeyDoc kKeys[] = {
+    {"forget_quality", "KS p-value of forget truth ratios vs the reference; high = indistinguishable from a model that never saw the forget set"},
+    {"model_utility", "harmonic mean of the nine retain / real-author / world-fact components; higher = more useful"},
+    {"forget_Q_A_Prob", "answer probability on the forget set (lower after unlearning)"},
+    {"forget_Q_A_ROUGE", "ROUGE-L recall of greedy forget answers"},
+    {"forget_truth_ratio", "forget truth ratio, closer-to-1 aggregate"},
+    {"retain_Q_A_Prob", "answer probability on retained people"},
+    {"retain_Q_A_ROUGE", "ROUGE-L recall on retained people"},
+    {"retain_Truth_Ratio", "retain truth ratio (true better)"},
+    {"ra_Q_A_Prob_normalised", "real authors: probability normalised against wrong options"},
+    {"ra_Q_A_ROUGE", "real authors: ROUGE-L recall"},
+    {"ra_Truth_Ratio", "real authors: truth ratio"},
+    {"wf_Q_A_Prob_normalised", "world facts: normalised probability"},
+    {"wf_Q_A_ROUGE", "world facts: ROUGE-L recall"},
+    {"wf_Truth_Ratio", "world facts: truth ratio"},
+    {"forget_verbmem_ROUGE", "MUSE VerbMem: ROUGE-L F1 of continuations of forget text"},
+    {"forget_knowmem_ROUGE", "MUSE KnowMem on forget QA: ROUGE-L F1"},
+    {"retain_knowmem_ROUGE", "MUSE KnowMem on retain QA: ROUGE-L F1"},
+    {"privleak", "(AUC − reference AUC) / reference AUC · 100, Min-K%; ≈ −100 memorised, ≈ 0 like the reference, > 0 over-forgotten"},
+    {"extraction_strength", "longest predicted suffix of forget answers (0 = nothing extracted)"},
+    {"exact_memorization", "share of forget answer tokens predicted exactly"},
+    {"mia_loss", "LOSS attack AUC (≈ 0 memorised, ≈ 0.5 unseen)"},
+    {"mia_zlib", "ZLib attack AUC"},
+    {"mia_min_k", "Min-K% attack AUC"},
+    {"mia_min_k_plus_plus", "Min-K%++ attack AUC"},
+    {"mia_gradnorm", "GradNorm attack AUC"},
+    {"mia_reference", "Reference attack AUC"},
+};
+
+std::string fmt(double v, int prec = 4) {
+  if (!std::isfinite(v)) return "—";
+  char buf[64];
+  const double a = std::fabs(v);
+  if (a != 0 && (a < 1e-3 || a >= 1e5)) {
+    std::snprintf(buf, sizeof(buf), "%.3g", v);
+  } else {
+    std::snprintf(buf, sizeof(buf), "%.*f", prec, v);
+  }
+  return buf;
+}
+
+const char* kColors[] = {"#1f6feb", "#d1242f", "#1a7f37", "#8250df", "#bf8700", "#57606a"};
+const char* color(std::size_t i) { return kColors[i % 6]; }
+
+std::string summary_table(const ReportInput& in) {
+  std::ostringstream h;
+  h << "<table class=\"summary\"><thead><tr><th>metric</th>";
+  for (const auto& m : in.models) h << "<th>" << html_escape(m.name) << "</th>";
+  h << "<th>meaning</th></tr></thead><tbody>\n";
+  for (const auto& k : kKeys) {
+    bool any = false;
+    for (const auto& m : in.models) any = any || m.summary.contains(k.key);
+    if (!any) continue;
+    h << "<tr><td><code>" << k.key << "</code></td>";
+    for (const auto& m : in.models) {
+      if (!m.summary.contains(k.key)) {
+        std::string why = m.summary.contains("omitted") && m.summary["omitted"].contains(k.key)
+                              ? m.summary["omitted"][k.key].get<std::string>()
+                              : "not computed";
+        h << "<td class=\"na\" title=\"" << html_escape(why) << "\">—</td>";
+        continue;
+      }
+      h << "<td>" << fmt(m.summary[k.key].get<double>());
+      if (m.summary.contains("ci") && m.summary["ci"].contains(k.key)) {
+        const auto& ci = m.summary["ci"][k.key];
+        h << "<span class=\"ci\"> [" << fmt(ci[0].get<double>()) << ", " << fmt(ci[1].get<double>()) << "]</span>";
+      }
+      h << "</td>";
+    }
+    h << "<td class=\"doc\">" << html_escape(k.meaning) << "</td></tr>\n";
+  }
+  h << "</tbody></table>\n";
+  // Omissions, said once per model.
+  for (const auto& m : in.models) {
+    if (!m.summary.contains("omitted") || m.summary["omitted"].empty()) continue;
+    h << "<p class=\"note\">" << html_escape(m.name) << ": not computed — ";
+    bool first = true;
+    for (const auto& [k, v] : m.summary["omitted"].items()) {
+      h << (first ? "" : "; ") << "<code>" << html_escape(k) << "</code> (" << html_escape(v.get<std::string>()) << ")";
+      first = false;
+    }
+    h << ".</p>\n";
+  }
+  return h.str();
+}
+
+// Overlaid histograms of log10(truth ratio) for several series.
+std::string histogram_svg(const std::vector<std::pair<std::string, std::vector<double>>>& series) {
+  const double lo = -3, hi = 1.5;
+  const int bins = 27;
+  const double w = 640, hgt = 220, left = 40, bottom = 30;
+  std::vector<std::vector<double>> share(series.size(), std::vector<double>(bins, 0));
+  double top = 0;
+  for (std::size_t s = 0; s < series.size(); ++s) {
+    for (double tr : series[s].second) {
+      if (!(tr > 0)) continue;
+      const double x = std::clamp(std::log10(tr), lo, hi - 1e-9);
+      share[s][static_cast<std::size_t>((x - lo) / (hi - lo) * bins)] += 1.0 / static_cast<double>(series[s].second.size());
+    }
+    for (double v : share[s]) top = std::max(top, v);
+  }
+  if (top <= 0) top = 1;
+  std::ostringstream o;
+  o << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << w + left + 10 << "\" height=\"" << hgt + bottom + 10
+    << "\" role=\"img\"><title>truth ratio histograms</title>";
+  o << "<line x1=\"" << left << "\" y1=\"" << hgt << "\" x2=\"" << left + w << "\" y2=\"" << hgt << "\" stroke=\"#888\"/>";
+  for (int t = -3; t <= 1; ++t) {
+    const double x = left + (t - lo) / (hi - lo) * w;
+    o << "<line x1=\"" << x << "\" y1=\"" << hgt << "\" x2=\"" << x << "\" y2=\"" << hgt + 5 << "\" stroke=\"#888\"/>";
+    o << "<text x=\"" << x << "\" y=\"" << hgt + 18 << "\" font-size=\"11\" text-anchor=\"middle\">1e" << t << "</text>";
+  }
+  const double bw = w / bins;
+  for (std::size_t s = 0; s < series.size(); ++s) {
+    for (int b = 0; b < bins; ++b) {
+      const double v = share[s][static_cast<std::size_t>(b)];
+      if (v <= 0) continue;
+      const double bh = v / top * (hgt - 20);
+      o << "<rect x=\"" << left + b * bw + 1 << "\" y=\"" << hgt - bh << "\" width=\"" << bw - 2 << "\" height=\"" << bh
+        << "\" fill=\"" << color(s) << "\" fill-opacity=\"0.35\" stroke=\"" << color(s) << "\"/>";
+    }
+    o << "<text x=\"" << left + 8 << "\" y=\"" << 14 + 14 * s << "\" font-size=\"12\" fill=\"" << color(s) << "\">"
+      << html_escape(series[s].first) << " (n=" << series[s].second.size() << ")</text>";
+  }
+  o << "</svg>";
+  return o.str();
+}
+
+std::string roc_svg(const std::vector<std::pair<std::string, std::vector<RocPoint>>>& curves) {
+  const double size = 240, pad = 34;
+  std::ostringstream o;
+  o << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << size + pad + 150 << "\" height=\"" << size + pad + 10
+    << "\" role=\"img\"><title>ROC curves</title>";
+  o << "<rect x=\"" << pad << "\" y=\"5\" width=\"" << size << "\" height=\"" << size << "\" fill=\"none\" stroke=\"#888\"/>";
+  o << "<line x1=\"" << pad << "\" y1=\"" << size + 5 << "\" x2=\"" << pad + size << "\" y2=\"5\" stroke=\"#bbb\" stroke-dasharray=\"4 3\"/>";
+  o << "<text x=\"" << pad + size / 2 << "\" y=\"" << size + 28 << "\" font-size=\"11\" text-anchor=\"middle\">share of holdout items above threshold</text>";
+  o << "<text x=\"10\" y=\"" << size / 2 << "\" font-size=\"11\" transform=\"rotate(-90 10 " << size / 2
+    << ")\" text-anchor=\"middle\">share of forget items</text>";
+  for (std::size_t c = 0; c < curves.size(); ++c) {
+    o << "<polyline fill=\"none\" stroke-width=\"1.6\" stroke=\"" << color(c) << "\" points=\"";
+    for (const auto& p : curves[c].second) o << pad + p.fpr * size << "," << 5 + (1 - p.tpr) * size << " ";
+    o << "\"/><text x=\"" << pad + size + 8 << "\" y=\"" << 18 + 15 * c << "\" font-size=\"12\" fill=\"" << color(c)
+      << "\">" << html_escape(curves[c].first) << "</text>";
+  }
+  o << "</svg>";
+  return o.str();
+}
+
+std::vector<double> item_values(const Json& eval, const std::string& split, const char* key) {
+  std::vector<double> v;
+  if (eval.is_null() || !eval.contains("splits") || !eval["splits"].contains(split)) return v;
+  for (const auto& it : eval["splits"][split]["items"]) {
+    if (it.contains(key)) v.push_back(it[key].get<double>());
+  }
+  return v;
+}
+
+std::vector<double> mia_values(const Json& eval, const std::string& split, const std::string& attack) {
+  std::vector<double> v;
+  if (eval.is_null() || !eval.contains("splits") || !eval["splits"].contains(split)) return v;
+  for (const auto& it : eval["splits"][split]["items"]) {
+    if (it.contains("mia") && it["mia"].contains(attack)) v.push_back(it["mia"][attack].get<double>());
+  }
+  return v;
+}
+
+std::string item_table(const Json& split, const std::string& name) {
+  std::ostringstream h;
+  const auto& items = split["items"];
+  h << "<details><summary>" << html_escape(name) << " — " << items.size() << " items</summary>\n"
+    << "<table class=\"items\"><thead><tr><th>#</th><th>input</th><th>ground truth</th><th>generation</th>"
+    << "<th>numbers</th></tr></thead><tbody>\n";
+  for (const auto& it : items) {
+    const std::string input = it.contains("question") ? it["question"].get<std::string>()
+                              : it.contains("prompt") ? it["prompt"].get<std::string>()
+                              : it.contains("text")   ? it["text"].get<std::string>().substr(0, 300)
+                                                      : "";
+    const std::string truth = it.contains("answer") ? it["answer"].get<std::string>()
+                              : it.contains("ground_truth") ? it["ground_truth"].get<std::string>()
+                                                            : "";
+    h << "<tr><td>" << it.value("index", 0) << "</td><td>" << html_escape(input) << "</td><td>" << html_escape(truth)
+      << "</td><td>" << html_escape(it.value("generation", std::string())) << "</td><td class=\"num\">";
+    for (const char* k : {"prob", "rougeL_recall", "rougeL_f1", "truth_ratio", "extraction_strength"}) {
+      if (it.contains(k)) h << k << " " << fmt(it[k].get<double>(), 3) << "<br/>";
+    }
+    h << "</td></tr>\n";
+  }
+  h << "</tbody></table></details>\n";
+  return h.str();
+}
+
+}  // namespace
+
+std::string html_escape(std::string_view s) {
+  std::string o;
+  o.reserve(s.size());
+  for (char c : s) {
+    switch (c) {
+      case '&': o += "&amp;"; break;
+      case '<': o += "&lt;"; break;
+      case '>': o += "&gt;"; break;
+      case '"': o += "&quot;"; break;
+      case '\'': o += "&#39;"; break;
+      default: o += c;
+    }
+  }
+  return o;
+}
+
+std::string render_report(const ReportInput& in, const ReferenceData* reference) {
+  std::ostringstream h;
+  h << "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"/><title>" << html_escape(in.title)
+    << "</title>\n<style>\n"
+    << "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#1f2328}\n"
+    << "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #d0d7de;padding:4px 8px;vertical-align:top;"
+       "font-size:13px}\nth{background:#f6f8fa}.ci{color:#57606a;font-size:11px}.na{color:#8c959f}"
+       ".doc{color:#57606a;font-size:12px}.note{color:#57606a;font-size:13px}.num{white-space:nowrap;font-size:12px}\n"
+       "table.items td{max-width:320px}code{font-size:12px}\n"
+    << "</style></head><body>\n<h1>" << html_escape(in.title) << "</h1>\n";
+  for (const auto& n : in.notes) h << "<p>" << html_escape(n) << "</p>\n";
+  if (reference) {
+    h << "<p class=\"note\">Reference (retain-only model): " << html_escape(reference->kind) << " <code>"
+      << html_escape(reference->source) << "</code></p>\n";
+  }
+  h << "<h2>Summary</h2>\n<p class=\"note\">Values with 95% percentile-bootstrap intervals over items. Key names are "
+       "OpenUnlearning's.</p>\n"
+    << summary_table(in);
+
+  // Truth ratios of the forget split: every model, and the reference.
+  std::vector<std::pair<std::string, std::vector<double>>> tr;
+  for (const auto& m : in.models) {
+    auto v = item_values(m.eval, "forget", "truth_ratio");
+    if (!v.empty()) tr.emplace_back(m.name, std::move(v));
+  }
+  if (reference && reference->truth_ratios.count("forget")) tr.emplace_back("reference", reference->truth_ratios.at("forget"));
+  if (!tr.empty()) {
+    h << "<h2>Forget truth ratios</h2>\n<p class=\"note\">P(wrong answers) / P(paraphrased answer) per forget item, "
+         "log scale. Forget quality asks whether a model's distribution matches the reference's.</p>\n"
+      << histogram_svg(tr) << "\n";
+  }
+
+  // ROC curves per attack.
+  bool roc_header = false;
+  for (const char* attack : kMiaAttacks) {
+    std::vector<std::pair<std::string, std::vector<RocPoint>>> curves;
+    for (const auto& m : in.models) {
+      const std::string suite = m.eval.is_null() ? "" : m.eval.value("suite", "");
+      const std::string fs = suite == "muse" ? "privleak_forget" : "forget";
+      const std::string hs = suite == "muse" ? "privleak_holdout" : "holdout";
+      const auto f = mia_values(m.eval, fs, attack), ho = mia_values(m.eval, hs, attack);
+      if (f.empty() || ho.empty()) continue;
+      curves.emplace_back(m.name + " AUC " + fmt(mia_auc(f, ho), 3), roc_curve(ho, f));
+    }
+    if (curves.empty()) continue;
+    if (!roc_header) {
+      h << "<h2>Membership inference</h2>\n<p class=\"note\">ROC of each attack score (higher = looks unseen), forget "
+           "items against holdout items. A model that memorised the forget set keeps its curve under the diagonal "
+           "(AUC ≈ 0); one that never saw it follows the diagonal (≈ 0.5).</p>\n";
+      roc_header = true;
+    }
+    h << "<h3><code>" << attack << "</code></h3>\n" << roc_svg(curves) << "\n";
+  }
+
+  for (const auto& [heading, html] : in.extra_sections) h << "<h2>" << html_escape(heading) << "</h2>\n" << html << "\n";
+
+  // Per-item tables.
+  for (const auto& m : in.models) {
+    if (m.eval.is_null() || !m.eval.contains("splits")) continue;
+    h << "<h2>Items: " << html_escape(m.name) << "</h2>\n";
+    for (const auto& [name, split] : m.eval["splits"].items()) h << item_table(split, name);
+  }
+  h << "<p class=\"note\">Generated by lethe " << LETHE_VERSION << ".</p>\n</body></html>\n";
+  return h.str();
+}
+
+}  // namespace lethe::eval
