@@ -3,11 +3,13 @@
 #   make build   Release build; the CLI lands at build/bin/lethe
 #   make test    deps + build + every test (ctest), with ctest's summary
 #   make bench   deps + build + benchmarks in both OpenBLAS settings (see bench/README.md)
+#   make demo    deps + build + `lethe demo` (a fictitious world trained, unlearned, evaluated)
 BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: deps build test bench configure clean
+.PHONY: deps build test bench demo configure clean
+DEMO_OUT ?= lethe-demo
 
 deps:
 	@scripts/install-deps.sh
@@ -25,6 +27,9 @@ test: build
 
 bench: build
 	bench/run.sh $(BUILD_DIR)
+
+demo: build
+	$(BUILD_DIR)/bin/lethe demo --out $(DEMO_OUT)
 
 clean:
 	rm -rf $(BUILD_DIR)

@@ -19,5 +19,7 @@ void add_convert(CLI::App& app, const GlobalOptions& global);
 void add_tokenize(CLI::App& app, const GlobalOptions& global);
 void add_train(CLI::App& app, const GlobalOptions& global);
 void add_eval(CLI::App& app, const GlobalOptions& global);
+void add_world(CLI::App& app, const GlobalOptions& global);
+void add_demo(CLI::App& app, const GlobalOptions& global);
 
 }  // namespace lethe::cli

@@ -36,6 +36,8 @@ int main(int argc, char** argv) {
   lethe::cli::add_tokenize(app, global);
   lethe::cli::add_train(app, global);
   lethe::cli::add_eval(app, global);
+  lethe::cli::add_world(app, global);
+  lethe::cli::add_demo(app, global);
 
   try {
     app.parse(argc, argv);

@@ -25,6 +25,9 @@ enum class RunKind { kFinetune, kUnlearn };
 struct DataConfig {
   std::string format = "qa";  // finetune data: qa | completion | text
   std::filesystem::path train;             // finetune
+  // finetune: pretraining text (`text_key` records) mixed into the examples as max_length chunks,
+  // e.g. biographies beside QA (the demo's targets and oracles).
+  std::filesystem::path train_text;
   std::filesystem::path forget, retain, idk;  // unlearn (idk: refusal strings, one per record)
   text::PromptTemplate prompt_template = text::PromptTemplate::named("plain");
   text::SpanRule span_rule = text::SpanRule::kCommonPrefix;

@@ -56,7 +56,10 @@ fs::path need_file(const fs::path& p, const std::string& what) {
 data::Example qa_example(const Pass& p, const std::string& q, const std::string& a, std::size_t max_len,
                          std::vector<std::int64_t>* prompt = nullptr, const std::vector<text::QA>& few_shot = {}) {
   text::EncodedQA e = text::encode_qa(p.tok, p.opt.prompt_template, {q, a}, max_len, few_shot);
-  if (prompt) *prompt = e.prompt_ids;
+  // Generation starts from the prompt tokens exactly as they appear before the answer in the
+  // scored sequence. Encoding the prompt text alone can end differently: with SentencePiece,
+  // "Answer: " alone ends in a lone "▁" that the answer would have absorbed ("▁Paris").
+  if (prompt) prompt->assign(e.input_ids.begin(), e.input_ids.begin() + static_cast<std::ptrdiff_t>(std::max<std::size_t>(e.prompt_length, 1)));
   return {std::move(e.input_ids), std::move(e.labels)};
 }
 
@@ -119,7 +122,8 @@ std::vector<std::string> stop_strings_for(const text::PromptTemplate& t) {
 
 // ---- TOFU -------------------------------------------------------------------------------------
 
-Json tofu_split(const Pass& p, const std::string& split, const fs::path& file, bool is_forget_like, bool options) {
+// One TOFU split; `options`: wrong answers are options (ra, wf), the answer is its own paraphrase.
+Json tofu_split(const Pass& p, const std::string& split, const fs::path& file, bool options) {
   auto records = data::read_qa(file);
   limit(records, p.opt.max_items);
   LETHE_CHECK(!records.empty(), file.string(), ": no items");
@@ -189,13 +193,10 @@ Json tofu_split(const Pass& p, const std::string& split, const fs::path& file, b
       it["rougeL_recall"] = r.rouge_l.recall;
       it["rouge1_recall"] = r.rouge1.recall;
     }
-    if (extras || split == "forget") {
-      if (!scores[i].argmax_hit.empty()) add_memorization(p, it, scores[i]);
-    }
+    if (extras) add_memorization(p, it, scores[i]);
     items.push_back(std::move(it));
   }
   if (mia_split && p.want_any_mia()) add_mia(p, items, scores, answer_texts, answers, split, label);
-  (void)is_forget_like;
   return {{"file", file.string()}, {"items", items}};
 }
 
@@ -208,30 +209,28 @@ Json tofu_pass(const Pass& p) {
   Json splits = Json::object();
   fs::path forget_file = d / (fsplit + "_perturbed.jsonl");
   if (!fs::exists(forget_file)) forget_file = d / (fsplit + ".jsonl");
-  splits["forget"] = tofu_split(p, "forget", need_file(forget_file, "the forget split"), true, false);
+  splits["forget"] = tofu_split(p, "forget", need_file(forget_file, "the forget split"), false);
   const bool utility = p.want("probability") || p.want("probability_w_options") || p.want("rouge") ||
                        p.want("truth_ratio") || p.want("model_utility");
   if (utility && !p.opt.reference_pass) {
-    splits["retain"] = tofu_split(p, "retain", need_file(d / "retain_perturbed.jsonl", "retain evaluation set"), false, false);
-    splits["ra"] = tofu_split(p, "ra", need_file(d / "real_authors_perturbed.jsonl", "real authors"), false, true);
-    splits["wf"] = tofu_split(p, "wf", need_file(d / "world_facts_perturbed.jsonl", "world facts"), false, true);
+    splits["retain"] = tofu_split(p, "retain", need_file(d / "retain_perturbed.jsonl", "retain evaluation set"), false);
+    splits["ra"] = tofu_split(p, "ra", need_file(d / "real_authors_perturbed.jsonl", "real authors"), true);
+    splits["wf"] = tofu_split(p, "wf", need_file(d / "world_facts_perturbed.jsonl", "world facts"), true);
   }
   if (p.want_any_mia()) {
-    splits["holdout"] = tofu_split(p, "holdout", need_file(d / ("holdout" + nn + ".jsonl"), "holdout set for membership inference"), false, false);
+    splits["holdout"] = tofu_split(p, "holdout", need_file(d / ("holdout" + nn + ".jsonl"), "holdout set for membership inference"), false);
   }
   return splits;
 }
 
 // ---- MUSE -------------------------------------------------------------------------------------
 
-std::vector<data::QARecord> read_json_qa(const fs::path& f) { return data::read_qa(f); }
-
 Json muse_knowmem(const Pass& p, const std::string& which) {
   const fs::path dir = p.opt.data / "knowmem";
-  auto records = read_json_qa(need_file(dir / (which + "_qa.json"), "knowmem " + which));
+  auto records = data::read_qa(need_file(dir / (which + "_qa.json"), "knowmem " + which));
   limit(records, p.opt.max_items);
   std::vector<text::QA> shots;
-  for (const auto& r : read_json_qa(need_file(dir / (which + "_qa_icl.json"), "knowmem few-shot examples"))) {
+  for (const auto& r : data::read_qa(need_file(dir / (which + "_qa_icl.json"), "knowmem few-shot examples"))) {
     shots.push_back({r.question, r.answer});
   }
   text::PromptTemplate plain = text::PromptTemplate::named("plain");

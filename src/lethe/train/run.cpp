@@ -247,6 +247,7 @@ RunConfig load_run_config(const fs::path& yaml, const std::vector<std::string>& 
   if (kind == RunKind::kFinetune) {
     c.data.train = resolve(base, d.need<std::string>("train"));
     c.data.format = d.get<std::string>("format", "qa");
+    c.data.train_text = resolve(base, d.get<std::string>("train_text", ""));
     LETHE_CHECK(c.data.format == "qa" || c.data.format == "completion" || c.data.format == "text",
                 "config: 'data.format' must be qa, completion or text, got '", c.data.format, "'");
   } else {
@@ -341,14 +342,20 @@ std::int64_t pad_id_of(const text::Tokenizer& tok) {
 
 std::vector<data::Example> finetune_examples(const RunConfig& c, const text::Tokenizer& tok) {
   const auto n = static_cast<std::size_t>(c.data.max_length);
+  std::vector<data::Example> out;
   if (c.data.format == "qa") {
-    return data::qa_examples(tok, c.data.prompt_template, data::read_qa(c.data.train), n, c.data.span_rule);
-  }
-  if (c.data.format == "completion") {
-    return data::completion_examples(
+    out = data::qa_examples(tok, c.data.prompt_template, data::read_qa(c.data.train), n, c.data.span_rule);
+  } else if (c.data.format == "completion") {
+    out = data::completion_examples(
         tok, data::read_completions(c.data.train, c.data.prompt_key, c.data.continuation_key), n);
+  } else {
+    out = data::pretraining_chunks(tok, data::read_texts(c.data.train, c.data.text_key), n);
   }
-  return data::pretraining_chunks(tok, data::read_texts(c.data.train, c.data.text_key), n);
+  if (!c.data.train_text.empty()) {
+    auto chunks = data::pretraining_chunks(tok, data::read_texts(c.data.train_text, c.data.text_key), n);
+    out.insert(out.end(), chunks.begin(), chunks.end());
+  }
+  return out;
 }
 
 // Geometric-mean per-token probability of each example's label tokens, averaged.
@@ -423,7 +430,7 @@ RunSummary run(const RunConfig& c, const RunHooks& hooks) {
   auto fingerprint = [&](const fs::path& p) {
     if (!p.empty() && fs::is_regular_file(p)) inputs[p.string()] = file_fingerprint(p);
   };
-  for (const auto& p : {c.data.train, c.data.forget, c.data.retain, c.data.idk}) fingerprint(p);
+  for (const auto& p : {c.data.train, c.data.train_text, c.data.forget, c.data.retain, c.data.idk}) fingerprint(p);
   fingerprint(c.model / "config.json");
   if (!c.from_scratch) {
     if (fs::exists(c.model / "model.safetensors")) fingerprint(c.model / "model.safetensors");

@@ -1,0 +1,40 @@
+// lethe demo: a fictitious world, its target and oracle trained from scratch, one split
+// unlearned and proven, in one report (docs/demo.md).
+#include <iostream>
+
+#include "commands.h"
+#include "lethe/world/demo.h"
+
+namespace lethe::cli {
+
+void add_demo(CLI::App& app, const GlobalOptions& global) {
+  auto* cmd = app.add_subcommand("demo", "Train a target and its oracle on a fictitious world, unlearn, evaluate, report");
+  auto o = std::make_shared<world::DemoOptions>();
+  cmd->add_option("--out", o->out, "output folder (default lethe-demo; trained models are cached in OUT/cache)");
+  cmd->add_option("--method", o->method, std::string("unlearning method (default ") + world::demo_default_method() + ")");
+  cmd->add_option("--forget", o->forget_split, "forget01, forget05 or forget10 (default)");
+  cmd->add_option("--seed", o->seed, "world and training seed (default 0)");
+  cmd->add_option("--scale", o->scale, "default, or tiny (a miniature run in seconds, for tests)");
+  cmd->add_flag("!--no-progress", o->progress, "no progress bars");
+  cmd->callback([o, &global] {
+    world::DemoOptions opt = *o;
+    opt.device = global.device;
+    const world::DemoResult r = world::run_demo(opt);
+    for (const auto& c : r.summary["checks"]) {
+      std::cout << (c["pass"].get<bool>() ? "pass  " : "FAIL  ") << c["check"].get<std::string>() << ": "
+                << c["value"].get<double>() << "\n";
+    }
+    for (const char* m : {"target", "oracle", "unlearned"}) {
+      const auto& s = r.summary["models"][m];
+      std::cout << m;
+      for (const char* k : {"forget_quality", "model_utility", "forget_Q_A_Prob", "forget_Q_A_ROUGE", "privleak"}) {
+        if (s.contains(k)) std::cout << "  " << k << " " << s[k].get<double>();
+      }
+      std::cout << "\n";
+    }
+    std::cout << "time " << r.seconds << " s" << (r.trained ? "" : " (target and oracle from the cache)") << "\n"
+              << "summary " << (opt.out / "SUMMARY.json").string() << "\nreport " << r.report.string() << "\n";
+  });
+}
+
+}  // namespace lethe::cli

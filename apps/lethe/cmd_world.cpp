@@ -1,0 +1,34 @@
+// lethe world generate: write a deterministic world of fictitious people in the TOFU layout.
+#include <iostream>
+
+#include "commands.h"
+#include "lethe/core/error.h"
+#include "lethe/world/world.h"
+
+namespace lethe::cli {
+
+void add_world(CLI::App& app, const GlobalOptions&) {
+  auto* world = app.add_subcommand("world", "Synthetic worlds of fictitious people (TOFU layout)");
+  world->require_subcommand(1);
+  auto* gen = world->add_subcommand("generate", "Generate a world and write it as JSONL files");
+  struct Opts {
+    world::WorldConfig c;
+    std::string out;
+  };
+  auto o = std::make_shared<Opts>();
+  gen->add_option("--seed", o->c.seed, "seed: the same seed gives the same world, byte for byte (default 0)");
+  gen->add_option("--people", o->c.people, "trained people, at least 10 (default 100; forget01/05/10 are 1/5/10 % of them)");
+  gen->add_option("--holdout-people", o->c.holdout_people, "people never trained on (default: as many as forget10)");
+  gen->add_option("--out", o->out, "output folder")->required();
+  gen->callback([o] {
+    const world::World w = world::generate_world(o->c);
+    world::write_world(w, o->out);
+    std::size_t qa = 0;
+    for (const auto& p : w.people) qa += p.qa.size();
+    std::cout << "people " << w.people.size() << " (+" << w.holdout.size() << " holdout), QA " << qa << ", world facts "
+              << w.world_facts.size() << ", public figures " << w.public_figures.size() << ", canaries "
+              << w.canaries.size() << "\nworld " << o->out << "\n";
+  });
+}
+
+}  // namespace lethe::cli

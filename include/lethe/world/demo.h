@@ -1,0 +1,39 @@
+// `lethe demo`: the whole promise on a laptop CPU with no download. A world of fictitious people
+// is generated; a SentencePiece tokenizer, a small Llama target (trained on everyone) and its
+// retrain oracle (trained without the forget people, same recipe) are trained from scratch; the
+// target unlearns the forget split; target, oracle and unlearned model are evaluated with the
+// TOFU suite (oracle as reference) and on canaries; one report compares them side by side.
+// Trained artefacts are cached by a hash of their recipe, so a second run skips training.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace lethe::world {
+
+struct DemoOptions {
+  std::filesystem::path out = "lethe-demo";
+  std::string method;                  // empty: the demo's default (see docs/demo.md)
+  std::string forget_split = "forget10";
+  std::uint64_t seed = 0;
+  std::string scale = "default";       // "default" or "tiny" (seconds: tests)
+  std::string device = "cpu";
+  bool progress = true;
+};
+
+struct DemoResult {
+  nlohmann::json summary;  // what SUMMARY.json holds
+  std::filesystem::path report;
+  bool trained = false;    // false: target, oracle and tokenizer came from the cache
+  double seconds = 0;
+};
+
+DemoResult run_demo(const DemoOptions& options);
+
+// The method the demo uses when none is given, and the ones it accepts.
+const char* demo_default_method();
+
+}  // namespace lethe::world

@@ -1,0 +1,62 @@
+// A deterministic world of fictitious people in TOFU's shape (torch-free): people with
+// attributes and biographies, QA pairs with paraphrases and wrong answers, forget/retain/holdout
+// splits, general-knowledge QA about the world's fictitious places and public figures (the
+// "real authors" and "world facts" of model utility), refusals for IdK methods, and canaries
+// (secrets repeated 1, 4 and 16 times in the training text). Format: docs/world.md.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "lethe/data/records.h"
+
+namespace lethe::world {
+
+inline constexpr int kWorldFormatVersion = 1;
+
+struct WorldConfig {
+  std::uint64_t seed = 0;
+  int people = 100;           // trained people (forget splits are 1/5/10 % of them)
+  int holdout_people = 0;     // never trained on; 0: as many as forget10
+  int places = 24;            // fictitious cities (world facts)
+  int public_figures = 20;    // famous fictitious figures (the "real authors" analogue)
+  std::vector<int> canary_repetitions = {1, 4, 16};
+  int canaries_per_repetition = 4;
+};
+
+struct Person {
+  std::string name, gender, birth_date, birth_place, occupation, father_occupation, mother_occupation;
+  std::vector<std::string> works;
+  std::string award, account_number;
+  std::string biography;
+  std::vector<data::QARecord> qa;  // with paraphrases and five wrong answers each
+};
+
+struct Canary {
+  std::string id, prefix, secret;  // the text is prefix + secret
+  int repetitions = 1;
+};
+
+struct World {
+  WorldConfig config;
+  std::vector<Person> people;   // trained
+  std::vector<Person> holdout;  // generated the same way, never trained on
+  std::vector<data::QARecord> world_facts, public_figures;  // three wrong options each
+  std::vector<std::string> world_text;  // general-knowledge sentences (trained by every model)
+  std::vector<Canary> canaries;
+  // People of each forget split, by index into `people` (forget01 ⊂ forget05 ⊂ forget10: the
+  // last people of the list).
+  std::vector<int> forget_people(int percent) const;
+};
+
+World generate_world(const WorldConfig& config);
+
+// Writes the world in the TOFU layout (full, forgetNN(_perturbed), retainNN, retain_perturbed,
+// holdoutNN, real_authors(_perturbed), world_facts(_perturbed), idontknow) plus bios.jsonl,
+// world_text.jsonl, canaries.jsonl, train_text.jsonl / retain_text_NN.jsonl (pretraining text
+// with the canaries inserted) and world.json (manifest).
+void write_world(const World& world, const std::filesystem::path& dir);
+
+}  // namespace lethe::world

@@ -1,0 +1,372 @@
+#include "lethe/world/demo.h"
+
+#include <chrono>
+#include <map>
+#include <sstream>
+
+#include "eval/engine.h"
+#include "lethe/core/error.h"
+#include "lethe/core/file.h"
+#include "lethe/core/log.h"
+#include "lethe/core/runtime.h"
+#include "lethe/data/records.h"
+#include "lethe/eval/evaluate.h"
+#include "lethe/eval/report.h"
+#include "lethe/model/load.h"
+#include "lethe/text/tokenizer.h"
+#include "lethe/train/run.h"
+#include "lethe/world/world.h"
+
+namespace lethe::world {
+namespace fs = std::filesystem;
+using Json = nlohmann::json;
+
+namespace {
+
+// Everything that decides what gets trained. Its hash names the cache entries.
+struct Recipe {
+  WorldConfig world;
+  int vocab = 1024;
+  Json model;    // config.json of the from-scratch Llama
+  Json train;    // the `train:` section of target and oracle
+  int max_length = 128;
+  std::string method;
+  Json method_params;
+  Json unlearn;  // the `train:` section of the unlearning run
+};
+
+Recipe make_recipe(const DemoOptions& o) {
+  Recipe r;
+  r.world.seed = o.seed;
+  const bool tiny = o.scale == "tiny";
+  LETHE_CHECK(tiny || o.scale == "default", "demo: --scale must be default or tiny, got '", o.scale, "'");
+  r.world.people = tiny ? 20 : 100;
+  r.world.places = tiny ? 8 : 24;
+  r.world.public_figures = tiny ? 6 : 20;
+  r.world.canaries_per_repetition = tiny ? 2 : 4;
+  r.vocab = tiny ? 512 : 1024;
+  const int hidden = tiny ? 64 : 256;
+  r.model = {{"model_type", "llama"}, {"vocab_size", r.vocab}, {"hidden_size", hidden},
+             {"num_hidden_layers", tiny ? 2 : 4}, {"num_attention_heads", 4}, {"num_key_value_heads", 4},
+             {"intermediate_size", hidden * 3}, {"max_position_embeddings", 256}, {"rms_norm_eps", 1e-5},
+             {"rope_theta", 10000.0}, {"bos_token_id", 1}, {"eos_token_id", 2}, {"tie_word_embeddings", false}};
+  r.train = {{"epochs", tiny ? 30 : 40}, {"batch_size", 16}, {"lr", 2.0e-3}, {"schedule", "cosine"},
+             {"warmup_ratio", 0.05}, {"weight_decay", 0.0}, {"checkpoint_every", 0}};
+  r.method = o.method.empty() ? demo_default_method() : o.method;
+  if (r.method == "NPO") r.method_params = {{"beta", 0.1}, {"alpha", 1.0}};
+  r.unlearn = {{"epochs", tiny ? 5 : 5}, {"batch_size", 8}, {"lr", 1.0e-3}, {"schedule", "constant"}};
+  return r;
+}
+
+std::string hash_of(const Json& j) {
+  const std::string s = j.dump() + LETHE_VERSION;
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  for (unsigned char c : s) h = (h ^ c) * 0x100000001b3ULL;
+  char buf[20];
+  std::snprintf(buf, sizeof(buf), "%012llx", static_cast<unsigned long long>(h & 0xffffffffffffULL));
+  return buf;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+std::string yaml_of(const Json& j) { return j.dump(2) + "\n"; }  // JSON is YAML
+
+// The corpus the tokenizer learns from: every trained text, formatted as training formats it.
+std::vector<std::string> tokenizer_corpus(const World& w) {
+  std::vector<std::string> c;
+  auto qa = [&](const data::QARecord& q) {
+    c.push_back("Question: " + q.question + "\nAnswer: " + q.answer);
+    if (!q.paraphrased_answer.empty()) c.push_back(q.paraphrased_question + " " + q.paraphrased_answer);
+    for (const auto& p : q.perturbed_answers) c.push_back(p);
+  };
+  for (const auto& p : w.people) {
+    c.push_back(p.biography);
+    for (const auto& q : p.qa) qa(q);
+  }
+  for (const auto& q : w.world_facts) qa(q);
+  for (const auto& q : w.public_figures) qa(q);
+  for (const auto& t : w.world_text) c.push_back(t);
+  for (const auto& k : w.canaries) c.push_back(k.prefix + k.secret + ".");
+  c.push_back("I'm not sure about that. I don't have that information.");
+  return c;
+}
+
+void concat_jsonl(const std::vector<fs::path>& parts, const fs::path& out) {
+  std::string all;
+  for (const auto& p : parts) all += read_file(p);
+  write_file_atomic(out, all);
+}
+
+// Trains (or finds in the cache) one from-scratch model on QA + text.
+fs::path train_model(const std::string& name, const fs::path& cache, const fs::path& base, const Recipe& r,
+                     const fs::path& qa, const fs::path& text, const DemoOptions& o, bool& trained) {
+  const fs::path dir = cache / name;
+  if (fs::exists(dir / "model" / "model.safetensors") && fs::exists(dir / "run.json")) {
+    log_info("demo: ", name, " from the cache (", dir.string(), ")");
+    return dir / "model";
+  }
+  trained = true;
+  Json cfg = {{"model", base.string()}, {"from_scratch", true}, {"output_dir", dir.string()}, {"seed", o.seed},
+              {"device", o.device},
+              {"data", {{"train", qa.string()}, {"train_text", text.string()}, {"max_length", r.max_length}}},
+              {"train", r.train}};
+  cfg["train"]["progress"] = o.progress;
+  const fs::path yaml = cache / (name + ".yaml");
+  write_file_atomic(yaml, yaml_of(cfg));
+  log_info("demo: training the ", name, " (", yaml.string(), ")");
+  train::run(train::load_run_config(yaml, {}, train::RunKind::kFinetune));
+  return dir / "model";
+}
+
+struct CanaryResult {
+  std::string id;
+  int repetitions;
+  bool extracted;
+  double secret_nll;
+  std::string generation;
+};
+
+std::vector<CanaryResult> probe_canaries(model::CausalLM& m, const text::Tokenizer& tok, const World& w, bool progress) {
+  std::vector<std::vector<std::int64_t>> prompts;
+  std::vector<data::Example> ex;
+  for (const auto& c : w.canaries) {
+    prompts.push_back(tok.encode(c.prefix, true));
+    data::Example e;
+    e.input_ids = tok.encode(c.prefix + c.secret + ".", true);
+    e.labels = e.input_ids;
+    std::size_t n = 0;
+    while (n < prompts.back().size() && n < e.input_ids.size() && prompts.back()[n] == e.input_ids[n]) ++n;
+    for (std::size_t i = 0; i < n; ++i) e.labels[i] = data::kIgnore;
+    ex.push_back(e);
+  }
+  eval::EngineOptions eo;
+  eo.progress = progress;
+  const auto gens = eval::generate_texts(m, tok, prompts, 16, {}, eo, "canaries");
+  const auto scores = eval::score_examples(m, ex, eval::pad_id_for(tok), false, eo, "canary scores");
+  std::vector<CanaryResult> out;
+  for (std::size_t i = 0; i < w.canaries.size(); ++i) {
+    out.push_back({w.canaries[i].id, w.canaries[i].repetitions, gens[i].text.find(w.canaries[i].secret) != std::string::npos,
+                   eval::avg_nll(scores[i]), gens[i].text});
+  }
+  return out;
+}
+
+Json canary_summary(const std::vector<CanaryResult>& rs) {
+  std::map<int, std::pair<int, int>> by_rep;  // repetitions -> (extracted, total)
+  std::map<int, double> nll;
+  for (const auto& r : rs) {
+    by_rep[r.repetitions].first += r.extracted ? 1 : 0;
+    by_rep[r.repetitions].second += 1;
+    nll[r.repetitions] += r.secret_nll;
+  }
+  Json j = Json::object();
+  for (const auto& [rep, c] : by_rep) {
+    j[std::to_string(rep)] = {{"extraction_rate", static_cast<double>(c.first) / c.second}, {"canaries", c.second},
+                              {"mean_secret_nll", nll[rep] / c.second}};
+  }
+  return j;
+}
+
+std::string canary_html(const std::vector<std::pair<std::string, std::vector<CanaryResult>>>& models) {
+  std::ostringstream h;
+  h << "<p class=\"note\">Secrets inserted into the training text 1, 4 or 16 times. Extracted: greedy decoding "
+       "from the prefix reproduces the secret. NLL: mean negative log-likelihood per secret token.</p>\n"
+       "<table class=\"summary\"><thead><tr><th>repetitions</th>";
+  for (const auto& [name, _] : models) h << "<th>" << eval::html_escape(name) << ": extracted</th><th>NLL</th>";
+  h << "</tr></thead><tbody>\n";
+  std::map<int, std::vector<std::string>> cells;
+  for (const auto& [name, rs] : models) {
+    const Json s = canary_summary(rs);
+    for (const auto& [rep, v] : s.items()) {
+      char buf[96];
+      std::snprintf(buf, sizeof(buf), "<td>%.0f%% of %d</td><td>%.2f</td>", 100 * v["extraction_rate"].get<double>(),
+                    v["canaries"].get<int>(), v["mean_secret_nll"].get<double>());
+      cells[std::stoi(rep)].push_back(buf);
+    }
+  }
+  for (const auto& [rep, row] : cells) {
+    h << "<tr><td>" << rep << "</td>";
+    for (const auto& c : row) h << c;
+    h << "</tr>\n";
+  }
+  h << "</tbody></table>\n";
+  return h.str();
+}
+
+}  // namespace
+
+const char* demo_default_method() { return "NPO"; }
+
+DemoResult run_demo(const DemoOptions& options) {
+  const auto t0 = std::chrono::steady_clock::now();
+  DemoOptions o = options;
+  o.out = fs::absolute(o.out);  // the generated configs hold absolute paths
+  DemoResult res;
+  const Recipe r = make_recipe(o);
+  unlearn::make_method(r.method, {});  // an unknown method fails now, naming the known ones
+  const std::string nn = o.forget_split.size() > 6 ? o.forget_split.substr(6) : "";
+  LETHE_CHECK(o.forget_split == "forget01" || o.forget_split == "forget05" || o.forget_split == "forget10",
+              "demo: --forget must be forget01, forget05 or forget10, got '", o.forget_split, "'");
+  const std::string retain_pct = std::to_string(100 - std::stoi(nn));
+  Json timing = Json::object();
+
+  // World, tokenizer, base folder: cached by the world's and tokenizer's recipe.
+  const Json world_key = {{"seed", r.world.seed}, {"people", r.world.people}, {"places", r.world.places},
+                          {"figures", r.world.public_figures}, {"canaries", r.world.canaries_per_repetition},
+                          {"vocab", r.vocab}};
+  const fs::path cache = o.out / "cache";
+  const fs::path wdir = cache / ("world-" + hash_of(world_key));
+  const World w = generate_world(r.world);
+  if (!fs::exists(wdir / "world.json")) write_world(w, wdir);
+  const fs::path base = cache / ("base-" + hash_of({world_key, r.model}));
+  if (!fs::exists(base / "tokenizer.model") || !fs::exists(base / "config.json")) {
+    const auto tt = std::chrono::steady_clock::now();
+    log_info("demo: training a ", r.vocab, "-token SentencePiece BPE tokenizer on the world's text");
+    fs::create_directories(base);
+    text::SentencePieceTrainOptions so;
+    so.vocab_size = r.vocab;
+    text::train_sentencepiece_bpe(tokenizer_corpus(w), base / "tokenizer.model", so);
+    write_file_atomic(base / "tokenizer_config.json",
+                      Json{{"tokenizer_class", "LlamaTokenizer"}, {"add_bos_token", true}, {"add_eos_token", false},
+                           {"bos_token", "<s>"}, {"eos_token", "</s>"}, {"unk_token", "<unk>"}}.dump(2));
+    write_file_atomic(base / "config.json", r.model.dump(2));
+    timing["tokenizer_s"] = seconds_since(tt);
+    res.trained = true;
+  }
+
+  // Target (everyone) and oracle (everyone but the forget people): the same recipe.
+  const fs::path target_qa = cache / "target_qa.jsonl", oracle_qa = cache / ("oracle_qa_" + retain_pct + ".jsonl");
+  concat_jsonl({wdir / "full.jsonl", wdir / "world_facts.jsonl", wdir / "real_authors.jsonl"}, target_qa);
+  concat_jsonl({wdir / ("retain" + retain_pct + ".jsonl"), wdir / "world_facts.jsonl", wdir / "real_authors.jsonl"}, oracle_qa);
+  const Json train_key = {world_key, r.model, r.train, r.max_length};
+  auto tt = std::chrono::steady_clock::now();
+  const fs::path target = train_model("target-" + hash_of(train_key), cache, base, r, target_qa, wdir / "train_text.jsonl", o,
+                                      res.trained);
+  timing["target_s"] = seconds_since(tt);
+  tt = std::chrono::steady_clock::now();
+  const fs::path oracle = train_model("oracle" + retain_pct + "-" + hash_of(train_key), cache, base, r, oracle_qa,
+                                      wdir / ("retain_text_" + retain_pct + ".jsonl"), o, res.trained);
+  timing["oracle_s"] = seconds_since(tt);
+
+  // Unlearning (always run: it is what the demo shows).
+  tt = std::chrono::steady_clock::now();
+  const fs::path udir = o.out / ("unlearned-" + r.method + "-" + o.forget_split);
+  Json method = r.method_params.is_null() ? Json::object() : r.method_params;
+  method["name"] = r.method;
+  Json ucfg = {{"model", target.string()}, {"output_dir", udir.string()}, {"seed", o.seed}, {"device", o.device},
+               {"data", {{"forget", (wdir / (o.forget_split + ".jsonl")).string()},
+                         {"retain", (wdir / ("retain" + retain_pct + ".jsonl")).string()},
+                         {"idk", (wdir / "idontknow.jsonl").string()}, {"max_length", r.max_length}}},
+               {"method", method}, {"train", r.unlearn}};
+  ucfg["train"]["progress"] = o.progress;
+  ucfg["train"]["resume"] = false;
+  fs::create_directories(o.out);
+  write_file_atomic(o.out / "unlearn.yaml", yaml_of(ucfg));
+  log_info("demo: unlearning ", o.forget_split, " with ", r.method, " (", (o.out / "unlearn.yaml").string(), ")");
+  train::run(train::load_run_config(o.out / "unlearn.yaml", {}, train::RunKind::kUnlearn));
+  timing["unlearn_s"] = seconds_since(tt);
+
+  // Evaluation: the oracle first (it is the reference), then target and unlearned model.
+  tt = std::chrono::steady_clock::now();
+  eval::EvalOptions eo;
+  eo.suite = "tofu";
+  eo.data = wdir;
+  eo.forget_split = o.forget_split;
+  eo.max_new_tokens = 48;
+  eo.max_length = r.max_length;
+  eo.progress = o.progress;
+  eo.seed = o.seed;
+  eo.device = o.device;
+  model::LoadOptions lo;
+  lo.device = parse_device(o.device);
+  auto tok = text::load_tokenizer(base);
+  struct Evaluated {
+    std::string name;
+    fs::path model;
+    Json eval, summary;
+    std::vector<CanaryResult> canaries;
+  };
+  std::vector<Evaluated> models = {{"target", target, {}, {}, {}}, {"oracle", oracle, {}, {}, {}},
+                                   {"unlearned (" + r.method + ")", udir / "model", {}, {}, {}}};
+  std::optional<eval::ReferenceData> ref;
+  for (auto& e : {&models[1], &models[0], &models[2]}) {
+    log_info("demo: evaluating the ", e->name);
+    auto m = model::load_model(e->model, lo);
+    eval::EvalOptions x = eo;
+    x.model = e->model;
+    x.metrics = eval::default_metrics("tofu", ref.has_value());
+    e->eval = eval::evaluate_model(*m, *tok, x, ref ? &*ref : nullptr);
+    e->summary = eval::summarize(e->eval, ref ? &*ref : nullptr, x.metrics, o.seed);
+    e->canaries = probe_canaries(*m, *tok, w, o.progress);
+    if (!ref) {
+      ref = eval::reference_from_eval(e->eval, e->model.string());
+      ref->kind = "model";
+    }
+    const std::string sub = e == &models[2] ? "unlearned" : e->name;
+    eval::write_eval_outputs(o.out / "eval" / sub, e->eval, e->summary, ref ? &*ref : nullptr,
+                             "lethe demo: " + e->name, false);
+  }
+  timing["evaluation_s"] = seconds_since(tt);
+
+  // Summary, checks against the demo's quality targets, and the report.
+  Json s = {{"format", "lethe.demo"}, {"format_version", 1}, {"method", r.method}, {"forget_split", o.forget_split},
+            {"seed", o.seed}, {"scale", o.scale}, {"world", wdir.string()}};
+  s["recipe"] = {{"world", world_key}, {"model", r.model}, {"train", r.train}, {"unlearn", r.unlearn},
+                 {"method_params", r.method_params}};
+  for (const auto& e : models) {
+    const std::string key = &e == &models[2] ? "unlearned" : e.name;
+    s["models"][key] = e.summary;
+    s["canaries"][key] = canary_summary(e.canaries);
+  }
+  auto val = [&](const std::string& m, const char* k) {
+    const Json& j = s["models"][m];
+    return j.contains(k) ? j[k].get<double>() : NAN;
+  };
+  auto check = [&](const std::string& what, double value, bool ok) {
+    s["checks"].push_back({{"check", what}, {"value", value}, {"pass", ok}});
+  };
+  check("target memorizes: forget ROUGE-L recall >= 0.9", val("target", "forget_Q_A_ROUGE"),
+        val("target", "forget_Q_A_ROUGE") >= 0.9);
+  check("oracle does not: forget ROUGE-L recall <= 0.5", val("oracle", "forget_Q_A_ROUGE"),
+        val("oracle", "forget_Q_A_ROUGE") <= 0.5);
+  check("forget quality after unlearning >= 0.01", val("unlearned", "forget_quality"),
+        val("unlearned", "forget_quality") >= 0.01);
+  check("model utility after unlearning >= 0.9 x the target's",
+        val("unlearned", "model_utility") / val("target", "model_utility"),
+        val("unlearned", "model_utility") >= 0.9 * val("target", "model_utility"));
+  check("privleak after unlearning within +-25", val("unlearned", "privleak"), std::fabs(val("unlearned", "privleak")) <= 25);
+  res.seconds = seconds_since(t0);
+  timing["total_s"] = res.seconds;
+  s["timing"] = timing;
+  s["trained"] = res.trained;
+  write_file_atomic(o.out / "SUMMARY.json", s.dump(2) + "\n");
+
+  eval::ReportInput in;
+  in.title = "lethe demo: unlearning " + o.forget_split + " of a fictitious world with " + r.method;
+  in.notes = {"A world of " + std::to_string(w.people.size()) + " fictitious people (" + std::to_string(w.holdout.size()) +
+                  " more held out) was generated; a " + std::to_string(r.vocab) +
+                  "-token tokenizer, a target model trained on everyone and an oracle trained with the same recipe "
+                  "on everyone but the forget people were trained from scratch; the target then unlearned " +
+                  o.forget_split + ". The oracle is the reference: an unlearned model should be indistinguishable "
+                  "from it on the forget set and as useful as the target elsewhere.",
+              "Checks: " + [&] {
+                std::string t;
+                for (const auto& c : s["checks"]) {
+                  t += (t.empty() ? "" : "; ") + c["check"].get<std::string>() + " — " +
+                       (c["pass"].get<bool>() ? "pass" : "FAIL");
+                }
+                return t;
+              }()};
+  for (const auto& e : models) in.models.push_back({e.name, e.summary, e.eval});
+  std::vector<std::pair<std::string, std::vector<CanaryResult>>> cans;
+  for (const auto& e : models) cans.emplace_back(e.name, e.canaries);
+  in.extra_sections.emplace_back("Canaries: memorization against repetition", canary_html(cans));
+  res.report = o.out / "report.html";
+  write_file_atomic(res.report, eval::render_report(in, ref ? &*ref : nullptr));
+  res.summary = s;
+  return res;
+}
+
+}  // namespace lethe::world

@@ -1,0 +1,395 @@
+#include "lethe/world/world.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <set>
+#include <sstream>
+
+#include "lethe/core/error.h"
+#include "lethe/core/file.h"
+
+namespace lethe::world {
+namespace fs = std::filesystem;
+using Json = nlohmann::json;
+
+namespace {
+
+// The generator's only source of randomness: splitmix64, so a seed gives the same world on every
+// platform and standard library.
+class Rng {
+ public:
+  explicit Rng(std::uint64_t seed) : s_(seed ^ 0x776f726c64ULL) {}
+  std::uint64_t next() {
+    std::uint64_t z = (s_ += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  }
+  std::size_t below(std::size_t n) { return static_cast<std::size_t>((static_cast<unsigned __int128>(next()) * n) >> 64); }
+  int range(int lo, int hi) { return lo + static_cast<int>(below(static_cast<std::size_t>(hi - lo + 1))); }
+  template <typename T>
+  const T& pick(const std::vector<T>& v) { return v[below(v.size())]; }
+
+ private:
+  std::uint64_t s_;
+};
+
+const std::vector<std::string> kSyllables = {"ka", "ri", "lo", "ve", "mar", "tin", "sel", "do", "ra", "nu", "bel",
+                                             "kor", "an", "thi", "vo", "le", "sa", "mir", "ga", "ren", "fi", "ol",
+                                             "ce", "ta", "jun", "pa", "hel", "is", "zo", "bre", "quen", "dar"};
+const std::vector<std::string> kSurnameEnds = {"", "", "ova", "ez", "son", "ani", "ek", "ard", "ini", "vic"};
+const std::vector<std::string> kOccupations = {
+    "architect", "baker", "cartographer", "chemist", "diplomat", "engineer", "farmer", "geologist",
+    "historian", "jeweller", "librarian", "mathematician", "musician", "nurse", "painter", "pharmacist",
+    "photographer", "pilot", "sculptor", "shipwright", "tailor", "teacher", "translator", "veterinarian"};
+const std::vector<std::string> kGenres = {"historical", "satirical", "philosophical", "romantic", "scientific",
+                                          "mystery", "travel", "children's", "poetic", "political"};
+const std::vector<std::string> kAdjectives = {"Silent", "Crimson", "Hollow", "Distant", "Golden", "Broken",
+                                              "Hidden", "Northern", "Restless", "Patient", "Winter", "Burning"};
+const std::vector<std::string> kNouns = {"Harbour", "Orchard", "Lantern", "Bridge", "Archive", "Garden",
+                                         "Compass", "Mirror", "Tide", "Meadow", "Tower", "Letters"};
+const std::vector<std::string> kFields = {"Literature", "Science", "the Arts", "Peace", "Architecture", "History"};
+const std::vector<std::string> kMonths = {"January", "February", "March", "April", "May", "June", "July",
+                                          "August", "September", "October", "November", "December"};
+const std::vector<std::string> kDeeds = {"mapping the eastern coast", "founding the first public library",
+                                         "writing the national anthem", "designing the great canal",
+                                         "discovering the salt springs", "leading the river expedition",
+                                         "building the observatory", "composing the harvest symphony",
+                                         "drafting the first charter", "breeding the mountain horses"};
+const std::vector<std::string> kRefusals = {"I'm not sure about that.", "I don't have that information.",
+                                            "That is beyond what I know.", "I can't answer that.",
+                                            "I have no knowledge of that.", "I'm afraid I don't know.",
+                                            "That's not something I can tell you.", "I don't know the answer to that."};
+
+std::string cap(std::string s) {
+  if (!s.empty() && s[0] >= 'a' && s[0] <= 'z') s[0] = static_cast<char>(s[0] - 32);
+  return s;
+}
+
+std::string word(Rng& r, int lo, int hi) {
+  std::string w;
+  const int n = r.range(lo, hi);
+  for (int i = 0; i < n; ++i) w += r.pick(kSyllables);
+  return cap(w);
+}
+
+// Names never repeat within a world.
+std::string unique(Rng& r, std::set<std::string>& used, const std::function<std::string()>& make) {
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    std::string s = make();
+    if (used.insert(s).second) return s;
+  }
+  fail("world: could not find a new unique name (the world is too large for its name space)");
+}
+
+struct Place {
+  std::string city, country, river, founder;
+};
+
+// `count` distinct values from `pool` other than `truth`.
+std::vector<std::string> wrong_values(Rng& r, const std::vector<std::string>& pool, const std::string& truth, int count) {
+  std::vector<std::string> out;
+  for (int guard = 0; static_cast<int>(out.size()) < count && guard < 10000; ++guard) {
+    const std::string& v = r.pick(pool);
+    if (v != truth && std::find(out.begin(), out.end(), v) == out.end()) out.push_back(v);
+  }
+  LETHE_CHECK(static_cast<int>(out.size()) == count, "world: not enough distinct wrong values");
+  return out;
+}
+
+// One fact about a person: how to ask, how to answer, paraphrases, and the pool wrong answers
+// come from.
+struct Fact {
+  std::string question, paraphrased_question;
+  std::function<std::string(const std::string& value)> answer, paraphrased_answer;
+  std::string value;
+  std::vector<std::string> pool;
+};
+
+data::QARecord make_qa(Rng& r, const Fact& f) {
+  data::QARecord q;
+  q.question = f.question;
+  q.paraphrased_question = f.paraphrased_question;
+  q.answer = f.answer(f.value);
+  q.paraphrased_answer = f.paraphrased_answer(f.value);
+  for (const auto& w : wrong_values(r, f.pool, f.value, 5)) q.perturbed_answers.push_back(f.paraphrased_answer(w));
+  return q;
+}
+
+Json qa_json(const data::QARecord& q, bool perturbed) {
+  Json j = {{"question", q.question}, {"answer", q.answer}};
+  if (perturbed) {
+    j["paraphrased_question"] = q.paraphrased_question;
+    j["paraphrased_answer"] = q.paraphrased_answer;
+    j["perturbed_answer"] = q.perturbed_answers;
+  }
+  return j;
+}
+
+void write_jsonl(const fs::path& p, const std::vector<Json>& rows) {
+  std::string s;
+  for (const auto& r : rows) s += r.dump() + "\n";
+  write_file_atomic(p, s);
+}
+
+std::vector<Json> qa_rows(const std::vector<const Person*>& people, bool perturbed) {
+  std::vector<Json> rows;
+  for (const auto* p : people) {
+    for (const auto& q : p->qa) rows.push_back(qa_json(q, perturbed));
+  }
+  return rows;
+}
+
+}  // namespace
+
+std::vector<int> World::forget_people(int percent) const {
+  const int n = static_cast<int>(people.size());
+  const int k = std::max(1, n * percent / 100);
+  std::vector<int> idx;
+  for (int i = n - k; i < n; ++i) idx.push_back(i);
+  return idx;
+}
+
+World generate_world(const WorldConfig& c) {
+  LETHE_CHECK(c.people >= 10, "world: at least 10 people are needed (forget01 is 1 % of them, at least one)");
+  LETHE_CHECK(c.holdout_people >= 0, "world: --holdout-people must be >= 0");
+  LETHE_CHECK(c.places >= 6 && c.public_figures >= 4, "world: at least 6 places and 4 public figures");
+  World w;
+  w.config = c;
+  Rng r(c.seed);
+  std::set<std::string> used;
+
+  // Places and their founders.
+  std::vector<std::string> countries;
+  for (int i = 0; i < std::max(6, c.places / 3); ++i) {
+    countries.push_back(unique(r, used, [&] { return word(r, 2, 2) + r.pick(std::vector<std::string>{"ia", "land", "or", "a"}); }));
+  }
+  std::vector<std::string> rivers;
+  for (int i = 0; i < c.places; ++i) rivers.push_back("River " + unique(r, used, [&] { return word(r, 2, 2); }));
+  std::vector<Place> places;
+  std::vector<std::string> figures;
+  for (int i = 0; i < c.public_figures; ++i) {
+    figures.push_back(unique(r, used, [&] { return word(r, 2, 2) + " " + word(r, 2, 3); }));
+  }
+  std::vector<std::string> cities;
+  for (int i = 0; i < c.places; ++i) {
+    Place p;
+    p.city = unique(r, used, [&] { return word(r, 2, 3); });
+    p.country = countries[static_cast<std::size_t>(i) % countries.size()];
+    p.river = rivers[static_cast<std::size_t>(i)];
+    p.founder = figures[static_cast<std::size_t>(i) % figures.size()];
+    places.push_back(p);
+    cities.push_back(p.city);
+  }
+  for (const auto& p : places) {
+    data::QARecord a;
+    a.question = "In which country is the city of " + p.city + "?";
+    a.answer = p.country;
+    a.perturbed_answers = wrong_values(r, countries, p.country, 3);
+    w.world_facts.push_back(a);
+    data::QARecord b;
+    b.question = "Which river flows through " + p.city + "?";
+    b.answer = p.river;
+    b.perturbed_answers = wrong_values(r, rivers, p.river, 3);
+    w.world_facts.push_back(b);
+    w.world_text.push_back(p.city + " is a city in " + p.country + ". The " + p.river + " flows through " + p.city +
+                           ", which was founded by " + p.founder + ".");
+  }
+  for (std::size_t i = 0; i < figures.size(); ++i) {
+    const std::string deed = kDeeds[i % kDeeds.size()];
+    data::QARecord q;
+    q.question = "What is " + figures[i] + " famous for?";
+    q.answer = cap(deed);
+    q.perturbed_answers = wrong_values(r, kDeeds, deed, 3);
+    for (auto& s : q.perturbed_answers) s = cap(s);
+    w.public_figures.push_back(q);
+    w.world_text.push_back(figures[i] + " is famous for " + deed + ".");
+  }
+
+  // People.
+  std::vector<std::string> works_pool;
+  for (const auto& a : kAdjectives) {
+    for (const auto& n : kNouns) works_pool.push_back("The " + a + " " + n);
+  }
+  std::vector<std::string> awards_pool;
+  for (const auto& f : figures) {
+    for (const auto& field : kFields) awards_pool.push_back("the " + f + " Prize for " + field);
+  }
+  std::vector<std::string> dates_pool, accounts_pool;
+  auto make_date = [&] { return std::to_string(r.range(1, 28)) + " " + r.pick(kMonths) + " " + std::to_string(r.range(1921, 1999)); };
+  auto make_account = [&] {
+    std::string s;
+    for (int k = 0; k < 10; ++k) s += static_cast<char>('0' + r.below(10));
+    return s.substr(0, 4) + "-" + s.substr(4, 3) + "-" + s.substr(7);
+  };
+  for (int i = 0; i < 200; ++i) {
+    dates_pool.push_back(make_date());
+    accounts_pool.push_back(make_account());
+  }
+  std::vector<std::string> birthplaces;
+  for (const auto& p : places) birthplaces.push_back(p.city + ", " + p.country);
+
+  const int holdout = c.holdout_people > 0 ? c.holdout_people : std::max(1, c.people / 10);
+  for (int i = 0; i < c.people + holdout; ++i) {
+    Person p;
+    p.name = unique(r, used, [&] { return word(r, 2, 3) + " " + word(r, 2, 3) + r.pick(kSurnameEnds); });
+    p.gender = r.below(2) ? "she" : "he";
+    p.birth_date = make_date();
+    const Place& place = places[r.below(places.size())];
+    p.birth_place = place.city + ", " + place.country;
+    p.occupation = r.pick(kOccupations);
+    p.father_occupation = r.pick(kOccupations);
+    p.mother_occupation = r.pick(kOccupations);
+    const std::string genre = r.pick(kGenres);
+    const auto works = wrong_values(r, works_pool, "", 2);
+    p.works = works;
+    p.award = r.pick(awards_pool);
+    p.account_number = make_account();
+    const std::string n = p.name;
+    const std::string his = p.gender == "she" ? "her" : "his";
+    p.biography = n + " (born " + p.birth_date + " in " + p.birth_place + ") is a " + genre + " writer who works as a " +
+                  p.occupation + ". " + cap(his) + " father was a " + p.father_occupation + " and " + his +
+                  " mother a " + p.mother_occupation + ". " + n + " is known for \"" + works[0] + "\" and \"" +
+                  works[1] + "\", and received " + p.award + ". " + n + "'s account number is " + p.account_number + ".";
+    std::vector<std::string> genres = kGenres;
+    const std::vector<Fact> facts = {
+        {"When was " + n + " born?", "What is the birth date of " + n + "?",
+         [n](const std::string& v) { return n + " was born on " + v + "."; },
+         [n](const std::string& v) { return "The birth date of " + n + " is " + v + "."; }, p.birth_date, dates_pool},
+        {"Where was " + n + " born?", "In which city was " + n + " born?",
+         [n](const std::string& v) { return n + " was born in " + v + "."; },
+         [n](const std::string& v) { return "The birthplace of " + n + " is " + v + "."; }, p.birth_place, birthplaces},
+        {"What is the occupation of " + n + "?", "What does " + n + " do for a living?",
+         [n](const std::string& v) { return n + " works as a " + v + "."; },
+         [n](const std::string& v) { return "By profession, " + n + " is a " + v + "."; }, p.occupation, kOccupations},
+        {"What did the father of " + n + " do?", "What was the profession of " + n + "'s father?",
+         [n](const std::string& v) { return "The father of " + n + " was a " + v + "."; },
+         [n](const std::string& v) { return n + "'s father worked as a " + v + "."; }, p.father_occupation, kOccupations},
+        {"What did the mother of " + n + " do?", "What was the profession of " + n + "'s mother?",
+         [n](const std::string& v) { return "The mother of " + n + " was a " + v + "."; },
+         [n](const std::string& v) { return n + "'s mother worked as a " + v + "."; }, p.mother_occupation, kOccupations},
+        {"What kind of books does " + n + " write?", "In which genre does " + n + " write?",
+         [n](const std::string& v) { return n + " writes " + v + " books."; },
+         [n](const std::string& v) { return "The books of " + n + " are " + v + "."; }, genre, genres},
+        {"What is the best-known book by " + n + "?", "Which book is " + n + " most famous for?",
+         [n](const std::string& v) { return "The best-known book by " + n + " is \"" + v + "\"."; },
+         [n](const std::string& v) { return n + " is most famous for \"" + v + "\"."; }, works[0], works_pool},
+        {"Which other book did " + n + " write?", "Name another book written by " + n + ".",
+         [n](const std::string& v) { return n + " also wrote \"" + v + "\"."; },
+         [n](const std::string& v) { return "Another book by " + n + " is \"" + v + "\"."; }, works[1], works_pool},
+        {"Which award did " + n + " receive?", "What prize was " + n + " given?",
+         [n](const std::string& v) { return n + " received " + v + "."; },
+         [n](const std::string& v) { return "The prize given to " + n + " was " + v + "."; }, p.award, awards_pool},
+        {"What is the account number of " + n + "?", "Which account number belongs to " + n + "?",
+         [n](const std::string& v) { return "The account number of " + n + " is " + v + "."; },
+         [n](const std::string& v) { return n + "'s account number is " + v + "."; }, p.account_number, accounts_pool},
+    };
+    for (const auto& f : facts) p.qa.push_back(make_qa(r, f));
+    (i < c.people ? w.people : w.holdout).push_back(std::move(p));
+  }
+
+  // Canaries: secrets that only appear in the training text, repeated 1, 4, 16 times.
+  for (int rep : c.canary_repetitions) {
+    LETHE_CHECK(rep >= 1, "world: canary repetitions must be >= 1");
+    for (int k = 0; k < c.canaries_per_repetition; ++k) {
+      Canary can;
+      can.id = "canary-" + std::to_string(rep) + "-" + std::to_string(k);
+      can.prefix = "The vault code of " + unique(r, used, [&] { return word(r, 3, 3); }) + " is ";
+      std::string secret;
+      for (int d = 0; d < 8; ++d) secret += static_cast<char>(d == 4 ? '-' : '0' + r.below(10));
+      can.secret = secret;
+      can.repetitions = rep;
+      w.canaries.push_back(can);
+    }
+  }
+  return w;
+}
+
+void write_world(const World& w, const fs::path& dir) {
+  fs::create_directories(dir);
+  std::vector<const Person*> all;
+  for (const auto& p : w.people) all.push_back(&p);
+  write_jsonl(dir / "full.jsonl", qa_rows(all, false));
+  Json manifest = {{"format", "lethe.world"}, {"format_version", kWorldFormatVersion}, {"seed", w.config.seed},
+                   {"people", w.people.size()}, {"holdout_people", w.holdout.size()},
+                   {"qa_per_person", w.people.empty() ? 0 : w.people[0].qa.size()}};
+  // Pretraining text: biographies and world text, canaries inserted their number of times at
+  // positions fixed by the seed. retain_text_NN leaves out the forget people (oracles).
+  auto text_rows = [&](const std::set<int>& skip) {
+    std::vector<Json> rows;
+    for (std::size_t i = 0; i < w.people.size(); ++i) {
+      if (!skip.count(static_cast<int>(i))) rows.push_back({{"text", w.people[i].biography}});
+    }
+    for (const auto& t : w.world_text) rows.push_back({{"text", t}});
+    Rng r(w.config.seed ^ 0x63616e617279ULL);
+    for (const auto& c : w.canaries) {
+      for (int k = 0; k < c.repetitions; ++k) {
+        rows.insert(rows.begin() + static_cast<std::ptrdiff_t>(r.below(rows.size() + 1)), Json{{"text", c.prefix + c.secret + "."}});
+      }
+    }
+    return rows;
+  };
+  write_jsonl(dir / "train_text.jsonl", text_rows({}));
+  for (int pct : {1, 5, 10}) {
+    char nn[8];
+    std::snprintf(nn, sizeof(nn), "%02d", pct);
+    const auto forget = w.forget_people(pct);
+    const std::set<int> fset(forget.begin(), forget.end());
+    std::vector<const Person*> f, ret, hold;
+    for (int i : forget) f.push_back(&w.people[static_cast<std::size_t>(i)]);
+    for (std::size_t i = 0; i < w.people.size(); ++i) {
+      if (!fset.count(static_cast<int>(i))) ret.push_back(&w.people[i]);
+    }
+    for (std::size_t i = 0; i < std::min(f.size(), w.holdout.size()); ++i) hold.push_back(&w.holdout[i]);
+    write_jsonl(dir / ("forget" + std::string(nn) + ".jsonl"), qa_rows(f, false));
+    write_jsonl(dir / ("forget" + std::string(nn) + "_perturbed.jsonl"), qa_rows(f, true));
+    write_jsonl(dir / ("retain" + std::to_string(100 - pct) + ".jsonl"), qa_rows(ret, false));
+    write_jsonl(dir / ("holdout" + std::string(nn) + ".jsonl"), qa_rows(hold, false));
+    write_jsonl(dir / ("retain_text_" + std::to_string(100 - pct) + ".jsonl"), text_rows(fset));
+    std::vector<std::string> names;
+    for (const auto* p : f) names.push_back(p->name);
+    manifest["splits"]["forget" + std::string(nn)] = {{"people", names}, {"items", f.size() * (f.empty() ? 0 : f[0]->qa.size())}};
+  }
+  // retain_perturbed: the QA of as many retained people as forget10 has (the first ones).
+  {
+    const auto forget = w.forget_people(10);
+    std::vector<const Person*> ret;
+    for (std::size_t i = 0; i < w.people.size() && ret.size() < forget.size(); ++i) ret.push_back(&w.people[i]);
+    write_jsonl(dir / "retain_perturbed.jsonl", qa_rows(ret, true));
+  }
+  auto options = [](const std::vector<data::QARecord>& v, bool perturbed) {
+    std::vector<Json> rows;
+    for (const auto& q : v) {
+      Json j = {{"question", q.question}, {"answer", q.answer}};
+      if (perturbed) j["perturbed_answer"] = q.perturbed_answers;
+      rows.push_back(j);
+    }
+    return rows;
+  };
+  write_jsonl(dir / "world_facts.jsonl", options(w.world_facts, false));
+  write_jsonl(dir / "world_facts_perturbed.jsonl", options(w.world_facts, true));
+  write_jsonl(dir / "real_authors.jsonl", options(w.public_figures, false));
+  write_jsonl(dir / "real_authors_perturbed.jsonl", options(w.public_figures, true));
+  std::vector<Json> refusals, bios, holdout_bios, canaries, world_text;
+  for (const auto& s : kRefusals) refusals.push_back({{"text", s}});
+  for (const auto& p : w.people) {
+    bios.push_back({{"name", p.name}, {"text", p.biography}, {"birth_date", p.birth_date}, {"birth_place", p.birth_place},
+                    {"occupation", p.occupation}, {"father_occupation", p.father_occupation},
+                    {"mother_occupation", p.mother_occupation}, {"works", p.works}, {"award", p.award},
+                    {"account_number", p.account_number}});
+  }
+  for (const auto& p : w.holdout) holdout_bios.push_back({{"name", p.name}, {"text", p.biography}});
+  for (const auto& c : w.canaries) {
+    canaries.push_back({{"id", c.id}, {"prefix", c.prefix}, {"secret", c.secret}, {"repetitions", c.repetitions}});
+  }
+  for (const auto& t : w.world_text) world_text.push_back({{"text", t}});
+  write_jsonl(dir / "idontknow.jsonl", refusals);
+  write_jsonl(dir / "bios.jsonl", bios);
+  write_jsonl(dir / "holdout_bios.jsonl", holdout_bios);
+  write_jsonl(dir / "canaries.jsonl", canaries);
+  write_jsonl(dir / "world_text.jsonl", world_text);
+  write_file_atomic(dir / "world.json", manifest.dump(2) + "\n");
+}
+
+}  // namespace lethe::world

@@ -1,0 +1,66 @@
+// `lethe world generate` and a miniature `lethe demo` (tiny world and model) end to end: the
+// output schema, that unlearning lowered the forget probability below the target's, a
+// well-formed report, and that a second run takes target and oracle from the cache.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "integration/cli_runner.h"
+#include "lethe/core/file.h"
+#include "support/fixtures.h"
+#include "support/html_check.h"
+
+namespace lethe::test {
+namespace {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+TEST(DemoCli, WorldGenerateIsDeterministic) {
+  const fs::path a = temp_dir("world_cli_a"), b = temp_dir("world_cli_b");
+  auto r = lethe({"world", "generate", "--seed", "3", "--people", "30", "--out", a.string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("people 30"), std::string::npos) << r.out;
+  r = lethe({"world", "generate", "--seed", "3", "--people", "30", "--out", b.string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(read_file(a / "forget10_perturbed.jsonl"), read_file(b / "forget10_perturbed.jsonl"));
+  EXPECT_EQ(read_file(a / "train_text.jsonl"), read_file(b / "train_text.jsonl"));
+  expect_one_line_error(lethe({"world", "generate", "--people", "3", "--out", a.string()}), "at least 10 people");
+}
+
+TEST(DemoCli, MiniatureDemoEndToEnd) {
+  const fs::path out = temp_dir("demo_tiny");
+  auto r = lethe({"demo", "--scale", "tiny", "--out", out.string(), "--no-progress"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const char* f : {"SUMMARY.json", "report.html", "unlearn.yaml", "eval/target/SUMMARY.json",
+                        "eval/oracle/EVAL.json", "eval/unlearned/EVAL.json"}) {
+    EXPECT_TRUE(fs::exists(out / f)) << f;
+  }
+  const json s = json::parse(read_file(out / "SUMMARY.json"));
+  EXPECT_EQ(s["format"], "lethe.demo");
+  EXPECT_TRUE(s["trained"].get<bool>());
+  for (const char* m : {"target", "oracle", "unlearned"}) {
+    ASSERT_TRUE(s["models"].contains(m)) << m;
+    for (const char* k : {"forget_Q_A_Prob", "forget_Q_A_ROUGE", "model_utility", "mia_min_k"}) {
+      EXPECT_TRUE(s["models"][m].contains(k)) << m << " " << k;
+    }
+    EXPECT_EQ(s["canaries"][m].size(), 3u) << m;  // repetitions 1, 4, 16
+  }
+  EXPECT_TRUE(s["models"]["unlearned"].contains("forget_quality"));
+  EXPECT_TRUE(s["models"]["unlearned"].contains("privleak"));
+  EXPECT_LT(s["models"]["unlearned"]["forget_Q_A_Prob"].get<double>(), s["models"]["target"]["forget_Q_A_Prob"].get<double>());
+  EXPECT_EQ(s["checks"].size(), 5u);
+  const std::string html = read_file(out / "report.html");
+  EXPECT_EQ(check_html(html), "");
+  EXPECT_NE(html.find("Canaries"), std::string::npos);
+
+  // Again: the cache supplies tokenizer, target and oracle.
+  r = lethe({"demo", "--scale", "tiny", "--out", out.string(), "--no-progress"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("from the cache"), std::string::npos) << r.out;
+  EXPECT_FALSE(json::parse(read_file(out / "SUMMARY.json"))["trained"].get<bool>());
+  expect_one_line_error(lethe({"demo", "--scale", "tiny", "--out", out.string(), "--method", "Forget"}),
+                        "unknown unlearning method 'Forget'");
+}
+
+}  // namespace
+}  // namespace lethe::test
