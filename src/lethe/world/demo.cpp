@@ -40,17 +40,17 @@ Recipe make_recipe(const DemoOptions& o) {
   r.world.seed = o.seed;
   const bool tiny = o.scale == "tiny";
   LETHE_CHECK(tiny || o.scale == "default", "demo: --scale must be default or tiny, got '", o.scale, "'");
-  r.world.people = tiny ? 20 : 100;
-  r.world.places = tiny ? 8 : 24;
-  r.world.public_figures = tiny ? 6 : 20;
+  r.world.people = tiny ? 20 : 50;
+  r.world.places = tiny ? 8 : 16;
+  r.world.public_figures = tiny ? 6 : 12;
   r.world.canaries_per_repetition = tiny ? 2 : 4;
   r.vocab = tiny ? 512 : 1024;
-  const int hidden = tiny ? 64 : 256;
+  const int hidden = tiny ? 64 : 192;
   r.model = {{"model_type", "llama"}, {"vocab_size", r.vocab}, {"hidden_size", hidden},
              {"num_hidden_layers", tiny ? 2 : 4}, {"num_attention_heads", 4}, {"num_key_value_heads", 4},
              {"intermediate_size", hidden * 3}, {"max_position_embeddings", 256}, {"rms_norm_eps", 1e-5},
              {"rope_theta", 10000.0}, {"bos_token_id", 1}, {"eos_token_id", 2}, {"tie_word_embeddings", false}};
-  r.train = {{"epochs", tiny ? 30 : 40}, {"batch_size", 16}, {"lr", 2.0e-3}, {"schedule", "cosine"},
+  r.train = {{"epochs", tiny ? 30 : 24}, {"batch_size", tiny ? 16 : 32}, {"lr", tiny ? 2.0e-3 : 3.0e-3}, {"schedule", "cosine"},
              {"warmup_ratio", 0.05}, {"weight_decay", 0.0}, {"checkpoint_every", 0}};
   r.method = o.method.empty() ? demo_default_method() : o.method;
   if (r.method == "NPO") r.method_params = {{"beta", 0.1}, {"alpha", 1.0}};
