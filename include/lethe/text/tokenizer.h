@@ -59,6 +59,10 @@ class Tokenizer {
   SpecialTokens special_;
 };
 
+// The id batches are padded with: pad, else eos, else 0 (padding is masked, so any id works;
+// these keep decoded batches readable).
+std::int64_t padding_id(const Tokenizer& tok);
+
 // Loads any supported format (see above). Errors name the file and the offending field.
 std::shared_ptr<const Tokenizer> load_tokenizer(const std::filesystem::path& path);
 // True when `dir` holds tokenizer files load_tokenizer can read.

@@ -1,5 +1,7 @@
 #include "lethe/core/file.h"
 
+#include "lethe/core/random.h"
+
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -116,20 +118,15 @@ void AtomicFileWriter::commit() {
 
 std::string file_fingerprint(const fs::path& path, std::uint64_t full_limit) {
   MappedFile f(path);
-  std::uint64_t h = 0xcbf29ce484222325ULL;
-  auto feed = [&](const std::uint8_t* p, std::size_t n) {
-    for (std::size_t i = 0; i < n; ++i) {
-      h ^= p[i];
-      h *= 0x100000001b3ULL;
-    }
-  };
+  std::uint64_t h = kFnv1aOffset;
+  auto feed = [&](const void* p, std::size_t n) { h = fnv1a64(p, n, h); };
   const bool partial = f.size() > full_limit;
   if (!partial) {
     feed(f.data(), f.size());
   } else {
     const std::size_t mib = 1 << 20;
     const std::uint64_t size = f.size();
-    feed(reinterpret_cast<const std::uint8_t*>(&size), sizeof(size));
+    feed(&size, sizeof(size));
     feed(f.data(), mib);
     feed(f.data() + f.size() - mib, mib);
   }

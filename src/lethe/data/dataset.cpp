@@ -3,15 +3,11 @@
 #include <algorithm>
 
 #include "lethe/core/error.h"
+#include "lethe/core/random.h"
 
 namespace lethe::data {
 
-std::uint64_t mix64(std::uint64_t x) {
-  x += 0x9E3779B97F4A7C15ULL;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-  return x ^ (x >> 31);
-}
+std::uint64_t mix64(std::uint64_t x) { return splitmix64(x); }
 
 std::vector<Example> qa_examples(const text::Tokenizer& tok, const text::PromptTemplate& tmpl,
                                  const std::vector<QARecord>& records, std::size_t max_length,

@@ -38,13 +38,6 @@ struct EvalMode {
 
 }  // namespace
 
-std::int64_t pad_id_for(const text::Tokenizer& tok) {
-  const auto& s = tok.special();
-  if (s.pad) return *s.pad;
-  if (s.eos) return *s.eos;
-  return 0;
-}
-
 std::vector<SequenceScore> score_examples(model::CausalLM& model, const std::vector<data::Example>& examples,
                                           std::int64_t pad_id, bool extras, const EngineOptions& opt,
                                           const std::string& label) {
@@ -110,7 +103,7 @@ std::vector<Generation> generate_texts(model::CausalLM& model, const text::Token
   go.max_new_tokens = max_new_tokens;
   go.stop_strings = stop_strings;
   go.detokenize = [&tok](const std::vector<std::int64_t>& ids) { return tok.decode(ids, true); };
-  go.pad_token_id = pad_id_for(tok);
+  go.pad_token_id = text::padding_id(tok);
   if (tok.special().eos) go.eos_token_ids.push_back(*tok.special().eos);
   for (auto id : model.config().eos_token_ids) {
     if (std::find(go.eos_token_ids.begin(), go.eos_token_ids.end(), id) == go.eos_token_ids.end()) {

@@ -49,6 +49,4 @@ std::vector<Generation> generate_texts(model::CausalLM& model, const text::Token
 std::vector<double> gradient_norms(model::CausalLM& model, const std::vector<data::Example>& examples,
                                    std::int64_t pad_id, const EngineOptions& opt, const std::string& label);
 
-std::int64_t pad_id_for(const text::Tokenizer& tok);
-
 }  // namespace lethe::eval

@@ -336,7 +336,7 @@ Json evaluate_model(model::CausalLM& model, const text::Tokenizer& tok, const Ev
   LETHE_CHECK(opt.batch_size > 0, "--batch-size must be positive");
   const auto metrics = resolved_metrics(opt, reference != nullptr);
   EngineTiming timing;
-  Pass p{model, tok, opt, reference, {metrics.begin(), metrics.end()}, pad_id_for(tok), {opt.batch_size, opt.progress, &timing}};
+  Pass p{model, tok, opt, reference, {metrics.begin(), metrics.end()}, text::padding_id(tok), {opt.batch_size, opt.progress, &timing}};
   const auto t0 = std::chrono::steady_clock::now();
   Json splits = opt.suite == "tofu" ? tofu_pass(p) : muse_pass(p);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

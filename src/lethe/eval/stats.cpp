@@ -5,6 +5,7 @@
 #include <numeric>
 
 #include "lethe/core/error.h"
+#include "lethe/core/random.h"
 
 namespace lethe::eval {
 namespace {
@@ -63,20 +64,6 @@ double kolmogorov_sf(double lambda) {
   }
   return std::clamp(2.0 * s, 0.0, 1.0);
 }
-
-struct SplitMix {
-  std::uint64_t state;
-  std::uint64_t next() {
-    std::uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-  }
-  // Uniform in [0, n): multiply-shift (bias < n / 2^64, immaterial here).
-  std::size_t below(std::size_t n) {
-    return static_cast<std::size_t>((static_cast<unsigned __int128>(next()) * n) >> 64);
-  }
-};
 
 }  // namespace
 
@@ -204,7 +191,7 @@ Interval bootstrap_ci_groups(const std::vector<std::size_t>& sizes,
   LETHE_CHECK(!sizes.empty(), "bootstrap without data");
   for (auto n : sizes) LETHE_CHECK(n > 0, "bootstrap of an empty set");
   LETHE_CHECK(resamples > 0 && level > 0 && level < 1, "bootstrap: bad resamples or level");
-  SplitMix rng{seed ^ 0x626f6f7473747270ULL};
+  SplitMix64 rng(seed ^ 0x626f6f7473747270ULL);
   std::vector<double> stats;
   stats.reserve(static_cast<std::size_t>(resamples));
   std::vector<std::vector<std::size_t>> idx;

@@ -105,6 +105,13 @@ bool has_tokenizer(const fs::path& dir) {
   return fs::exists(dir / "tokenizer.json") || fs::exists(dir / "tokenizer.model");
 }
 
+std::int64_t padding_id(const Tokenizer& tok) {
+  const auto& s = tok.special();
+  if (s.pad) return *s.pad;
+  if (s.eos) return *s.eos;
+  return 0;
+}
+
 std::shared_ptr<const Tokenizer> load_tokenizer(const fs::path& path) {
   LETHE_CHECK(fs::exists(path), path.string(), ": no such file or folder");
   if (fs::is_directory(path)) {

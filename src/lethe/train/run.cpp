@@ -10,6 +10,7 @@
 
 #include "core/json_util.h"
 #include "lethe/core/error.h"
+#include "lethe/core/random.h"
 #include "lethe/core/file.h"
 #include "lethe/core/log.h"
 #include "lethe/core/runtime.h"
@@ -333,13 +334,6 @@ RunConfig load_run_config(const fs::path& yaml, const std::vector<std::string>& 
 
 namespace {
 
-std::int64_t pad_id_of(const text::Tokenizer& tok) {
-  const auto& s = tok.special();
-  if (s.pad) return *s.pad;
-  if (s.eos) return *s.eos;
-  return 0;
-}
-
 std::vector<data::Example> finetune_examples(const RunConfig& c, const text::Tokenizer& tok) {
   const auto n = static_cast<std::size_t>(c.data.max_length);
   std::vector<data::Example> out;
@@ -438,7 +432,7 @@ RunSummary run(const RunConfig& c, const RunHooks& hooks) {
 
   const fs::path tok_path = c.tokenizer.empty() ? c.model : c.tokenizer;
   auto tok = text::load_tokenizer(tok_path);
-  const std::int64_t pad_id = pad_id_of(*tok);
+  const std::int64_t pad_id = text::padding_id(*tok);
 
   model::LoadOptions lo;
   lo.device = parse_device(c.device);
@@ -525,9 +519,7 @@ RunSummary run(const RunConfig& c, const RunHooks& hooks) {
   {
     std::string fp = c.resolved_json;
     for (const auto& [k, v] : inputs.items()) fp += k + v.get<std::string>();
-    std::uint64_t h = 0xcbf29ce484222325ULL;
-    for (unsigned char ch : fp) h = (h ^ ch) * 0x100000001b3ULL;
-    tc.fingerprint = std::to_string(h);
+    tc.fingerprint = std::to_string(fnv1a64(fp.data(), fp.size()));
   }
   std::unique_ptr<Objective> objective;
   if (c.kind == RunKind::kFinetune) {

@@ -8,6 +8,7 @@
 #include "lethe/core/error.h"
 #include "lethe/core/file.h"
 #include "lethe/core/log.h"
+#include "lethe/core/random.h"
 #include "lethe/core/runtime.h"
 #include "lethe/data/records.h"
 #include "lethe/eval/evaluate.h"
@@ -60,8 +61,7 @@ Recipe make_recipe(const DemoOptions& o) {
 
 std::string hash_of(const Json& j) {
   const std::string s = j.dump() + LETHE_VERSION;
-  std::uint64_t h = 0xcbf29ce484222325ULL;
-  for (unsigned char c : s) h = (h ^ c) * 0x100000001b3ULL;
+  const std::uint64_t h = fnv1a64(s.data(), s.size());
   char buf[20];
   std::snprintf(buf, sizeof(buf), "%012llx", static_cast<unsigned long long>(h & 0xffffffffffffULL));
   return buf;
@@ -144,7 +144,7 @@ std::vector<CanaryResult> probe_canaries(model::CausalLM& m, const text::Tokeniz
   eval::EngineOptions eo;
   eo.progress = progress;
   const auto gens = eval::generate_texts(m, tok, prompts, 16, {}, eo, "canaries");
-  const auto scores = eval::score_examples(m, ex, eval::pad_id_for(tok), false, eo, "canary scores");
+  const auto scores = eval::score_examples(m, ex, text::padding_id(tok), false, eo, "canary scores");
   std::vector<CanaryResult> out;
   for (std::size_t i = 0; i < w.canaries.size(); ++i) {
     out.push_back({w.canaries[i].id, w.canaries[i].repetitions, gens[i].text.find(w.canaries[i].secret) != std::string::npos,

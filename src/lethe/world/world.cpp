@@ -8,6 +8,7 @@
 
 #include "lethe/core/error.h"
 #include "lethe/core/file.h"
+#include "lethe/core/random.h"
 
 namespace lethe::world {
 namespace fs = std::filesystem;
@@ -15,24 +16,17 @@ using Json = nlohmann::json;
 
 namespace {
 
-// The generator's only source of randomness: splitmix64, so a seed gives the same world on every
-// platform and standard library.
+// The generator's only source of randomness (lethe/core/random.h), with the helpers it needs.
 class Rng {
  public:
-  explicit Rng(std::uint64_t seed) : s_(seed ^ 0x776f726c64ULL) {}
-  std::uint64_t next() {
-    std::uint64_t z = (s_ += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-  }
-  std::size_t below(std::size_t n) { return static_cast<std::size_t>((static_cast<unsigned __int128>(next()) * n) >> 64); }
+  explicit Rng(std::uint64_t seed) : g_(seed ^ 0x776f726c64ULL) {}
+  std::size_t below(std::size_t n) { return g_.below(n); }
   int range(int lo, int hi) { return lo + static_cast<int>(below(static_cast<std::size_t>(hi - lo + 1))); }
   template <typename T>
   const T& pick(const std::vector<T>& v) { return v[below(v.size())]; }
 
  private:
-  std::uint64_t s_;
+  SplitMix64 g_;
 };
 
 const std::vector<std::string> kSyllables = {"ka", "ri", "lo", "ve", "mar", "tin", "sel", "do", "ra", "nu", "bel",
