@@ -38,6 +38,14 @@ std::vector<Example> completion_examples(const text::Tokenizer& tok,
                                          const std::vector<CompletionRecord>& records,
                                          std::size_t max_length, bool insert_space = false);
 
+// One sequence to score (evaluation): prefix + continuation with labels on the continuation —
+// the tokens after the common prefix of encode(prefix) and encode(prefix + rest), so a token
+// that merges across the boundary counts as continuation. An empty prefix scores every token
+// after the first. Too long: the continuation keeps up to max_length - 1 tokens and the prefix
+// is cut from the left, so every scored token has context.
+Example scoring_example(const text::Tokenizer& tok, const std::string& prefix, const std::string& rest,
+                        std::size_t max_length);
+
 // Pretraining text: every document tokenized (BOS per the tokenizer, EOS appended), all
 // concatenated, cut into windows of `max_length` tokens (the last, shorter one kept).
 std::vector<Example> pretraining_chunks(const text::Tokenizer& tok,

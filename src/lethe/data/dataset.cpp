@@ -55,6 +55,27 @@ std::vector<Example> completion_examples(const text::Tokenizer& tok,
   return out;
 }
 
+Example scoring_example(const text::Tokenizer& tok, const std::string& prefix, const std::string& rest,
+                        std::size_t max_length) {
+  LETHE_CHECK(max_length >= 2, "scoring_example: max_length must be >= 2");
+  const auto full = tok.encode(prefix + rest, true);
+  std::size_t n = 1;  // with no prefix the first token (BOS) has no prediction
+  if (!prefix.empty()) {
+    const auto pids = tok.encode(prefix, true);
+    n = 0;
+    while (n < pids.size() && n < full.size() && pids[n] == full[n]) ++n;
+  }
+  n = std::min(n, full.size());
+  const std::size_t c_keep = std::min(full.size() - n, max_length - 1);
+  const std::size_t p_keep = std::max<std::size_t>(std::min(n, max_length - c_keep), 1);
+  Example e;
+  e.input_ids.assign(full.begin() + static_cast<std::ptrdiff_t>(n - std::min(n, p_keep)),
+                     full.begin() + static_cast<std::ptrdiff_t>(n + c_keep));
+  e.labels = e.input_ids;
+  for (std::size_t i = 0; i < std::min(p_keep, e.labels.size()); ++i) e.labels[i] = kIgnore;
+  return e;
+}
+
 std::vector<Example> pretraining_chunks(const text::Tokenizer& tok, const std::vector<std::string>& texts,
                                         std::size_t max_length) {
   LETHE_CHECK(max_length >= 2, "pretraining chunks need max_length >= 2");

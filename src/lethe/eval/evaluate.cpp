@@ -63,28 +63,6 @@ data::Example qa_example(const Pass& p, const std::string& q, const std::string&
   return {std::move(e.input_ids), std::move(e.labels)};
 }
 
-// prefix + continuation, loss on the continuation (MUSE verbmem), or a whole text (prefix
-// empty: every token after the first). Too long: the continuation keeps up to max_len - 1
-// tokens and the prefix is cut from the left, so the scored tokens always have context.
-data::Example text_example(const Pass& p, const std::string& prefix, const std::string& rest, std::size_t max_len) {
-  const auto full = p.tok.encode(prefix + rest, true);
-  std::size_t n = 1;  // prompt tokens: with no prefix, the first token (BOS) has no prediction
-  if (!prefix.empty()) {
-    const auto pids = p.tok.encode(prefix, true);
-    n = 0;
-    while (n < pids.size() && n < full.size() && pids[n] == full[n]) ++n;
-  }
-  n = std::min(n, full.size());
-  const std::size_t c_keep = std::min(full.size() - n, max_len - 1);
-  const std::size_t p_keep = std::max<std::size_t>(std::min(n, max_len - c_keep), 1);
-  data::Example e;
-  e.input_ids.assign(full.begin() + static_cast<std::ptrdiff_t>(n - std::min(n, p_keep)),
-                     full.begin() + static_cast<std::ptrdiff_t>(n + c_keep));
-  e.labels = e.input_ids;
-  for (std::size_t i = 0; i < std::min(p_keep, e.labels.size()); ++i) e.labels[i] = data::kIgnore;
-  return e;
-}
-
 void add_mia(const Pass& p, Json& items, const std::vector<SequenceScore>& scores, const std::vector<std::string>& texts,
              const std::vector<data::Example>& examples, const std::string& split, const std::string& label) {
   std::vector<double> grad;
@@ -257,7 +235,7 @@ Json muse_verbmem(const Pass& p) {
   std::vector<SequenceScore> scores;
   if (p.want_extras()) {
     std::vector<data::Example> ex;
-    for (const auto& r : records) ex.push_back(text_example(p, r.prompt, r.continuation, max_len));
+    for (const auto& r : records) ex.push_back(data::scoring_example(p.tok, r.prompt, r.continuation, max_len));
     scores = score_examples(p.model, ex, p.pad_id, true, p.eng, "muse verbmem scoring");
   }
   std::vector<Generation> gens;
@@ -290,7 +268,7 @@ Json muse_privleak(const Pass& p, const std::string& which) {
   limit(texts, p.opt.max_items);
   const auto max_len = static_cast<std::size_t>(p.opt.max_length > 0 ? p.opt.max_length : 2048);
   std::vector<data::Example> ex;
-  for (const auto& t : texts) ex.push_back(text_example(p, "", t, max_len));
+  for (const auto& t : texts) ex.push_back(data::scoring_example(p.tok, "", t, max_len));
   const std::string split = "privleak_" + which;
   const auto scores = score_examples(p.model, ex, p.pad_id, p.want("mia_min_k_plus_plus"), p.eng, "muse " + split);
   Json items = Json::array();

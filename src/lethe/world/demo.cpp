@@ -133,13 +133,7 @@ std::vector<CanaryResult> probe_canaries(model::CausalLM& m, const text::Tokeniz
   std::vector<data::Example> ex;
   for (const auto& c : w.canaries) {
     prompts.push_back(tok.encode(c.prefix, true));
-    data::Example e;
-    e.input_ids = tok.encode(c.prefix + c.secret + ".", true);
-    e.labels = e.input_ids;
-    std::size_t n = 0;
-    while (n < prompts.back().size() && n < e.input_ids.size() && prompts.back()[n] == e.input_ids[n]) ++n;
-    for (std::size_t i = 0; i < n; ++i) e.labels[i] = data::kIgnore;
-    ex.push_back(e);
+    ex.push_back(data::scoring_example(tok, c.prefix, c.secret + ".", 256));
   }
   eval::EngineOptions eo;
   eo.progress = progress;
