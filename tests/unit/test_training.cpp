@@ -419,7 +419,6 @@ class CrashAt : public train::Objective {
     return inner_.loss(i, p, e);
   }
   std::int64_t tokens(const std::vector<std::size_t>& i) const override { return inner_.tokens(i); }
-  std::vector<std::int64_t> lengths() const override { return inner_.lengths(); }
 
  private:
   train::Objective& inner_;
@@ -439,7 +438,6 @@ TEST(Trainer, ResumedRunEndsBitIdentical) {
   c.checkpoint_every = 3;
   c.progress = false;
   c.fingerprint = "test";
-  c.group_by_length = true;  // the regrouped order must be a pure function of (seed, epoch) too
   auto run_to_end = [&](const fs::path& dir, std::int64_t crash_after_calls) {
     auto m = model::create_model(cfg, {}, 7);
     m->train();
@@ -565,34 +563,6 @@ TEST(Data, PairingIsDeterministicAndCoversTheRetainSet) {
   }
   EXPECT_NE(data::epoch_order(50, 1, 0), data::epoch_order(50, 1, 1));
   EXPECT_EQ(data::epoch_order(50, 1, 2), data::epoch_order(50, 1, 2));
-}
-
-TEST(Data, LengthGroupedOrderBatchesSimilarLengths) {
-  std::vector<std::int64_t> len(103);
-  for (std::size_t i = 0; i < len.size(); ++i) len[i] = static_cast<std::int64_t>((i * 37) % 101) + 1;
-  const std::size_t batch = 8;
-  auto padded = [&](const std::vector<std::size_t>& order) {
-    std::int64_t total = 0;
-    for (std::size_t s = 0; s < order.size(); s += batch) {
-      std::int64_t mx = 0;
-      const std::size_t e = std::min(order.size(), s + batch);
-      for (std::size_t i = s; i < e; ++i) mx = std::max(mx, len[order[i]]);
-      total += mx * static_cast<std::int64_t>(e - s);
-    }
-    return total;
-  };
-  const auto base = data::epoch_order(len.size(), 5, 0);
-  const auto g0 = data::length_grouped_order(base, len, batch, 5, 0);
-  auto sorted = g0;
-  std::sort(sorted.begin(), sorted.end());
-  for (std::size_t i = 0; i < sorted.size(); ++i) ASSERT_EQ(sorted[i], i) << "a permutation of every example";
-  EXPECT_LT(padded(g0), padded(base) * 2 / 3) << "grouping cuts padding";
-  EXPECT_EQ(len[g0[0]], *std::max_element(len.begin(), len.end())) << "the longest batch goes first";
-  EXPECT_EQ(g0, data::length_grouped_order(base, len, batch, 5, 0)) << "a pure function";
-  const auto g1 = data::length_grouped_order(data::epoch_order(len.size(), 5, 1), len, batch, 5, 1);
-  EXPECT_NE(std::vector<std::size_t>(g0.begin() + batch, g0.begin() + 5 * batch),
-            std::vector<std::size_t>(g1.begin() + batch, g1.begin() + 5 * batch))
-      << "batches are shuffled per epoch";
 }
 
 TEST(Data, ExamplesAndCollation) {

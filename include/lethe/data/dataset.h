@@ -56,17 +56,6 @@ std::vector<Example> pretraining_chunks(const text::Tokenizer& tok,
 // trainer visits examples in. Pure function of (n, seed, epoch).
 std::vector<std::size_t> epoch_order(std::size_t n, std::uint64_t seed, std::uint64_t epoch);
 
-// Hugging Face's group_by_length, with shuffled batches: `order` is cut into mega-batches of
-// kLengthGroupBatches batches; each is sorted by length (longest first, ties keep their order
-// in `order`) and cut into batches of `batch`; the full batches are shuffled (seed, epoch) and
-// the one holding the longest example goes first, so a run that does not fit in memory fails
-// at once. A short remainder batch stays last, where the trainer expects it. Batches of similar
-// lengths waste less compute on padding (3x less on the demo's mix of QA pairs and text).
-inline constexpr std::size_t kLengthGroupBatches = 50;
-std::vector<std::size_t> length_grouped_order(const std::vector<std::size_t>& order,
-                                              const std::vector<std::int64_t>& lengths, std::size_t batch,
-                                              std::uint64_t seed, std::uint64_t epoch);
-
 // Forget/retain pairing: the retain example used with the forget example at position `i` of
 // `epoch` is epoch_order(n_retain, seed ^ kRetainStream, epoch * 1000003 + i / n_retain)
 // [i mod n_retain]. Every retain example is used once before any repeats, and the pairing

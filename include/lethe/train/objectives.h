@@ -20,7 +20,6 @@ class FinetuneObjective : public Objective {
   unlearn::LossTerms loss(const std::vector<std::size_t>& indices, const std::vector<std::size_t>& positions,
                           std::uint64_t epoch) override;
   std::int64_t tokens(const std::vector<std::size_t>& indices) const override;
-  std::vector<std::int64_t> lengths() const override;
 
  private:
   model::CausalLM& model_;
@@ -39,7 +38,6 @@ class UnlearnObjective : public Objective {
   unlearn::LossTerms loss(const std::vector<std::size_t>& indices, const std::vector<std::size_t>& positions,
                           std::uint64_t epoch) override;
   std::int64_t tokens(const std::vector<std::size_t>& indices) const override;
-  std::vector<std::int64_t> lengths() const override;
 
  private:
   model::CausalLM& model_;

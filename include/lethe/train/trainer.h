@@ -1,7 +1,6 @@
 // The training loop every run uses: fine-tuning and unlearning differ only in their Objective.
 //
-// Epochs visit the anchor examples in data::epoch_order(n, seed, epoch) (regrouped by
-// data::length_grouped_order when `group_by_length`); `grad_accum`
+// Epochs visit the anchor examples in data::epoch_order(n, seed, epoch); `grad_accum`
 // micro-batches of `batch_size` make one optimizer step (a short last window at the end of an
 // epoch still steps, its loss averaged over the micro-batches it has); gradients are clipped to
 // `max_grad_norm`; AdamW follows the schedule. Every optimizer step appends one line to
@@ -39,7 +38,6 @@ struct TrainerConfig {
   std::int64_t max_steps = 0;  // > 0: stop after this many optimizer steps (epochs then ignored)
   std::int64_t batch_size = 4;
   std::int64_t grad_accum = 1;
-  bool group_by_length = false;  // micro-batches of similar lengths (data::length_grouped_order)
   double max_grad_norm = 1.0;  // <= 0: no clipping
   AdamWConfig optimizer;
   std::string schedule = "linear";
@@ -68,8 +66,6 @@ class Objective {
                                   const std::vector<std::size_t>& positions, std::uint64_t epoch) = 0;
   // Tokens the micro-batch processes (for the logged rate).
   virtual std::int64_t tokens(const std::vector<std::size_t>& indices) const = 0;
-  // Token count of each anchor example (for group_by_length).
-  virtual std::vector<std::int64_t> lengths() const = 0;
 };
 
 struct TrainResult {

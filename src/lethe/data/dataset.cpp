@@ -110,35 +110,6 @@ std::vector<std::size_t> epoch_order(std::size_t n, std::uint64_t seed, std::uin
   return order;
 }
 
-std::vector<std::size_t> length_grouped_order(const std::vector<std::size_t>& order,
-                                              const std::vector<std::int64_t>& lengths, std::size_t batch,
-                                              std::uint64_t seed, std::uint64_t epoch) {
-  LETHE_CHECK(batch > 0, "length grouping needs a positive batch size");
-  const std::size_t n = order.size();
-  const std::size_t mega = kLengthGroupBatches * batch;
-  std::vector<std::size_t> sorted = order;
-  for (std::size_t start = 0; start < n; start += mega) {
-    const auto first = sorted.begin() + static_cast<std::ptrdiff_t>(start);
-    std::stable_sort(first, sorted.begin() + static_cast<std::ptrdiff_t>(std::min(n, start + mega)),
-                     [&](std::size_t a, std::size_t b) { return lengths.at(a) > lengths.at(b); });
-  }
-  const std::size_t full = n / batch;
-  std::vector<std::size_t> batches = epoch_order(full, seed ^ 0x4c454e475448ULL, epoch);  // "LENGTH"
-  std::size_t longest = 0;  // the batch that holds the longest example
-  for (std::size_t i = 0; i < full * batch; ++i) {
-    if (lengths.at(sorted[i]) > lengths.at(sorted[longest * batch])) longest = i / batch;
-  }
-  if (full > 0) std::swap(*std::find(batches.begin(), batches.end(), longest), batches[0]);
-  std::vector<std::size_t> out;
-  out.reserve(n);
-  for (std::size_t b : batches) {
-    out.insert(out.end(), sorted.begin() + static_cast<std::ptrdiff_t>(b * batch),
-               sorted.begin() + static_cast<std::ptrdiff_t>((b + 1) * batch));
-  }
-  out.insert(out.end(), sorted.begin() + static_cast<std::ptrdiff_t>(full * batch), sorted.end());
-  return out;
-}
-
 std::size_t paired_retain_index(std::size_t i, std::size_t n_retain, std::uint64_t seed,
                                 std::uint64_t epoch) {
   LETHE_CHECK(n_retain > 0, "pairing needs a non-empty retain set");

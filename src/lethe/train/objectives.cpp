@@ -16,12 +16,6 @@ std::int64_t count_tokens(const std::vector<data::Example>& v, const std::vector
   for (auto i : idx) n += static_cast<std::int64_t>(v[i].input_ids.size());
   return n;
 }
-std::vector<std::int64_t> lengths_of(const std::vector<data::Example>& v) {
-  std::vector<std::int64_t> out;
-  out.reserve(v.size());
-  for (const auto& e : v) out.push_back(static_cast<std::int64_t>(e.input_ids.size()));
-  return out;
-}
 c10::Device device_of(model::CausalLM& m) { return m.head_weight().device(); }
 }  // namespace
 
@@ -39,8 +33,6 @@ unlearn::LossTerms FinetuneObjective::loss(const std::vector<std::size_t>& idx, 
 std::int64_t FinetuneObjective::tokens(const std::vector<std::size_t>& idx) const {
   return count_tokens(examples_, idx);
 }
-
-std::vector<std::int64_t> FinetuneObjective::lengths() const { return lengths_of(examples_); }
 
 UnlearnObjective::UnlearnObjective(model::CausalLM& model, model::CausalLM* reference, unlearn::Method& method,
                                    const std::vector<data::Example>& forget,
@@ -84,8 +76,5 @@ unlearn::LossTerms UnlearnObjective::loss(const std::vector<std::size_t>& idx,
 std::int64_t UnlearnObjective::tokens(const std::vector<std::size_t>& idx) const {
   return count_tokens(forget_, idx);
 }
-
-// Forget lengths only: the paired retain examples follow positions, not lengths.
-std::vector<std::int64_t> UnlearnObjective::lengths() const { return lengths_of(forget_); }
 
 }  // namespace lethe::train

@@ -274,7 +274,6 @@ RunConfig load_run_config(const fs::path& yaml, const std::vector<std::string>& 
   tc.max_steps = t.get<std::int64_t>("max_steps", 0);
   tc.batch_size = t.get<std::int64_t>("batch_size", 4);
   tc.grad_accum = t.get<std::int64_t>("grad_accum", 1);
-  tc.group_by_length = t.get<bool>("group_by_length", false);
   tc.max_grad_norm = t.get<double>("max_grad_norm", 1.0);
   tc.optimizer.lr = t.get<double>("lr", 1e-5);
   tc.optimizer.weight_decay = t.get<double>("weight_decay", 0.0);

@@ -187,19 +187,12 @@ TrainResult train(const std::vector<std::pair<std::string, at::Tensor>>& params,
   std::int64_t tokens = 0;
   const std::size_t n = obj.size();
 
-  const std::vector<std::int64_t> lengths = c.group_by_length ? obj.lengths() : std::vector<std::int64_t>{};
-  LETHE_CHECK(lengths.size() == (c.group_by_length ? n : 0), "training: the objective gave ", lengths.size(),
-              " lengths for ", n, " examples");
   std::vector<std::size_t> order;
   std::int64_t order_epoch = -1;
   while (pos.step < plan.total_steps && !result.stopped) {
     {
       if (order_epoch != pos.epoch) {
         order = data::epoch_order(n, c.seed, static_cast<std::uint64_t>(pos.epoch));
-        if (c.group_by_length) {
-          order = data::length_grouped_order(order, lengths, static_cast<std::size_t>(c.batch_size), c.seed,
-                                             static_cast<std::uint64_t>(pos.epoch));
-        }
         order_epoch = pos.epoch;
       }
       const std::int64_t window = std::min(c.grad_accum, plan.micro_per_epoch - pos.micro);
