@@ -3,7 +3,9 @@
 // FILA, bit-identical resume, pairing and config errors.
 #include <torch/optim/adamw.h>
 
+#include <algorithm>
 #include <cmath>
+#include <numeric>
 #include <nlohmann/json.hpp>
 #include <random>
 
@@ -407,6 +409,56 @@ TEST(Trainer, MultiStepFinetuneMatchesAnIndependentLoop) {
   EXPECT_LT(want.back(), want.front());
   auto pr = ref->named_parameters();
   for (const auto& [name, p] : params) EXPECT_CLOSE("param " + name, p, pr[name], Tolerance{1e-5, 1e-5});
+}
+
+TEST(Data, LengthGroupsCutPaddingAndCoverTheBatch) {
+  std::vector<std::int64_t> mixed;
+  for (int i = 0; i < 28; ++i) mixed.push_back(20 + i % 11);
+  for (int i = 0; i < 4; ++i) mixed.insert(mixed.begin() + 7 * i, 128);
+  const auto g = data::length_groups(mixed, 256);
+  ASSERT_EQ(g.size(), 2u) << "QA pairs and text windows";
+  std::vector<std::size_t> all;
+  for (const auto& x : g) all.insert(all.end(), x.begin(), x.end());
+  std::sort(all.begin(), all.end());
+  for (std::size_t i = 0; i < all.size(); ++i) ASSERT_EQ(all[i], i) << "every sequence once";
+  for (std::size_t k : g[1]) EXPECT_EQ(mixed[k], 128);
+  EXPECT_EQ(data::length_groups({20, 24, 31, 22, 27}, 256).size(), 1u) << "similar lengths stay together";
+  EXPECT_EQ(data::length_groups({5, 9}, 0).size(), 2u) << "free forward passes: no padding at all";
+  EXPECT_TRUE(data::length_groups({}, 256).empty());
+}
+
+TEST(Trainer, SplitBatchLossAndGradientsEqualThePaddedBatch) {
+  MicroWorld w = make_micro_world("split");
+  auto tok = text::load_tokenizer(w.model_dir);
+  auto ex = data::qa_examples(*tok, text::PromptTemplate::named("plain"), w.records, 64);
+  std::string story;
+  for (int i = 0; i < 40; ++i) story += "Lily went home and Tom stayed at the market. ";
+  for (auto& c : data::pretraining_chunks(*tok, {story}, 60)) ex.push_back(std::move(c));
+  auto m = model::create_model(model::read_config(w.model_dir), {}, 3);
+  std::vector<std::size_t> idx(ex.size());
+  std::iota(idx.begin(), idx.end(), 0);
+  std::vector<std::int64_t> lengths;
+  for (const auto& e : ex) lengths.push_back(static_cast<std::int64_t>(e.input_ids.size()));
+  ASSERT_GT(data::length_groups(lengths, train::FinetuneObjective::kGroupOverheadTokens).size(), 1u)
+      << "the batch must actually be split for this test to mean anything";
+  auto grads = [&](const at::Tensor& loss) {
+    for (auto& p : m->parameters()) p.mutable_grad() = at::Tensor();
+    loss.backward();
+    std::map<std::string, at::Tensor> g;
+    for (auto& item : m->named_parameters()) g[item.key()] = item.value().grad().clone();
+    return g;
+  };
+  for (auto& p : m->parameters()) p.set_requires_grad(true);
+  train::FinetuneObjective obj(*m, ex, 2);
+  const at::Tensor split = obj.loss(idx, idx, 0).total;
+  const auto gs = grads(split);
+  std::vector<const data::Example*> all;
+  for (const auto& e : ex) all.push_back(&e);
+  const data::Batch b = data::collate(all, 2);
+  const at::Tensor padded = unlearn::mean_nll(unlearn::logits_of(*m, b), b.labels);
+  const auto gp = grads(padded);
+  EXPECT_NEAR(split.item<double>(), padded.item<double>(), 1e-5);
+  for (const auto& [name, g] : gp) EXPECT_CLOSE("grad " + name, gs.at(name), g, Tolerance{1e-5, 1e-4});
 }
 
 // An objective that crashes (as a killed process would) once a step is reached.

@@ -15,6 +15,8 @@ namespace lethe::train {
 
 class FinetuneObjective : public Objective {
  public:
+  // A forward pass's fixed cost, in padded tokens, when a batch is split by length.
+  static constexpr std::int64_t kGroupOverheadTokens = 256;
   FinetuneObjective(model::CausalLM& model, const std::vector<data::Example>& examples, std::int64_t pad_id);
   std::size_t size() const override { return examples_.size(); }
   unlearn::LossTerms loss(const std::vector<std::size_t>& indices, const std::vector<std::size_t>& positions,

@@ -1,5 +1,8 @@
 #include "lethe/data/batch.h"
 
+#include <algorithm>
+#include <numeric>
+
 #include "lethe/core/error.h"
 #include "lethe/model/score.h"
 
@@ -40,6 +43,33 @@ Batch collate(const std::vector<const Example*>& examples, std::int64_t pad_id, 
   }
   out.position_ids = model::positions_from_mask(out.attention_mask);
   return out;
+}
+
+std::vector<std::vector<std::size_t>> length_groups(const std::vector<std::int64_t>& lengths,
+                                                    std::int64_t overhead_tokens) {
+  const std::size_t n = lengths.size();
+  std::vector<std::size_t> sorted(n);
+  std::iota(sorted.begin(), sorted.end(), 0);
+  std::stable_sort(sorted.begin(), sorted.end(), [&](std::size_t a, std::size_t b) { return lengths[a] < lengths[b]; });
+  // best[j]: least cost of the j shortest sequences; a group [i, j) pads to its longest, j - 1.
+  std::vector<std::int64_t> best(n + 1, 0);
+  std::vector<std::size_t> cut(n + 1, 0);
+  for (std::size_t j = 1; j <= n; ++j) {
+    best[j] = -1;
+    for (std::size_t i = 0; i < j; ++i) {
+      const std::int64_t c = best[i] + lengths[sorted[j - 1]] * static_cast<std::int64_t>(j - i) +
+                             (i > 0 ? overhead_tokens : 0);
+      if (best[j] < 0 || c < best[j]) {
+        best[j] = c;
+        cut[j] = i;
+      }
+    }
+  }
+  std::vector<std::vector<std::size_t>> groups;
+  for (std::size_t j = n; j > 0; j = cut[j]) groups.emplace_back(sorted.begin() + static_cast<std::ptrdiff_t>(cut[j]),
+                                                                sorted.begin() + static_cast<std::ptrdiff_t>(j));
+  std::reverse(groups.begin(), groups.end());
+  return groups;
 }
 
 }  // namespace lethe::data

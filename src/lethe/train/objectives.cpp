@@ -23,10 +23,35 @@ FinetuneObjective::FinetuneObjective(model::CausalLM& model, const std::vector<d
                                      std::int64_t pad_id)
     : model_(model), examples_(examples), pad_id_(pad_id) {}
 
+// The mean NLL over every label token of the micro-batch, computed per length group
+// (data::length_groups) so that short QA pairs are not padded to the length of text windows;
+// weighting each group's mean by its share of the label tokens keeps it the batch's mean.
 unlearn::LossTerms FinetuneObjective::loss(const std::vector<std::size_t>& idx, const std::vector<std::size_t>&,
                                            std::uint64_t) {
-  data::Batch b = data::collate(pick(examples_, idx), pad_id_).to(device_of(model_));
-  at::Tensor nll = unlearn::mean_nll(unlearn::logits_of(model_, b), b.labels);
+  std::vector<std::int64_t> lengths;
+  for (auto i : idx) lengths.push_back(static_cast<std::int64_t>(examples_[i].input_ids.size()));
+  std::vector<data::Batch> parts;
+  std::vector<std::int64_t> counts;
+  std::int64_t total = 0;
+  for (const auto& g : data::length_groups(lengths, kGroupOverheadTokens)) {
+    std::vector<std::size_t> sub;
+    for (auto k : g) sub.push_back(idx[k]);
+    parts.push_back(data::collate(pick(examples_, sub), pad_id_));
+    counts.push_back(parts.back().loss_tokens());
+    total += counts.back();
+  }
+  if (parts.size() > 1 && total == 0) {  // no label tokens at all: mean_nll's rule for the whole batch
+    parts = {data::collate(pick(examples_, idx), pad_id_)};
+    counts = {0};
+  }
+  at::Tensor nll;
+  for (std::size_t k = 0; k < parts.size(); ++k) {
+    if (parts.size() > 1 && counts[k] == 0) continue;  // carries no loss
+    const data::Batch b = parts[k].to(device_of(model_));
+    at::Tensor part = unlearn::mean_nll(unlearn::logits_of(model_, b), b.labels);
+    if (parts.size() > 1) part = part * (static_cast<double>(counts[k]) / static_cast<double>(total));
+    nll = nll.defined() ? nll + part : part;
+  }
   return {nll, {{"nll", nll}}};
 }
 
