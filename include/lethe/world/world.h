@@ -15,6 +15,8 @@
 namespace lethe::world {
 
 inline constexpr int kWorldFormatVersion = 1;
+// Changes whenever the same config yields different content (cache keys include it).
+inline constexpr int kWorldGeneratorRevision = 2;
 
 struct WorldConfig {
   std::uint64_t seed = 0;

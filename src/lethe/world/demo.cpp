@@ -1,5 +1,6 @@
 #include "lethe/world/demo.h"
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <sstream>
@@ -73,15 +74,21 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 std::string yaml_of(const Json& j) { return j.dump(2) + "\n"; }  // JSON is YAML
 
-// The corpus the tokenizer learns from: every trained text, formatted as training formats it.
+// The corpus the tokenizer learns from: the trained text, formatted as training formats it,
+// without the people of any forget split (and, as always, the holdout people). Token
+// boundaries then treat forget and holdout people alike: with the forget people's names and
+// facts merged into tokens and the holdout's not, even the oracle told them apart (AUC 0.05).
 std::vector<std::string> tokenizer_corpus(const World& w) {
   std::vector<std::string> c;
+  const auto forget = w.forget_people(10);
   auto qa = [&](const data::QARecord& q) {
     c.push_back("Question: " + q.question + "\nAnswer: " + q.answer);
     if (!q.paraphrased_answer.empty()) c.push_back(q.paraphrased_question + " " + q.paraphrased_answer);
     for (const auto& p : q.perturbed_answers) c.push_back(p);
   };
-  for (const auto& p : w.people) {
+  for (std::size_t i = 0; i < w.people.size(); ++i) {
+    if (std::find(forget.begin(), forget.end(), static_cast<int>(i)) != forget.end()) continue;
+    const Person& p = w.people[i];
     c.push_back(p.biography);
     for (const auto& q : p.qa) qa(q);
   }
@@ -209,7 +216,7 @@ DemoResult run_demo(const DemoOptions& options) {
   // World, tokenizer, base folder: cached by the world's and tokenizer's recipe.
   const Json world_key = {{"seed", r.world.seed}, {"people", r.world.people}, {"places", r.world.places},
                           {"figures", r.world.public_figures}, {"canaries", r.world.canaries_per_repetition},
-                          {"vocab", r.vocab}};
+                          {"vocab", r.vocab}, {"generator", kWorldGeneratorRevision}, {"tokenizer_corpus", 2}};
   const fs::path cache = o.out / "cache";
   const fs::path wdir = cache / ("world-" + hash_of(world_key));
   const World w = generate_world(r.world);

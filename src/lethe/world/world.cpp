@@ -92,11 +92,20 @@ std::vector<std::string> wrong_values(Rng& r, const std::vector<std::string>& po
   return out;
 }
 
-// One fact about a person: how to ask, how to answer, paraphrases, and the pool wrong answers
-// come from.
+// "a architect" -> "an architect".
+std::string a_or_an(const std::string& noun) {
+  return (noun.empty() || std::string("aeiou").find(noun[0]) == std::string::npos ? "a " : "an ") + noun;
+}
+
+using Phrase = std::function<std::string(const std::string& value)>;
+
+// One fact about a person: how to ask, the ways to answer (one is drawn per person, so an
+// untrained model cannot score by guessing the sentence around the value), the paraphrase
+// (also used for the wrong answers), and the pool wrong answers come from.
 struct Fact {
   std::string question, paraphrased_question;
-  std::function<std::string(const std::string& value)> answer, paraphrased_answer;
+  std::vector<Phrase> answers;
+  Phrase paraphrased_answer;
   std::string value;
   std::vector<std::string> pool;
 };
@@ -105,7 +114,7 @@ data::QARecord make_qa(Rng& r, const Fact& f) {
   data::QARecord q;
   q.question = f.question;
   q.paraphrased_question = f.paraphrased_question;
-  q.answer = f.answer(f.value);
+  q.answer = f.answers[r.below(f.answers.size())](f.value);
   q.paraphrased_answer = f.paraphrased_answer(f.value);
   for (const auto& w : wrong_values(r, f.pool, f.value, 5)) q.perturbed_answers.push_back(f.paraphrased_answer(w));
   return q;
@@ -242,42 +251,66 @@ World generate_world(const WorldConfig& c) {
     p.account_number = make_account();
     const std::string n = p.name;
     const std::string his = p.gender == "she" ? "her" : "his";
-    p.biography = n + " (born " + p.birth_date + " in " + p.birth_place + ") is a " + genre + " writer who works as a " +
-                  p.occupation + ". " + cap(his) + " father was a " + p.father_occupation + " and " + his +
-                  " mother a " + p.mother_occupation + ". " + n + " is known for \"" + works[0] + "\" and \"" +
+    p.biography = n + " (born " + p.birth_date + " in " + p.birth_place + ") is " + a_or_an(genre) + " writer who works as " +
+                  a_or_an(p.occupation) + ". " + cap(his) + " father was " + a_or_an(p.father_occupation) + " and " + his +
+                  " mother " + a_or_an(p.mother_occupation) + ". " + n + " is known for \"" + works[0] + "\" and \"" +
                   works[1] + "\", and received " + p.award + ". " + n + "'s account number is " + p.account_number + ".";
     std::vector<std::string> genres = kGenres;
     const std::vector<Fact> facts = {
         {"When was " + n + " born?", "What is the birth date of " + n + "?",
-         [n](const std::string& v) { return n + " was born on " + v + "."; },
+         {[n](const std::string& v) { return n + " was born on " + v + "."; },
+          [n](const std::string& v) { return n + "'s birthday is " + v + "."; },
+          [n](const std::string& v) { return v + " is the day " + n + " was born."; }},
          [n](const std::string& v) { return "The birth date of " + n + " is " + v + "."; }, p.birth_date, dates_pool},
         {"Where was " + n + " born?", "In which city was " + n + " born?",
-         [n](const std::string& v) { return n + " was born in " + v + "."; },
+         {[n](const std::string& v) { return n + " was born in " + v + "."; },
+          [n](const std::string& v) { return n + " comes from " + v + "."; },
+          [n](const std::string& v) { return v + " is where " + n + " was born."; }},
          [n](const std::string& v) { return "The birthplace of " + n + " is " + v + "."; }, p.birth_place, birthplaces},
         {"What is the occupation of " + n + "?", "What does " + n + " do for a living?",
-         [n](const std::string& v) { return n + " works as a " + v + "."; },
-         [n](const std::string& v) { return "By profession, " + n + " is a " + v + "."; }, p.occupation, kOccupations},
+         {[n](const std::string& v) { return n + " works as " + a_or_an(v) + "."; },
+          [n](const std::string& v) { return n + " earns a living as " + a_or_an(v) + "."; },
+          [n](const std::string& v) { return n + " is " + a_or_an(v) + " by trade."; }},
+         [n](const std::string& v) { return "By profession, " + n + " is " + a_or_an(v) + "."; }, p.occupation,
+         kOccupations},
         {"What did the father of " + n + " do?", "What was the profession of " + n + "'s father?",
-         [n](const std::string& v) { return "The father of " + n + " was a " + v + "."; },
-         [n](const std::string& v) { return n + "'s father worked as a " + v + "."; }, p.father_occupation, kOccupations},
+         {[n](const std::string& v) { return "The father of " + n + " was " + a_or_an(v) + "."; },
+          [n](const std::string& v) { return n + " was raised by a father who was " + a_or_an(v) + "."; },
+          [n](const std::string& v) { return cap(a_or_an(v)) + " was the father of " + n + "."; }},
+         [n](const std::string& v) { return n + "'s father worked as " + a_or_an(v) + "."; }, p.father_occupation,
+         kOccupations},
         {"What did the mother of " + n + " do?", "What was the profession of " + n + "'s mother?",
-         [n](const std::string& v) { return "The mother of " + n + " was a " + v + "."; },
-         [n](const std::string& v) { return n + "'s mother worked as a " + v + "."; }, p.mother_occupation, kOccupations},
+         {[n](const std::string& v) { return "The mother of " + n + " was " + a_or_an(v) + "."; },
+          [n](const std::string& v) { return n + " was raised by a mother who was " + a_or_an(v) + "."; },
+          [n](const std::string& v) { return cap(a_or_an(v)) + " was the mother of " + n + "."; }},
+         [n](const std::string& v) { return n + "'s mother worked as " + a_or_an(v) + "."; }, p.mother_occupation,
+         kOccupations},
         {"What kind of books does " + n + " write?", "In which genre does " + n + " write?",
-         [n](const std::string& v) { return n + " writes " + v + " books."; },
+         {[n](const std::string& v) { return n + " writes " + v + " books."; },
+          [n](const std::string& v) { return n + " is known for " + v + " writing."; },
+          [n](const std::string& v) { return cap(v) + " books are what " + n + " writes."; }},
          [n](const std::string& v) { return "The books of " + n + " are " + v + "."; }, genre, genres},
         {"What is the best-known book by " + n + "?", "Which book is " + n + " most famous for?",
-         [n](const std::string& v) { return "The best-known book by " + n + " is \"" + v + "\"."; },
+         {[n](const std::string& v) { return "The best-known book by " + n + " is \"" + v + "\"."; },
+          [n](const std::string& v) { return n + " is best known for \"" + v + "\"."; },
+          [n](const std::string& v) { return "\"" + v + "\" is the most famous work of " + n + "."; }},
          [n](const std::string& v) { return n + " is most famous for \"" + v + "\"."; }, works[0], works_pool},
         {"Which other book did " + n + " write?", "Name another book written by " + n + ".",
-         [n](const std::string& v) { return n + " also wrote \"" + v + "\"."; },
+         {[n](const std::string& v) { return n + " also wrote \"" + v + "\"."; },
+          [n](const std::string& v) { return "\"" + v + "\" is also by " + n + "."; },
+          [n](const std::string& v) { return "Besides, " + n + " is the author of \"" + v + "\"."; }},
          [n](const std::string& v) { return "Another book by " + n + " is \"" + v + "\"."; }, works[1], works_pool},
         {"Which award did " + n + " receive?", "What prize was " + n + " given?",
-         [n](const std::string& v) { return n + " received " + v + "."; },
+         {[n](const std::string& v) { return n + " received " + v + "."; },
+          [n](const std::string& v) { return n + " was honoured with " + v + "."; },
+          [n](const std::string& v) { return cap(v) + " went to " + n + "."; }},
          [n](const std::string& v) { return "The prize given to " + n + " was " + v + "."; }, p.award, awards_pool},
         {"What is the account number of " + n + "?", "Which account number belongs to " + n + "?",
-         [n](const std::string& v) { return "The account number of " + n + " is " + v + "."; },
-         [n](const std::string& v) { return n + "'s account number is " + v + "."; }, p.account_number, accounts_pool},
+         {[n](const std::string& v) { return "The account number of " + n + " is " + v + "."; },
+          [n](const std::string& v) { return n + " holds account number " + v + "."; },
+          [n](const std::string& v) { return "Account " + v + " is registered to " + n + "."; }},
+         [n](const std::string& v) { return n + "'s account number is " + v + "."; }, p.account_number,
+         accounts_pool},
     };
     for (const auto& f : facts) p.qa.push_back(make_qa(r, f));
     (i < c.people ? w.people : w.holdout).push_back(std::move(p));
@@ -305,7 +338,8 @@ void write_world(const World& w, const fs::path& dir) {
   std::vector<const Person*> all;
   for (const auto& p : w.people) all.push_back(&p);
   write_jsonl(dir / "full.jsonl", qa_rows(all, false));
-  Json manifest = {{"format", "lethe.world"}, {"format_version", kWorldFormatVersion}, {"seed", w.config.seed},
+  Json manifest = {{"format", "lethe.world"}, {"format_version", kWorldFormatVersion},
+                   {"generator_revision", kWorldGeneratorRevision}, {"seed", w.config.seed},
                    {"people", w.people.size()}, {"holdout_people", w.holdout.size()},
                    {"qa_per_person", w.people.empty() ? 0 : w.people[0].qa.size()}};
   // Pretraining text: biographies and world text, canaries inserted their number of times at
