@@ -477,6 +477,45 @@ class CrashAt : public train::Objective {
   std::int64_t left_;
 };
 
+// Reports a scripted "retain" term per step beside a trivial trainable loss.
+class ScriptedRetain : public train::Objective {
+ public:
+  ScriptedRetain(at::Tensor w, std::vector<double> retain) : w_(std::move(w)), retain_(std::move(retain)) {}
+  std::size_t size() const override { return retain_.size(); }
+  LossTerms loss(const std::vector<std::size_t>&, const std::vector<std::size_t>&, std::uint64_t) override {
+    return {(w_ * w_).sum(), {{"retain", at::full({}, retain_[calls_++])}}};
+  }
+  std::int64_t tokens(const std::vector<std::size_t>&) const override { return 1; }
+
+ private:
+  at::Tensor w_;
+  std::vector<double> retain_;
+  std::size_t calls_ = 0;
+};
+
+TEST(Trainer, CollapseGuardNeedsBothTheFactorAndTheFloor) {
+  auto run = [](const std::vector<double>& retain, const std::string& name) {
+    at::Tensor w = at::ones({3});
+    ScriptedRetain obj(w, retain);
+    train::TrainerConfig c;
+    c.batch_size = 1;
+    c.progress = false;
+    c.guard.action = "stop";
+    c.run_dir = temp_dir(name);
+    return train::train({{"w", w}}, obj, c);
+  };
+  // A memorised retain set: 60x its first value is still far from collapse.
+  auto r = run({0.01, 0.02, 0.3, 0.6}, "guard-floor");
+  EXPECT_FALSE(r.stopped) << r.stop_reason;
+  EXPECT_EQ(r.steps, 4);
+  r = run({0.01, 0.02, 1.5, 0.6}, "guard-stop");
+  EXPECT_TRUE(r.stopped);
+  EXPECT_EQ(r.steps, 3);
+  EXPECT_NE(r.stop_reason.find("retain loss 1.5 exceeds 5x"), std::string::npos) << r.stop_reason;
+  r = run({0.5, 0.6, 2.0, 2.4}, "guard-factor");  // above the floor, under 5x
+  EXPECT_FALSE(r.stopped) << r.stop_reason;
+}
+
 TEST(Trainer, ResumedRunEndsBitIdentical) {
   MicroWorld w = make_micro_world("resume");
   auto tok = text::load_tokenizer(w.model_dir);

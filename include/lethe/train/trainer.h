@@ -29,6 +29,7 @@ namespace lethe::train {
 struct CollapseGuard {
   std::string action = "warn";      // warn | stop | off
   double retain_loss_factor = 5.0;  // the "retain" term exceeds this multiple of its first value
+  double retain_loss_floor = 1.0;   // ... and this many nats (a memorised retain set starts near 0)
   std::int64_t repetition_every = 0;   // > 0: call the repetition probe every N steps
   double repetition_threshold = 0.5;   // probe result (share of repeated n-grams) above this
 };

@@ -306,6 +306,7 @@ RunConfig load_run_config(const fs::path& yaml, const std::vector<std::string>& 
   LETHE_CHECK(tc.guard.action == "warn" || tc.guard.action == "stop" || tc.guard.action == "off",
               "config: 'guard.action' must be warn, stop or off, got '", tc.guard.action, "'");
   tc.guard.retain_loss_factor = g.get<double>("retain_loss_factor", 5.0);
+  tc.guard.retain_loss_floor = g.get<double>("retain_loss_floor", 1.0);
   tc.guard.repetition_every = g.get<std::int64_t>("repetition_every", 0);
   tc.guard.repetition_threshold = g.get<double>("repetition_threshold", 0.5);
   g.done();

@@ -189,6 +189,7 @@ TrainResult train(const std::vector<std::pair<std::string, at::Tensor>>& params,
 
   std::vector<std::size_t> order;
   std::int64_t order_epoch = -1;
+  bool warned = false;
   while (pos.step < plan.total_steps && !result.stopped) {
     {
       if (order_epoch != pos.epoch) {
@@ -238,7 +239,8 @@ TrainResult train(const std::vector<std::pair<std::string, at::Tensor>>& params,
         auto it = terms.find("retain");
         if (it != terms.end()) {
           if (!std::isfinite(pos.initial_retain)) pos.initial_retain = it->second;
-          if (pos.initial_retain > 0 && it->second > c.guard.retain_loss_factor * pos.initial_retain) {
+          if (pos.initial_retain > 0 && it->second > c.guard.retain_loss_factor * pos.initial_retain &&
+              it->second > c.guard.retain_loss_floor) {
             alarm = "retain loss " + fmt(it->second) + " exceeds " + fmt(c.guard.retain_loss_factor) +
                     "x its initial " + fmt(pos.initial_retain);
           }
@@ -261,8 +263,10 @@ TrainResult train(const std::vector<std::pair<std::string, at::Tensor>>& params,
           result.stopped = true;
           result.stop_reason = alarm;
           log_warn("collapse guard: ", alarm, " at step ", pos.step, "; stopping");
-        } else {
-          log_warn("collapse guard: ", alarm, " at step ", pos.step);
+        } else if (!warned) {  // once: every alarm is in train_log.jsonl
+          log_warn("collapse guard: ", alarm, " at step ", pos.step,
+                   " (further alarms are only recorded in train_log.jsonl)");
+          warned = true;
         }
       }
       log.append(entry);
