@@ -1,5 +1,6 @@
 // lethe demo: a fictitious world, its target and oracle trained from scratch, one split
 // unlearned and proven, in one report (docs/demo.md).
+#include <cstdio>
 #include <iostream>
 
 #include "commands.h"
@@ -20,9 +21,24 @@ void add_demo(CLI::App& app, const GlobalOptions& global) {
     world::DemoOptions opt = *o;
     opt.device = global.device;
     const world::DemoResult r = world::run_demo(opt);
+    auto num = [](const nlohmann::json& v) {
+      char b[32];
+      std::snprintf(b, sizeof(b), "%.3g", v.get<double>());
+      return std::string(b);
+    };
+    auto with_ci = [&](const nlohmann::json& c, const char* value, const char* interval) {
+      std::string t = num(c[value]);
+      if (c.contains(interval)) t += " [" + num(c[interval][0]) + ", " + num(c[interval][1]) + "]";
+      return t;
+    };
     for (const auto& c : r.summary["checks"]) {
       std::cout << (c["pass"].get<bool>() ? "pass  " : "FAIL  ") << c["check"].get<std::string>() << ": "
-                << c["value"].get<double>() << "\n";
+                << with_ci(c, "value", "ci");
+      if (c.contains("ratio_to_target")) {
+        std::cout << " vs the target's " << with_ci(c, "target_value", "target_ci") << " (" << num(c["ratio_to_target"])
+                  << "x)";
+      }
+      std::cout << "\n";
     }
     for (const char* m : {"target", "oracle", "unlearned"}) {
       const auto& s = r.summary["models"][m];

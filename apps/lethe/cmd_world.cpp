@@ -19,6 +19,9 @@ void add_world(CLI::App& app, const GlobalOptions&) {
   gen->add_option("--seed", o->c.seed, "seed: the same seed gives the same world, byte for byte (default 0)");
   gen->add_option("--people", o->c.people, "trained people, at least 10 (default 100; forget01/05/10 are 1/5/10 % of them)");
   gen->add_option("--holdout-people", o->c.holdout_people, "people never trained on (default: as many as forget10)");
+  gen->add_option("--places", o->c.places, "fictitious cities, at least 6 (default 24)");
+  gen->add_option("--public-figures", o->c.public_figures, "famous fictitious figures, at least 4 (default 20)");
+  gen->add_option("--canaries", o->c.canaries_per_repetition, "canaries per repetition count 1, 4, 16 (default 4)");
   gen->add_option("--out", o->out, "output folder")->required();
   gen->callback([o] {
     const world::World w = world::generate_world(o->c);

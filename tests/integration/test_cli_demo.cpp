@@ -25,6 +25,11 @@ TEST(DemoCli, WorldGenerateIsDeterministic) {
   EXPECT_EQ(read_file(a / "forget10_perturbed.jsonl"), read_file(b / "forget10_perturbed.jsonl"));
   EXPECT_EQ(read_file(a / "train_text.jsonl"), read_file(b / "train_text.jsonl"));
   expect_one_line_error(lethe({"world", "generate", "--people", "3", "--out", a.string()}), "at least 10 people");
+  const fs::path c = temp_dir("world_cli_c");
+  r = lethe({"world", "generate", "--people", "20", "--places", "8", "--public-figures", "6", "--canaries", "2", "--out",
+             c.string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("public figures 6, canaries 6"), std::string::npos) << r.out;  // 2 per repetition count
 }
 
 TEST(DemoCli, MiniatureDemoEndToEnd) {
@@ -48,7 +53,14 @@ TEST(DemoCli, MiniatureDemoEndToEnd) {
   EXPECT_TRUE(s["models"]["unlearned"].contains("forget_quality"));
   EXPECT_TRUE(s["models"]["unlearned"].contains("privleak"));
   EXPECT_LT(s["models"]["unlearned"]["forget_Q_A_Prob"].get<double>(), s["models"]["target"]["forget_Q_A_Prob"].get<double>());
-  EXPECT_EQ(s["checks"].size(), 5u);
+  ASSERT_EQ(s["checks"].size(), 5u);
+  for (const auto& c : s["checks"]) {
+    const std::string m = c["model"], k = c["metric"];
+    EXPECT_EQ(c["value"], s["models"][m][k]) << c["check"];
+    ASSERT_TRUE(c.contains("ci")) << c["check"];  // every check shows its 95% interval
+    EXPECT_LE(c["ci"][0].get<double>(), c["ci"][1].get<double>()) << c["check"];
+  }
+  EXPECT_NE(r.out.find("forget quality after unlearning >= 0.01: "), std::string::npos) << r.out;
   const std::string html = read_file(out / "report.html");
   EXPECT_EQ(check_html(html), "");
   EXPECT_NE(html.find("Canaries"), std::string::npos);

@@ -55,8 +55,12 @@ Recipe make_recipe(const DemoOptions& o) {
   r.train = {{"epochs", tiny ? 30 : 24}, {"batch_size", tiny ? 16 : 32}, {"lr", tiny ? 2.0e-3 : 3.0e-3}, {"schedule", "cosine"},
              {"warmup_ratio", 0.05}, {"weight_decay", 0.0}, {"checkpoint_every", 0}};
   r.method = o.method.empty() ? demo_default_method() : o.method;
-  if (r.method == "NPO") r.method_params = {{"beta", 0.1}, {"alpha", 1.0}};
-  r.unlearn = {{"epochs", tiny ? 5 : 5}, {"batch_size", 8}, {"lr", 1.0e-3}, {"schedule", "constant"}};
+  // Chosen by measurement (docs/demo.md): NPO with a gentle learning rate and a retain weight of
+  // 3 meets every check on worlds 0 and 1 (world 2 under-forgets: privleak -55); stronger
+  // settings over-forget (privleak > +25: forget answers less likely than never-seen ones) or
+  // cost utility, and the other methods measured miss forget quality or utility.
+  if (r.method == "NPO") r.method_params = {{"beta", 0.1}, {"alpha", 3.0}};
+  r.unlearn = {{"epochs", 5}, {"batch_size", 8}, {"lr", 4.0e-4}, {"schedule", "constant"}};
   return r;
 }
 
@@ -325,19 +329,29 @@ DemoResult run_demo(const DemoOptions& options) {
     const Json& j = s["models"][m];
     return j.contains(k) ? j[k].get<double>() : NAN;
   };
-  auto check = [&](const std::string& what, double value, bool ok) {
-    s["checks"].push_back({{"check", what}, {"value", value}, {"pass", ok}});
+  auto ci = [&](const std::string& m, const char* k) {
+    const Json& j = s["models"][m];
+    return j.contains("ci") && j["ci"].contains(k) ? j["ci"][k] : Json();
   };
-  check("target memorizes: forget ROUGE-L recall >= 0.9", val("target", "forget_Q_A_ROUGE"),
+  // Each check names the model and metric it reads, with the metric's 95% bootstrap interval.
+  auto check = [&](const std::string& what, const std::string& m, const char* k, double value, bool ok) {
+    Json c = {{"check", what}, {"model", m}, {"metric", k}, {"value", value}, {"pass", ok}};
+    if (!ci(m, k).is_null()) c["ci"] = ci(m, k);
+    s["checks"].push_back(c);
+  };
+  check("target memorizes: forget ROUGE-L recall >= 0.9", "target", "forget_Q_A_ROUGE", val("target", "forget_Q_A_ROUGE"),
         val("target", "forget_Q_A_ROUGE") >= 0.9);
-  check("oracle does not: forget ROUGE-L recall <= 0.5", val("oracle", "forget_Q_A_ROUGE"),
+  check("oracle does not: forget ROUGE-L recall <= 0.5", "oracle", "forget_Q_A_ROUGE", val("oracle", "forget_Q_A_ROUGE"),
         val("oracle", "forget_Q_A_ROUGE") <= 0.5);
-  check("forget quality after unlearning >= 0.01", val("unlearned", "forget_quality"),
+  check("forget quality after unlearning >= 0.01", "unlearned", "forget_quality", val("unlearned", "forget_quality"),
         val("unlearned", "forget_quality") >= 0.01);
-  check("model utility after unlearning >= 0.9 x the target's",
-        val("unlearned", "model_utility") / val("target", "model_utility"),
-        val("unlearned", "model_utility") >= 0.9 * val("target", "model_utility"));
-  check("privleak after unlearning within +-25", val("unlearned", "privleak"), std::fabs(val("unlearned", "privleak")) <= 25);
+  check("model utility after unlearning >= 0.9 x the target's", "unlearned", "model_utility",
+        val("unlearned", "model_utility"), val("unlearned", "model_utility") >= 0.9 * val("target", "model_utility"));
+  s["checks"].back()["ratio_to_target"] = val("unlearned", "model_utility") / val("target", "model_utility");
+  s["checks"].back()["target_value"] = val("target", "model_utility");
+  if (!ci("target", "model_utility").is_null()) s["checks"].back()["target_ci"] = ci("target", "model_utility");
+  check("privleak after unlearning within +-25", "unlearned", "privleak", val("unlearned", "privleak"),
+        std::fabs(val("unlearned", "privleak")) <= 25);
   res.seconds = seconds_since(t0);
   timing["total_s"] = res.seconds;
   s["timing"] = timing;
