@@ -333,25 +333,24 @@ DemoResult run_demo(const DemoOptions& options) {
     const Json& j = s["models"][m];
     return j.contains("ci") && j["ci"].contains(k) ? j["ci"][k] : Json();
   };
-  // Each check names the model and metric it reads, with the metric's 95% bootstrap interval.
-  auto check = [&](const std::string& what, const std::string& m, const char* k, double value, bool ok) {
-    Json c = {{"check", what}, {"model", m}, {"metric", k}, {"value", value}, {"pass", ok}};
-    if (!ci(m, k).is_null()) c["ci"] = ci(m, k);
+  // Each check reads one model's metric and stores it with the metric's 95% bootstrap interval.
+  auto check = [&](const std::string& what, const std::string& m, const char* k, auto pass) -> Json& {
+    const double v = val(m, k);
+    Json c = {{"check", what}, {"model", m}, {"metric", k}, {"value", v}, {"pass", pass(v)}};
+    if (Json i = ci(m, k); !i.is_null()) c["ci"] = i;
     s["checks"].push_back(c);
+    return s["checks"].back();
   };
-  check("target memorizes: forget ROUGE-L recall >= 0.9", "target", "forget_Q_A_ROUGE", val("target", "forget_Q_A_ROUGE"),
-        val("target", "forget_Q_A_ROUGE") >= 0.9);
-  check("oracle does not: forget ROUGE-L recall <= 0.5", "oracle", "forget_Q_A_ROUGE", val("oracle", "forget_Q_A_ROUGE"),
-        val("oracle", "forget_Q_A_ROUGE") <= 0.5);
-  check("forget quality after unlearning >= 0.01", "unlearned", "forget_quality", val("unlearned", "forget_quality"),
-        val("unlearned", "forget_quality") >= 0.01);
-  check("model utility after unlearning >= 0.9 x the target's", "unlearned", "model_utility",
-        val("unlearned", "model_utility"), val("unlearned", "model_utility") >= 0.9 * val("target", "model_utility"));
-  s["checks"].back()["ratio_to_target"] = val("unlearned", "model_utility") / val("target", "model_utility");
-  s["checks"].back()["target_value"] = val("target", "model_utility");
-  if (!ci("target", "model_utility").is_null()) s["checks"].back()["target_ci"] = ci("target", "model_utility");
-  check("privleak after unlearning within +-25", "unlearned", "privleak", val("unlearned", "privleak"),
-        std::fabs(val("unlearned", "privleak")) <= 25);
+  check("target memorizes: forget ROUGE-L recall >= 0.9", "target", "forget_Q_A_ROUGE", [](double v) { return v >= 0.9; });
+  check("oracle does not: forget ROUGE-L recall <= 0.5", "oracle", "forget_Q_A_ROUGE", [](double v) { return v <= 0.5; });
+  check("forget quality after unlearning >= 0.01", "unlearned", "forget_quality", [](double v) { return v >= 0.01; });
+  const double target_utility = val("target", "model_utility");
+  Json& utility = check("model utility after unlearning >= 0.9 x the target's", "unlearned", "model_utility",
+                        [&](double v) { return v >= 0.9 * target_utility; });
+  utility["ratio_to_target"] = val("unlearned", "model_utility") / target_utility;
+  utility["target_value"] = target_utility;
+  if (Json i = ci("target", "model_utility"); !i.is_null()) utility["target_ci"] = i;
+  check("privleak after unlearning within +-25", "unlearned", "privleak", [](double v) { return std::fabs(v) <= 25; });
   res.seconds = seconds_since(t0);
   timing["total_s"] = res.seconds;
   s["timing"] = timing;
