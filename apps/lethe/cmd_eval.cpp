@@ -42,7 +42,7 @@ void add_eval(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--suite", o->e.suite, "tofu or muse")->check(CLI::IsMember({"tofu", "muse"}));
   cmd->add_option("--model", o->e.model, "Hugging Face model folder to evaluate");
   cmd->add_option("--data", o->e.data, "the suite's data folder (TOFU layout: forget10_perturbed.jsonl, ...; MUSE layout: knowmem/, verbmem/, privleak/)");
-  cmd->add_option("--out", o->e.out, "output folder for EVAL.json, SUMMARY.json and report.html (required)");
+  cmd->add_option("--out", o->e.out, "output folder for EVAL.json, SUMMARY.json and report.html (required; new or empty unless --force)");
   cmd->add_option("--reference", o->e.reference,
                   "the retain-only model for forget_quality / privleak: a model folder, a lethe EVAL.json, or (tofu) TOFU's eval_log_aggregated.json");
   cmd->add_option("--from-logs", o->e.from_logs, "summarise this EVAL.json or TOFU legacy log instead of running a model");
@@ -50,12 +50,19 @@ void add_eval(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--metrics", o->metrics, "comma-separated metric names (default: the suite's; see --list-metrics)");
   cmd->add_option("--template", o->tmpl, "prompt template for QA items: plain (default), llama2-chat, llama3-chat");
   cmd->add_option("--tokenizer", o->e.tokenizer, "tokenizer (default: the model folder's)");
-  cmd->add_option("--batch-size", o->e.batch_size, "sequences per scoring / generation batch (default 8)");
-  cmd->add_option("--max-new-tokens", o->e.max_new_tokens, "generation length (default: tofu 200, verbmem 128, knowmem 32)");
-  cmd->add_option("--max-length", o->e.max_length, "tokens per scored sequence (default: tofu 512, muse 2048)");
-  cmd->add_option("--max-items", o->e.max_items, "evaluate only the first N items of each split (0 = all)");
-  cmd->add_option("--min-k", o->e.min_k, "k of the Min-K% attacks (default 0.4)");
+  cmd->add_option("--batch-size", o->e.batch_size, "sequences per scoring / generation batch (default 8)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--max-new-tokens", o->e.max_new_tokens, "generation length (default: tofu 200, verbmem 128, knowmem 32)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--max-length", o->e.max_length,
+                  "tokens per scored sequence (default: tofu 512, muse 2048; never past the model's positions)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--max-items", o->e.max_items, "evaluate only the first N items of each split (default: all)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--min-k", o->e.min_k, "k of the Min-K% attacks, in (0, 1] (default 0.4)")
+      ->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--seed", o->e.seed, "bootstrap seed (default 0)");
+  cmd->add_flag("--force", o->e.force, "replace an existing non-empty --out folder as a whole");
   cmd->add_flag("--no-report", o->no_report, "do not write report.html");
   cmd->add_flag("--no-progress", o->no_progress, "no progress bars");
   cmd->add_flag("--list-metrics", o->list, "list the metrics and exit");

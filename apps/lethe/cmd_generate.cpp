@@ -1,7 +1,9 @@
 // lethe generate: decode from a model folder, greedy or sampled, from token ids.
 #include <nlohmann/json.hpp>
 
+#include <charconv>
 #include <iostream>
+#include <limits>
 
 #include "commands.h"
 #include "lethe/core/runtime.h"
@@ -11,12 +13,35 @@
 #include "lethe/text/tokenizer.h"
 
 namespace lethe::cli {
+namespace {
+
+// "1,2,3": every piece a decimal token id in [0, 2^63); "1,,2", "-1", "x" and overflowing
+// numbers are errors, not ids.
+std::vector<std::int64_t> parse_ids(const std::string& text) {
+  std::vector<std::int64_t> ids;
+  std::size_t start = 0;
+  while (true) {
+    const std::size_t comma = text.find(',', start);
+    const std::string piece = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    std::int64_t v = 0;
+    const auto [end, ec] = std::from_chars(piece.data(), piece.data() + piece.size(), v);
+    LETHE_CHECK(!piece.empty() && ec == std::errc() && end == piece.data() + piece.size() && v >= 0,
+                "--prompt-ids '", text, "': '", piece, "' is not a token id (a whole number from 0 to ",
+                std::numeric_limits<std::int64_t>::max(), ")");
+    ids.push_back(v);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return ids;
+}
+
+}  // namespace
 
 void add_generate(CLI::App& app, const GlobalOptions& global) {
   auto* cmd = app.add_subcommand("generate", "Generate tokens from a model folder");
   struct Opts {
     std::string model, tokenizer;
-    std::vector<std::vector<std::int64_t>> prompt_ids;
+    std::vector<std::string> prompt_ids;
     std::vector<std::string> prompts;
     model::GenerateOptions gen;
     bool no_eos = false, json = false, no_special = false;
@@ -29,7 +54,6 @@ void add_generate(CLI::App& app, const GlobalOptions& global) {
                        ->allow_extra_args(false);
   auto* ids_opt = cmd->add_option("--prompt-ids", o->prompt_ids,
                                   "Prompt token ids, comma-separated (repeat for a batch)")
-                      ->delimiter(',')
                       ->allow_extra_args(false);
   text_opt->excludes(ids_opt);
   cmd->add_option("--tokenizer", o->tokenizer,
@@ -37,9 +61,10 @@ void add_generate(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--stop", o->gen.stop_strings,
                   "Stop a prompt's generation once its text contains this string (repeatable)");
   cmd->add_flag("--no-special", o->no_special, "Do not add BOS/EOS when encoding --prompt");
-  cmd->add_option("--max-new-tokens", o->gen.max_new_tokens, "Tokens to generate (default 64)")
-      ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--temperature", o->gen.temperature, "0 = greedy (default); > 0 samples")
+  cmd->add_option("--max-new-tokens", o->gen.max_new_tokens,
+                  "Tokens to generate (default 64; prompt + new tokens must fit the model's positions)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--temperature", o->gen.temperature, "0 = greedy (default); > 0 samples (below 1e-5: greedy)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--top-k", o->gen.top_k, "Sample from the k most likely tokens (0 = off)")
       ->check(CLI::NonNegativeNumber);
@@ -68,19 +93,28 @@ void add_generate(CLI::App& app, const GlobalOptions& global) {
                   tok->vocab_size(), " tokens but the model only ", m->config().vocab_size);
       o->gen.detokenize = [tok](const std::vector<std::int64_t>& ids) { return tok->decode(ids, true); };
     }
-    std::vector<std::vector<std::int64_t>> prompts = o->prompt_ids;
+    std::vector<std::vector<std::int64_t>> prompts;
+    for (const auto& p : o->prompt_ids) prompts.push_back(parse_ids(p));
     for (const auto& p : o->prompts) prompts.push_back(tok->encode(p, !o->no_special));
     o->gen.stop_at_eos = !o->no_eos;
+    if (o->json) {
+      // One line per prompt as soon as it finishes (with its index), not after the longest.
+      o->gen.on_row_done = [&](std::int64_t row, const std::vector<std::int64_t>& tokens, model::StopReason why) {
+        const auto i = static_cast<std::size_t>(row);
+        nlohmann::json j = {{"index", row},
+                            {"prompt_ids", prompts[i]},
+                            {"new_tokens", tokens},
+                            {"stop_reason", model::stop_reason_name(why)}};
+        if (!o->prompts.empty()) j["prompt"] = o->prompts[i];
+        if (tok) j["text"] = tok->decode(tokens, true);
+        std::cout << j.dump() << std::endl;
+      };
+    }
     model::GenerateResult r = model::generate(*m, prompts, o->gen);
     for (std::size_t i = 0; i < prompts.size(); ++i) {
       const std::string text = tok ? tok->decode(r.tokens[i], true) : std::string();
       if (o->json) {
-        nlohmann::json j = {{"prompt_ids", prompts[i]},
-                            {"new_tokens", r.tokens[i]},
-                            {"stop_reason", model::stop_reason_name(r.stop_reasons[i])}};
-        if (!o->prompts.empty()) j["prompt"] = o->prompts[i];
-        if (tok) j["text"] = text;
-        std::cout << j.dump() << "\n";
+        continue;  // streamed above
       } else if (!o->prompts.empty()) {
         std::cout << text << "\n";
         std::cerr << "[" << r.tokens[i].size() << " tokens, stopped: "

@@ -22,6 +22,7 @@ void add_info(CLI::App& app, const GlobalOptions&) {
   cmd->add_flag("--tensors", o->tensors, "List every tensor with its dtype and shape");
   cmd->add_flag("--json", o->json, "Print JSON");
   cmd->callback([o] {
+    model::check_model_folder(o->model);
     model::ModelConfig c = model::read_config(o->model);
     io::Checkpoint ck = io::Checkpoint::open(o->model);
     auto m = model::build_model(c);

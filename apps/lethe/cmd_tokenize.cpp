@@ -20,7 +20,7 @@ void add_tokenize(CLI::App& app, const GlobalOptions&) {
                   "Model folder, tokenizer.json, SentencePiece .model or llama2.c .bin")
       ->required();
   cmd->add_flag("--no-special", o->no_special, "Do not add BOS/EOS (special tokens in the text are still recognised)");
-  cmd->add_flag("--jsonl", o->jsonl, "Read {\"text\": ...} lines on stdin, write {\"ids\": [...]} lines");
+  cmd->add_flag("--jsonl", o->jsonl, "Read {\"text\": ...} lines on stdin, write one {\"ids\": [...]} line each (a blank line: {\"ids\":null})");
   cmd->add_option("TEXT", o->text, "Text to tokenize");
   cmd->callback([o] {
     auto tok = text::load_tokenizer(o->tokenizer);
@@ -31,7 +31,11 @@ void add_tokenize(CLI::App& app, const GlobalOptions&) {
       std::size_t n = 0;
       while (std::getline(std::cin, line)) {
         ++n;
-        if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+        // One output line per input line, so outputs stay aligned with inputs.
+        if (line.find_first_not_of(" \t\r") == std::string::npos) {
+          std::cout << "{\"ids\":null}\n";
+          continue;
+        }
         nlohmann::json j;
         try {
           j = nlohmann::json::parse(line);
@@ -40,7 +44,13 @@ void add_tokenize(CLI::App& app, const GlobalOptions&) {
         }
         LETHE_CHECK(j.is_object() && j.contains("text") && j["text"].is_string(), "stdin line ", n,
                     ": expected an object with a string field \"text\"");
-        std::cout << nlohmann::json{{"ids", tok->encode(j["text"].get<std::string>(), special)}}.dump() << "\n";
+        std::vector<std::int64_t> ids;
+        try {
+          ids = tok->encode(j["text"].get<std::string>(), special);
+        } catch (const Error& e) {
+          fail("stdin line ", n, ": ", e.what());
+        }
+        std::cout << nlohmann::json{{"ids", ids}}.dump() << "\n";
       }
       return;
     }

@@ -1,9 +1,11 @@
 // lethe finetune / lethe unlearn: runs from YAML configs with key.sub=value overrides.
+#include <cmath>
 #include <iostream>
 
 #include "commands.h"
 #include "lethe/core/error.h"
 #include "lethe/core/log.h"
+#include "lethe/core/output.h"
 #include "lethe/eval/evaluate.h"
 #include "lethe/text/tokenizer.h"
 #include "lethe/train/run.h"
@@ -27,7 +29,9 @@ void describe_methods() {
         for (const auto& e : std::get<std::vector<std::string>>(p.default_value)) def += (def.empty() ? "" : ", ") + e;
         def = "[" + def + "]";
       }
-      std::cout << "      " << p.name << " = " << def << "  (" << p.doc << ")\n";
+      const bool bounded = p.range.integer || std::isfinite(p.range.lo) || std::isfinite(p.range.hi);
+      std::cout << "      " << p.name << " = " << def << "  (" << p.doc << (bounded ? "; " + p.range.str() : "")
+                << ")\n";
     }
   }
 }
@@ -40,6 +44,7 @@ train::RunHooks eval_hooks(const train::RunConfig& cfg) {
   std::int64_t every = 0;
   auto opt = std::make_shared<eval::EvalOptions>(
       eval::eval_options_from_config(eval::Json::parse(cfg.eval_section), cfg.config_dir, cfg.output_dir / "eval", every));
+  check_output_apart(cfg.output_dir, "output_dir", {{"eval.data", opt->data}, {"eval.reference", opt->reference}});
   opt->prompt_template = cfg.data.prompt_template;
   opt->device = cfg.device;
   auto tok = text::load_tokenizer(cfg.tokenizer.empty() ? cfg.model : cfg.tokenizer);
@@ -63,7 +68,8 @@ train::RunHooks eval_hooks(const train::RunConfig& cfg) {
     eval::Json e = eval::evaluate_model(m, *tok, *opt, r);
     eval::Json summary = eval::summarize(e, r, *metrics, opt->seed);
     const auto out = eval::write_eval_outputs(opt->out, std::move(e), std::move(summary), r,
-                                              "lethe " + opt->suite + " evaluation of the run's final model");
+                                              "lethe " + opt->suite + " evaluation of the run's final model",
+                                              /*report=*/true, /*replace=*/true);  // the run's own folder
     std::cout << "eval " << out.summary_path.string() << "\n";
   };
   return hooks;

@@ -3,6 +3,7 @@
 
 #include "commands.h"
 #include "lethe/core/error.h"
+#include "lethe/core/output.h"
 #include "lethe/world/world.h"
 
 namespace lethe::cli {
@@ -14,6 +15,7 @@ void add_world(CLI::App& app, const GlobalOptions&) {
   struct Opts {
     world::WorldConfig c;
     std::string out;
+    bool force = false;
   };
   auto o = std::make_shared<Opts>();
   gen->add_option("--seed", o->c.seed, "seed: the same seed gives the same world, byte for byte (default 0)");
@@ -22,10 +24,13 @@ void add_world(CLI::App& app, const GlobalOptions&) {
   gen->add_option("--places", o->c.places, "fictitious cities, at least 6 (default 24)");
   gen->add_option("--public-figures", o->c.public_figures, "famous fictitious figures, at least 4 (default 20)");
   gen->add_option("--canaries", o->c.canaries_per_repetition, "canaries per repetition count 1, 4, 16 (default 4)");
-  gen->add_option("--out", o->out, "output folder")->required();
+  gen->add_option("--out", o->out, "output folder (new or empty unless --force)")->required();
+  gen->add_flag("--force", o->force, "replace an existing --out folder as a whole");
   gen->callback([o] {
-    const world::World w = world::generate_world(o->c);
-    world::write_world(w, o->out);
+    const world::World w = world::generate_world(o->c);  // checks the sizes first
+    StagedFolder out(o->out, o->force, "--out");
+    world::write_world(w, out.path());
+    out.commit();
     std::size_t qa = 0;
     for (const auto& p : w.people) qa += p.qa.size();
     std::cout << "people " << w.people.size() << " (+" << w.holdout.size() << " holdout), QA " << qa << ", world facts "

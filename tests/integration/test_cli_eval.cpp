@@ -2,10 +2,12 @@
 // tokenizer) over slices of the shared TOFU and MUSE-News files, the output schema, a
 // well-formed self-contained report, summaries from logs, and the errors users will meet.
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <cmath>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <thread>
 
 #include "integration/cli_runner.h"
 #include "lethe/core/file.h"
@@ -139,7 +141,7 @@ TEST_F(EvalCli, FromAnUnlearningRun) {
   write_file_atomic(dir / "un.yaml",
                     "model: " + model().string() + "\noutput_dir: run\n"
                     "data: {forget: " + (tofu() / "forget01.jsonl").string() + ", retain: " + (tofu() / "retain90.jsonl").string() +
-                    ", max_length: 96}\n"
+                    ", max_length: 512}\n"
                     "method: {name: GradDiff}\n"
                     "train: {max_steps: 2, batch_size: 2, lr: 1.0e-4}\n"
                     "eval: {data: " + tofu().string() + ", forget_split: forget01, max_items: 4, every: 1,\n"
@@ -180,6 +182,68 @@ TEST_F(EvalCli, ClearErrors) {
   auto r = lethe({"eval", "--list-metrics"});
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("forget_quality"), std::string::npos);
+}
+
+// Issue 12: what the review found in `lethe eval`.
+TEST_F(EvalCli, ReliabilityCases) {
+  const std::vector<std::string> base = {"eval", "--suite", "tofu", "--model", model().string(), "--data",
+                                         tofu().string(), "--no-progress", "--max-new-tokens", "4"};
+  auto with = [&](std::vector<std::string> more) {
+    std::vector<std::string> a = base;
+    if (std::find(more.begin(), more.end(), "--max-items") == more.end()) more.insert(more.end(), {"--max-items", "2"});
+    a.insert(a.end(), more.begin(), more.end());
+    return lethe(a);
+  };
+  // 9. Non-positive numbers are usage errors, not defaults.
+  const fs::path out = temp_dir("eval_rel") / "out";
+  EXPECT_EQ(with({"--out", out.string(), "--max-new-tokens", "-5"}).code, 2);
+  EXPECT_EQ(with({"--out", out.string(), "--max-length", "0"}).code, 2);
+  EXPECT_EQ(with({"--out", out.string(), "--max-items", "-1"}).code, 2);
+  EXPECT_EQ(with({"--out", out.string(), "--batch-size", "0"}).code, 2);
+  EXPECT_FALSE(fs::exists(out));
+  // 17. --out naming a file fails before any work; a missing file of the suite is found first.
+  write_file_atomic(out.parent_path() / "a-file", "x");
+  expect_one_line_error(with({"--out", (out.parent_path() / "a-file").string()}), "is a file, not a folder");
+  const fs::path partial = temp_dir("eval_rel_data");
+  for (const char* f : {"forget10_perturbed.jsonl", "real_authors_perturbed.jsonl", "world_facts_perturbed.jsonl",
+                        "holdout10.jsonl"}) {
+    fs::copy_file(tofu() / f, partial / f);
+  }
+  std::vector<std::string> no_retain = {"eval", "--suite", "tofu", "--model", model().string(), "--data",
+                                        partial.string(), "--out", out.string(), "--no-progress"};
+  expect_one_line_error(lethe(no_retain), "retain_perturbed.jsonl: missing (retain evaluation set)");
+  // 6. Truncation: counted in SUMMARY.json with a warning; a whole answer cut is an error.
+  auto r = with({"--out", out.string(), "--max-length", "110"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json summary = read_json(out / "SUMMARY.json");
+  EXPECT_GT(summary["truncation"]["truncated_items"].get<int>(), 0) << summary["truncation"];
+  EXPECT_NE(r.err.find("truncated the answers of"), std::string::npos) << r.err;
+  expect_one_line_error(with({"--out", (out.parent_path() / "t40").string(), "--max-length", "40"}),
+                        "leaves no token of the answer");
+  // 2, 4. An existing result folder is kept unless --force; a killed evaluation leaves the old
+  // results whole (A's EVAL.json, SUMMARY.json and report.html together).
+  const std::string before = read_file(out / "SUMMARY.json") + read_file(out / "EVAL.json") + read_file(out / "report.html");
+  expect_one_line_error(with({"--out", out.string()}), "exists and is not empty");
+  for (int delay_ms : {300, 900, 1500}) {
+    std::vector<std::string> args = base;
+    args.insert(args.end(), {"--out", out.string(), "--force", "--max-items", "300"});  // never done in time
+    const pid_t pid = spawn_lethe(args, out.parent_path() / "log");
+    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+    ::kill(pid, SIGKILL);
+    wait_lethe(pid);
+    const std::string now = read_file(out / "SUMMARY.json") + read_file(out / "EVAL.json") + read_file(out / "report.html");
+    EXPECT_EQ(now, before) << "killed at " << delay_ms << " ms";
+  }
+  r = with({"--out", out.string(), "--force", "--max-items", "3"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(read_json(out / "EVAL.json")["splits"]["forget"]["items"].size(), 3u);
+  // 17. A log whose values have the wrong types names the file.
+  json log = read_json(out / "EVAL.json");
+  log["splits"]["forget"]["items"][0]["avg_nll"] = "high";
+  write_file_atomic(out.parent_path() / "bad_eval.json", log.dump());
+  expect_one_line_error(lethe({"eval", "--suite", "tofu", "--from-logs", (out.parent_path() / "bad_eval.json").string(),
+                               "--out", (out.parent_path() / "from_logs").string()}),
+                        "bad_eval.json");
 }
 
 }  // namespace

@@ -35,10 +35,11 @@ class MappedFile {
 std::string read_file(const std::filesystem::path& path);
 
 // Writes to "<dir>/.<name>.tmp.<pid>.<n>", then commit() fsyncs and renames it over the target
-// (and fsyncs the directory). Destroyed without commit(), it removes the temporary.
+// (and fsyncs the directory). Destroyed without commit(), it removes the temporary. `mode` is
+// the new file's permission bits before the umask.
 class AtomicFileWriter {
  public:
-  explicit AtomicFileWriter(std::filesystem::path target);
+  explicit AtomicFileWriter(std::filesystem::path target, unsigned mode = 0644);
   ~AtomicFileWriter();
   AtomicFileWriter(const AtomicFileWriter&) = delete;
   AtomicFileWriter& operator=(const AtomicFileWriter&) = delete;

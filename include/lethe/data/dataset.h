@@ -22,14 +22,15 @@ struct Example {
 // QA formatted with `tmpl`, loss on the answer tokens (+ EOS), as text::encode_qa.
 std::vector<Example> qa_examples(const text::Tokenizer& tok, const text::PromptTemplate& tmpl,
                                  const std::vector<QARecord>& records, std::size_t max_length,
-                                 text::SpanRule rule = text::SpanRule::kCommonPrefix);
+                                 text::SpanRule rule = text::SpanRule::kCommonPrefix,
+                                 text::Truncation* truncation = nullptr);
 
 // The same questions with refusals as answers (IdK). Record i gets refusal
 // (mix(seed, i) mod refusals.size()): fixed for a seed, whatever the epoch, thread or device.
 std::vector<Example> idk_examples(const text::Tokenizer& tok, const text::PromptTemplate& tmpl,
                                   const std::vector<QARecord>& records,
                                   const std::vector<std::string>& refusals, std::uint64_t seed,
-                                  std::size_t max_length);
+                                  std::size_t max_length, text::Truncation* truncation = nullptr);
 
 // prefix -> continuation: loss on the continuation tokens, as OpenUnlearning's
 // preprocess_pretraining_instance (prefix tokens masked; the first token never has loss;

@@ -31,7 +31,9 @@ std::vector<QARecord> read_qa(const std::filesystem::path& path);
 std::vector<CompletionRecord> read_completions(const std::filesystem::path& path,
                                                const std::string& prompt_key = "prompt",
                                                const std::string& continuation_key = "gt");
-// One string field of every record (a bare JSON string counts as the record itself).
+// One string field of every record (a bare JSON string counts as the record itself). A file
+// whose first character cannot begin JSON ({, [ or ") is plain text: one record a non-blank
+// line, as TOFU ships idontknow.jsonl.
 std::vector<std::string> read_texts(const std::filesystem::path& path, const std::string& key = "text");
 
 }  // namespace lethe::data

@@ -52,6 +52,7 @@ struct EvalOptions {
   bool progress = true;
   bool report = true;
   bool generation = true;       // false: skip generation (and ROUGE)
+  bool force = false;           // replace an existing non-empty `out` as a whole
   bool reference_pass = false;  // internal: only what a reference contributes (forget/holdout, privleak)
 };
 
@@ -66,7 +67,7 @@ EvalOutputs run_eval(const EvalOptions& options);
 // The metrics a run computes: options.metrics checked against the suite, or its defaults.
 std::vector<std::string> eval_metrics(const EvalOptions& options);
 // The reference's numbers: from options.reference (a model folder is evaluated here, scoring
-// only, and its EVAL.json written to options.out/reference/ when out is set); none without one.
+// only, its EVAL.json kept in ReferenceData::eval); none without one.
 std::optional<ReferenceData> prepare_reference(const EvalOptions& options, const std::vector<std::string>& metrics);
 // An `eval:` section of a run config (suite, data, forget_split, reference, metrics, max_items,
 // max_new_tokens, max_length, batch_size, every): paths relative to `base`, outputs to `out`.
@@ -75,9 +76,11 @@ std::optional<ReferenceData> prepare_reference(const EvalOptions& options, const
 EvalOptions eval_options_from_config(const Json& section, const std::filesystem::path& base,
                                      const std::filesystem::path& out, std::int64_t& every);
 
-// Writes EVAL.json (unless null), SUMMARY.json and report.html into `dir`.
+// Writes EVAL.json (unless null), SUMMARY.json, report.html and the reference model's
+// reference/EVAL.json as the whole folder `dir` (core/output.h StagedFolder: built beside it,
+// renamed into place when complete). An existing non-empty `dir` is an error unless `replace`.
 EvalOutputs write_eval_outputs(const std::filesystem::path& dir, Json eval, Json summary, const ReferenceData* ref,
-                               const std::string& title, bool report = true);
+                               const std::string& title, bool report = true, bool replace = false);
 
 // The same on a model already in memory (e.g. an unlearning run's evaluation callback); no
 // files are written. `reference` may be null.

@@ -32,6 +32,7 @@ struct ReferenceData {
   std::map<std::string, double> mia_auc;                     // attack -> AUC, forget vs holdout
   std::map<std::string, std::vector<double>> avg_nll;        // split -> per-item avg NLL
   std::map<std::string, std::vector<double>> truth_ratios;   // split -> per-item (for histograms)
+  Json eval;  // a reference model evaluated here: its EVAL.json (written to OUT/reference/)
 };
 
 ReferenceData reference_from_eval(const Json& eval, const std::string& source);

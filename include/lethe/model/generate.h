@@ -16,9 +16,16 @@
 
 namespace lethe::model {
 
+enum class StopReason { kMaxTokens, kEos, kStopSequence, kStopString };
+const char* stop_reason_name(StopReason r);
+
+// Temperatures below this decode greedily: dividing logits by less overflows float32 before
+// softmax (1e-40 gave NaN probabilities), and the distribution is one-hot long before it.
+inline constexpr double kGreedyTemperature = 1e-5;
+
 struct GenerateOptions {
   std::int64_t max_new_tokens = 64;
-  double temperature = 0.0;  // 0: greedy (argmax)
+  double temperature = 0.0;  // 0 (or below kGreedyTemperature): greedy (argmax); NaN is an error
   std::int64_t top_k = 0;    // 0: no top-k filter
   double top_p = 1.0;        // 1: no nucleus filter
   std::uint64_t seed = 0;    // sampling is reproducible for a seed and a batch
@@ -39,10 +46,10 @@ struct GenerateOptions {
   bool keep_step_logits = false;
   // Observer called at every hook point of every forward pass (prefill and each step).
   HookObserver* hooks = nullptr;
+  // Called once per row as soon as it finishes (row index, its new tokens, why it stopped), so
+  // callers can stream results instead of waiting for the longest row.
+  std::function<void(std::int64_t, const std::vector<std::int64_t>&, StopReason)> on_row_done;
 };
-
-enum class StopReason { kMaxTokens, kEos, kStopSequence, kStopString };
-const char* stop_reason_name(StopReason r);
 
 struct GenerateResult {
   std::vector<std::vector<std::int64_t>> tokens;  // new tokens of each row

@@ -30,9 +30,15 @@ class Checkpoint;
 
 namespace lethe::model {
 
+// Whether load_model refuses weights holding NaN or Inf (default: yes). The CLI's global
+// --allow-nonfinite turns the check off for the whole process.
+void set_allow_nonfinite(bool allow);
+bool allow_nonfinite();
+
 struct LoadOptions {
   c10::ScalarType dtype = c10::kFloat;  // compute dtype; weights are converted on load
   c10::Device device = c10::kCPU;
+  bool check_finite = !allow_nonfinite();  // one vectorised scan per tensor after loading
 };
 
 // The model_type values lethe can run.
@@ -40,6 +46,9 @@ std::vector<std::string> supported_model_types();
 
 // Parses config.json text. `source` names the file in errors.
 ModelConfig parse_config(const std::string& json_text, const std::string& source);
+// Throws unless `dir` is a folder with config.json that no interrupted write left behind
+// (core/output.h temporaries); the error says which.
+void check_model_folder(const std::filesystem::path& dir);
 // Reads <dir>/config.json (and generation_config.json when present). `path` may also be the
 // config.json file itself.
 ModelConfig read_config(const std::filesystem::path& path);
@@ -69,16 +78,19 @@ std::shared_ptr<CausalLM> load_llama2c(const std::filesystem::path& file,
                                        const LoadOptions& options = {});
 
 struct SaveOptions {
-  std::optional<c10::ScalarType> dtype;   // default: the model's parameter dtype
-  std::filesystem::path tokenizer_from;   // folder whose tokenizer files are copied along
+  std::optional<c10::ScalarType> dtype;  // default: the model's parameter dtype
+  bool replace = false;                  // replace an existing non-empty folder as a whole
 };
 
 // Writes config.json, generation_config.json and model.safetensors (tied weights once) into
-// `dir` (created if needed), each atomically. Transformers loads the result.
+// the existing folder `dir`, each file atomically. Transformers loads the result.
+void write_model(const CausalLM& model, const std::filesystem::path& dir,
+                 std::optional<c10::ScalarType> dtype = {});
+
+// The whole folder at once (core/output.h): write_model into a hidden sibling that is renamed
+// onto `dir` when complete. An existing non-empty `dir` is an error unless options.replace.
+// To add files (a tokenizer), stage the folder yourself: StagedFolder, write_model, commit.
 void save_model(const CausalLM& model, const std::filesystem::path& dir,
                 const SaveOptions& options = {});
-
-// Files of a model folder that describe its tokenizer (copied by save_model).
-const std::vector<std::string>& tokenizer_file_names();
 
 }  // namespace lethe::model

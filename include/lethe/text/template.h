@@ -52,6 +52,25 @@ struct EncodedQA {
   std::vector<std::int64_t> labels;     // -100 over the prompt
   std::size_t prompt_length = 0;        // tokens of the prompt alone
   std::vector<std::int64_t> prompt_ids; // for generation: what the model is given
+  std::size_t answer_tokens = 0;        // answer tokens kept (labels past the prompt, EOS aside)
+  std::size_t answer_tokens_lost = 0;   // answer tokens cut by max_length
+};
+
+// What max_length cut from a set of encoded items, for the warning and the run/summary record.
+struct Truncation {
+  std::size_t items = 0;               // items encoded
+  std::size_t truncated_items = 0;     // items that lost answer tokens
+  std::size_t answer_tokens_lost = 0;  // in all
+  void add(const EncodedQA& e) {
+    ++items;
+    if (e.answer_tokens_lost > 0) ++truncated_items;
+    answer_tokens_lost += e.answer_tokens_lost;
+  }
+  void add(const Truncation& t) {
+    items += t.items;
+    truncated_items += t.truncated_items;
+    answer_tokens_lost += t.answer_tokens_lost;
+  }
 };
 
 // The prompt text for `question` after the few-shot examples.
@@ -61,7 +80,9 @@ std::string format_prompt(const PromptTemplate& t, const std::vector<QA>& few_sh
 enum class SpanRule { kCommonPrefix, kOpenUnlearning };
 
 // Tokenizes one example. `max_length` (tokens, > 0) truncates as transformers does, before EOS
-// is appended. Throws lethe::Error when the tokenizer has no EOS token.
+// is appended; the answer tokens it cuts are counted in answer_tokens_lost. Throws lethe::Error
+// when the tokenizer has no EOS token, and when truncation leaves none of a non-empty answer
+// (every such item would be scored or trained on its EOS alone).
 EncodedQA encode_qa(const Tokenizer& tok, const PromptTemplate& t, const QA& item,
                     std::size_t max_length, const std::vector<QA>& few_shot = {},
                     SpanRule rule = SpanRule::kCommonPrefix);

@@ -35,8 +35,9 @@ class Tokenizer {
   // Text to ids. With add_special_tokens the tokenizer's own rule adds BOS/EOS (the
   // post-processor of tokenizer.json; add_bos_token/add_eos_token for SentencePiece).
   // Special tokens written in the text are recognised either way, as Hugging Face does.
-  virtual std::vector<std::int64_t> encode(std::string_view text,
-                                           bool add_special_tokens = true) const = 0;
+  // Text that is not valid UTF-8 is an error naming the first bad byte's offset, for every
+  // tokenizer alike (Hugging Face's tokenizers take only valid strings).
+  std::vector<std::int64_t> encode(std::string_view text, bool add_special_tokens = true) const;
   // Ids to text; special tokens are dropped with skip_special_tokens. Bytes that do not form
   // valid UTF-8 become U+FFFD, as in Hugging Face.
   virtual std::string decode(const std::vector<std::int64_t>& ids,
@@ -56,8 +57,13 @@ class Tokenizer {
   void set_special(const SpecialTokens& s) { special_ = s; }
 
  protected:
+  // encode() after the UTF-8 check.
+  virtual std::vector<std::int64_t> encode_valid(std::string_view text, bool add_special_tokens) const = 0;
   SpecialTokens special_;
 };
+
+// Throws lethe::Error naming `what` and the offset of the first byte that is not valid UTF-8.
+void check_utf8(std::string_view text, const std::string& what);
 
 // The id batches are padded with: pad, else eos, else 0 (padding is masked, so any id works;
 // these keep decoded batches readable).
@@ -68,8 +74,18 @@ std::shared_ptr<const Tokenizer> load_tokenizer(const std::filesystem::path& pat
 // True when `dir` holds tokenizer files load_tokenizer can read.
 bool has_tokenizer(const std::filesystem::path& dir);
 
+// Files of a model folder that describe its tokenizer (install_tokenizer copies them).
+const std::vector<std::string>& tokenizer_file_names();
+
+// The tokenizer files present in `folder`, each checked as install_tokenizer would before
+// copying: no symlink out of the folder, a regular file, JSON files parse. Throws naming the
+// file. A path that is not a folder has none.
+std::vector<std::string> check_tokenizer_files(const std::filesystem::path& folder);
+
 // Puts a tokenizer into a model folder so that both lethe and transformers load it with the
-// model: a tokenizer.json is copied, a SentencePiece .model becomes tokenizer.model, and a
+// model: a folder's tokenizer files (tokenizer_file_names) are parsed, then copied without
+// following symlinks out of the folder (core/output.h), keeping their permission bits; a
+// tokenizer.json is copied, a SentencePiece .model becomes tokenizer.model, and a
 // llama2.c .bin is converted to an equivalent tokenizer.json. Writes tokenizer_config.json
 // (tokenizer class, special tokens) too. The tokenizer's vocabulary must not exceed
 // `model_vocab_size`.

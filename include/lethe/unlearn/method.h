@@ -15,6 +15,8 @@
 #include <variant>
 #include <vector>
 
+#include "lethe/core/range.h"
+
 #include "lethe/data/batch.h"
 #include "lethe/model/causal_lm.h"
 
@@ -52,6 +54,7 @@ struct ParamInfo {
   std::string name;
   ParamValue default_value;
   std::string doc;
+  Range range = Range::any();  // numbers: the domain a given value must lie in
 };
 
 struct MethodInfo {

@@ -62,13 +62,20 @@ std::string read_file(const fs::path& path) {
   return ss.str();
 }
 
-AtomicFileWriter::AtomicFileWriter(fs::path target) : target_(std::move(target)) {
+AtomicFileWriter::AtomicFileWriter(fs::path target, unsigned mode) : target_(std::move(target)) {
   static std::atomic<unsigned> counter{0};
   fs::path dir = target_.parent_path();
   if (dir.empty()) dir = ".";
   temp_ = dir / ("." + target_.filename().string() + ".tmp." + std::to_string(::getpid()) + "." +
                  std::to_string(counter++));
-  fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  // O_EXCL: never write through a file or link already there. A name holding this process's
+  // pid can only be a dead process's leftover, so it is removed and the create tried again.
+  const auto create = [&] {
+    return ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+                  static_cast<mode_t>(mode & 0666));
+  };
+  fd_ = create();
+  if (fd_ < 0 && errno == EEXIST && ::unlink(temp_.c_str()) == 0) fd_ = create();
   LETHE_CHECK(fd_ >= 0, "cannot create ", temp_.string(), " (writing ", target_.string(),
               "): ", errno_text());
 }

@@ -2,7 +2,9 @@
 // with errors that name the file and the key.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -35,6 +37,14 @@ T json_required(const Json& obj, const char* key, const std::string& where) {
     if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
       LETHE_CHECK(it->is_number_integer(), where, ": key '", key,
                   "' must be an integer, got ", it->dump());
+      // get<T>() wraps silently (2^63 became -1): a value T cannot hold is an error.
+      const bool fits = it->is_number_unsigned()
+                            ? it->get<std::uint64_t>() <= static_cast<std::uint64_t>(std::numeric_limits<T>::max())
+                            : it->get<std::int64_t>() >= static_cast<std::int64_t>(std::numeric_limits<T>::min()) &&
+                                  (std::is_unsigned_v<T> || it->get<std::int64_t>() <=
+                                                                static_cast<std::int64_t>(std::numeric_limits<T>::max()));
+      LETHE_CHECK(fits, where, ": key '", key, "' = ", it->dump(), " is out of range (", std::numeric_limits<T>::min(),
+                  " to ", std::numeric_limits<T>::max(), ")");
     } else if constexpr (std::is_floating_point_v<T>) {
       LETHE_CHECK(it->is_number(), where, ": key '", key, "' must be a number, got ",
                   it->dump());

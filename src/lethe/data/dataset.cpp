@@ -11,11 +11,12 @@ std::uint64_t mix64(std::uint64_t x) { return splitmix64(x); }
 
 std::vector<Example> qa_examples(const text::Tokenizer& tok, const text::PromptTemplate& tmpl,
                                  const std::vector<QARecord>& records, std::size_t max_length,
-                                 text::SpanRule rule) {
+                                 text::SpanRule rule, text::Truncation* truncation) {
   std::vector<Example> out;
   out.reserve(records.size());
   for (const auto& r : records) {
     auto e = text::encode_qa(tok, tmpl, {r.question, r.answer}, max_length, {}, rule);
+    if (truncation) truncation->add(e);
     out.push_back({std::move(e.input_ids), std::move(e.labels)});
   }
   return out;
@@ -24,13 +25,14 @@ std::vector<Example> qa_examples(const text::Tokenizer& tok, const text::PromptT
 std::vector<Example> idk_examples(const text::Tokenizer& tok, const text::PromptTemplate& tmpl,
                                   const std::vector<QARecord>& records,
                                   const std::vector<std::string>& refusals, std::uint64_t seed,
-                                  std::size_t max_length) {
+                                  std::size_t max_length, text::Truncation* truncation) {
   LETHE_CHECK(!refusals.empty(), "IdK examples need at least one refusal string");
   std::vector<Example> out;
   out.reserve(records.size());
   for (std::size_t i = 0; i < records.size(); ++i) {
     const std::string& refusal = refusals[mix64(seed ^ mix64(i)) % refusals.size()];
     auto e = text::encode_qa(tok, tmpl, {records[i].question, refusal}, max_length);
+    if (truncation) truncation->add(e);
     out.push_back({std::move(e.input_ids), std::move(e.labels)});
   }
   return out;

@@ -43,14 +43,14 @@ std::string field(const Json& r, const std::string& key, const std::string& wher
   LETHE_CHECK(r.is_object(), where, ": expected a JSON object");
   auto it = r.find(key);
   LETHE_CHECK(it != r.end(), where, ": missing field '", key, "'");
-  LETHE_CHECK(it->is_string(), where, ": field '", key, "' must be a string");
+  LETHE_CHECK(it->is_string(), where, ": field '", key, "' must be a string, got ", it->type_name());
   return it->get<std::string>();
 }
 
 std::string optional_field(const Json& r, const std::string& key, const std::string& where) {
   auto it = r.find(key);
   if (it == r.end() || it->is_null()) return "";
-  LETHE_CHECK(it->is_string(), where, ": field '", key, "' must be a string");
+  LETHE_CHECK(it->is_string(), where, ": field '", key, "' must be a string, got ", it->type_name());
   return it->get<std::string>();
 }
 
@@ -67,14 +67,14 @@ std::vector<QARecord> read_qa(const fs::path& path) {
     q.paraphrased_answer = optional_field(r, "paraphrased_answer", where);
     auto it = r.find("perturbed_answer");
     if (it != r.end() && !it->is_null()) {
-      if (it->is_string()) {
-        q.perturbed_answers.push_back(it->get<std::string>());
-      } else {
-        LETHE_CHECK(it->is_array(), where, ": 'perturbed_answer' must be a string or a list");
-        for (const auto& a : *it) {
-          LETHE_CHECK(a.is_string(), where, ": 'perturbed_answer' entries must be strings");
-          q.perturbed_answers.push_back(a.get<std::string>());
-        }
+      // A lone string would silently make a truth ratio over one option (TOFU's files hold
+      // lists of five).
+      LETHE_CHECK(it->is_array(), where, ": field 'perturbed_answer' must be a list of strings, got ",
+                  it->is_string() ? "a string" : it->type_name());
+      for (std::size_t i = 0; i < it->size(); ++i) {
+        LETHE_CHECK((*it)[i].is_string(), where, ": field 'perturbed_answer' entry ", i, " must be a string, got ",
+                    (*it)[i].type_name());
+        q.perturbed_answers.push_back((*it)[i].get<std::string>());
       }
     }
     out.push_back(std::move(q));
@@ -96,6 +96,22 @@ std::vector<CompletionRecord> read_completions(const fs::path& path, const std::
 
 std::vector<std::string> read_texts(const fs::path& path, const std::string& key) {
   std::vector<std::string> out;
+  // Plain text, one record a line (TOFU's idontknow.jsonl is such a file despite its name):
+  // recognised by a first character that cannot begin JSON's objects, arrays or strings.
+  const std::string text = read_file(path);
+  const std::size_t first = text.find_first_not_of(" \t\r\n");
+  if (first != std::string::npos && text[first] != '{' && text[first] != '[' && text[first] != '"') {
+    std::size_t pos = 0;
+    while (pos < text.size()) {
+      std::size_t end = text.find('\n', pos);
+      if (end == std::string::npos) end = text.size();
+      std::string line = text.substr(pos, end - pos);
+      pos = end + 1;
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      if (line.find_first_not_of(" \t") != std::string::npos) out.push_back(line);
+    }
+    return out;
+  }
   for (const auto& [label, r] : read_records(path)) {
     if (r.is_string()) {
       out.push_back(r.get<std::string>());

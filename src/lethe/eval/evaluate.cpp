@@ -7,9 +7,12 @@
 #include <set>
 
 #include "eval/engine.h"
+#include "lethe/core/config.h"
 #include "lethe/core/error.h"
 #include "lethe/core/file.h"
 #include "lethe/core/log.h"
+#include "lethe/core/output.h"
+#include "lethe/core/range.h"
 #include "lethe/core/runtime.h"
 #include "lethe/data/records.h"
 #include "lethe/eval/metrics.h"
@@ -22,14 +25,10 @@ namespace lethe::eval {
 namespace fs = std::filesystem;
 namespace {
 
-struct Pass {
-  model::CausalLM& model;
-  const text::Tokenizer& tok;
+// What a pass computes: the options and the resolved metrics.
+struct Wanted {
   const EvalOptions& opt;
-  const ReferenceData* ref;
   std::set<std::string> metrics;
-  std::int64_t pad_id;
-  EngineOptions eng;
 
   bool want(const std::string& m) const { return metrics.count(m) > 0; }
   bool want_any_mia() const {
@@ -43,6 +42,27 @@ struct Pass {
   }
 };
 
+struct Pass : Wanted {
+  model::CausalLM& model;
+  const text::Tokenizer& tok;
+  const ReferenceData* ref;
+  std::int64_t pad_id;
+  EngineOptions eng;
+  text::Truncation* truncation;  // what max_length cut from answers, over the whole pass
+
+  Pass(const Wanted& w, model::CausalLM& m, const text::Tokenizer& t, const ReferenceData* r, EngineOptions e,
+       text::Truncation* tr)
+      : Wanted(w), model(m), tok(t), ref(r), pad_id(text::padding_id(t)), eng(e), truncation(tr) {}
+
+  // Tokens per scored sequence: --max-length (else the suite's), within the model's positions
+  // (one is left for the EOS a QA item gets); what it cuts is counted as truncation.
+  std::size_t max_len(std::int64_t suite_default) const {
+    const std::int64_t asked = opt.max_length > 0 ? opt.max_length : suite_default;
+    const std::int64_t fits = model.config().max_position_embeddings - 1;
+    return static_cast<std::size_t>(std::max<std::int64_t>(std::min(asked, fits), 2));
+  }
+};
+
 template <typename T>
 void limit(std::vector<T>& v, std::int64_t max_items) {
   if (max_items > 0 && v.size() > static_cast<std::size_t>(max_items)) v.resize(static_cast<std::size_t>(max_items));
@@ -53,9 +73,20 @@ fs::path need_file(const fs::path& p, const std::string& what) {
   return p;
 }
 
+// Negative numbers are errors (0 means the suite's default); the CLI and run configs refuse 0
+// as well, where absence is how the default is asked for.
+void check_eval_numbers(const EvalOptions& opt) {
+  LETHE_CHECK(opt.batch_size > 0, "--batch-size must be positive, got ", opt.batch_size);
+  LETHE_CHECK(opt.max_new_tokens >= 0, "--max-new-tokens must be positive, got ", opt.max_new_tokens);
+  LETHE_CHECK(opt.max_length >= 0, "--max-length must be positive, got ", opt.max_length);
+  LETHE_CHECK(opt.max_items >= 0, "--max-items must be positive, got ", opt.max_items);
+  check_range("--min-k", opt.min_k, Range::unit_left_open());
+}
+
 data::Example qa_example(const Pass& p, const std::string& q, const std::string& a, std::size_t max_len,
                          std::vector<std::int64_t>* prompt = nullptr, const std::vector<text::QA>& few_shot = {}) {
   text::EncodedQA e = text::encode_qa(p.tok, p.opt.prompt_template, {q, a}, max_len, few_shot);
+  p.truncation->add(e);
   // Generation starts from the prompt tokens exactly as they appear before the answer in the
   // scored sequence. Encoding the prompt text alone can end differently: with SentencePiece,
   // "Answer: " alone ends in a lone "▁" that the answer would have absorbed ("▁Paris").
@@ -105,7 +136,7 @@ Json tofu_split(const Pass& p, const std::string& split, const fs::path& file, b
   auto records = data::read_qa(file);
   limit(records, p.opt.max_items);
   LETHE_CHECK(!records.empty(), file.string(), ": no items");
-  const auto max_len = static_cast<std::size_t>(p.opt.max_length > 0 ? p.opt.max_length : 512);
+  const auto max_len = p.max_len(512);
   const bool need_tr = p.want("truth_ratio") || p.want("forget_quality") || p.want("model_utility") ||
                        (options && p.want("probability_w_options"));
   const bool mia_split = split == "forget" || split == "holdout";
@@ -178,26 +209,44 @@ Json tofu_split(const Pass& p, const std::string& split, const fs::path& file, b
   return {{"file", file.string()}, {"items", items}};
 }
 
-Json tofu_pass(const Pass& p) {
+// The files a TOFU pass reads, split by split, each checked before any of them is scored (a
+// missing retain file must not surface after the forget split took minutes).
+struct TofuFiles {
+  fs::path forget, retain, ra, wf, holdout;
+};
+
+TofuFiles tofu_files(const Wanted& p) {
   const fs::path d = p.opt.data;
   const std::string fsplit = p.opt.forget_split;
   LETHE_CHECK(fsplit.rfind("forget", 0) == 0 && fsplit.size() > 6, "--forget-split must be forget01, forget05 or ",
               "forget10 (or another forgetNN file in the data folder), got '", fsplit, "'");
-  const std::string nn = fsplit.substr(6);
-  Json splits = Json::object();
-  fs::path forget_file = d / (fsplit + "_perturbed.jsonl");
-  if (!fs::exists(forget_file)) forget_file = d / (fsplit + ".jsonl");
-  splits["forget"] = tofu_split(p, "forget", need_file(forget_file, "the forget split"), false);
+  TofuFiles f;
+  f.forget = d / (fsplit + "_perturbed.jsonl");
+  if (!fs::exists(f.forget)) f.forget = d / (fsplit + ".jsonl");
+  need_file(f.forget, "the forget split");
   const bool utility = p.want("probability") || p.want("probability_w_options") || p.want("rouge") ||
                        p.want("truth_ratio") || p.want("model_utility");
   if (utility && !p.opt.reference_pass) {
-    splits["retain"] = tofu_split(p, "retain", need_file(d / "retain_perturbed.jsonl", "retain evaluation set"), false);
-    splits["ra"] = tofu_split(p, "ra", need_file(d / "real_authors_perturbed.jsonl", "real authors"), true);
-    splits["wf"] = tofu_split(p, "wf", need_file(d / "world_facts_perturbed.jsonl", "world facts"), true);
+    f.retain = need_file(d / "retain_perturbed.jsonl", "retain evaluation set");
+    f.ra = need_file(d / "real_authors_perturbed.jsonl", "real authors");
+    f.wf = need_file(d / "world_facts_perturbed.jsonl", "world facts");
   }
   if (p.want_any_mia()) {
-    splits["holdout"] = tofu_split(p, "holdout", need_file(d / ("holdout" + nn + ".jsonl"), "holdout set for membership inference"), false);
+    f.holdout = need_file(d / ("holdout" + fsplit.substr(6) + ".jsonl"), "holdout set for membership inference");
   }
+  return f;
+}
+
+Json tofu_pass(const Pass& p) {
+  const TofuFiles f = tofu_files(p);
+  Json splits = Json::object();
+  splits["forget"] = tofu_split(p, "forget", f.forget, false);
+  if (!f.retain.empty()) {
+    splits["retain"] = tofu_split(p, "retain", f.retain, false);
+    splits["ra"] = tofu_split(p, "ra", f.ra, true);
+    splits["wf"] = tofu_split(p, "wf", f.wf, true);
+  }
+  if (!f.holdout.empty()) splits["holdout"] = tofu_split(p, "holdout", f.holdout, false);
   return splits;
 }
 
@@ -230,7 +279,7 @@ Json muse_verbmem(const Pass& p) {
   const fs::path file = need_file(p.opt.data / "verbmem/forget.json", "verbmem forget");
   auto records = data::read_completions(file);
   limit(records, p.opt.max_items);
-  const auto max_len = static_cast<std::size_t>(p.opt.max_length > 0 ? p.opt.max_length : 2048);
+  const auto max_len = p.max_len(2048);
   Json items = Json::array();
   std::vector<SequenceScore> scores;
   if (p.want_extras()) {
@@ -266,7 +315,7 @@ Json muse_privleak(const Pass& p, const std::string& which) {
   const fs::path file = need_file(p.opt.data / "privleak" / (which + ".json"), "privleak " + which);
   auto texts = data::read_texts(file, "text");
   limit(texts, p.opt.max_items);
-  const auto max_len = static_cast<std::size_t>(p.opt.max_length > 0 ? p.opt.max_length : 2048);
+  const auto max_len = p.max_len(2048);
   std::vector<data::Example> ex;
   for (const auto& t : texts) ex.push_back(data::scoring_example(p.tok, "", t, max_len));
   const std::string split = "privleak_" + which;
@@ -279,7 +328,36 @@ Json muse_privleak(const Pass& p, const std::string& which) {
   return {{"file", file.string()}, {"items", items}};
 }
 
+void check_muse_files(const Wanted& p) {
+  const fs::path d = p.opt.data;
+  if (!p.opt.reference_pass) {
+    if (p.want("verbmem_rouge") || p.want("exact_memorization") || p.want("extraction_strength")) {
+      need_file(d / "verbmem/forget.json", "verbmem forget");
+    }
+    if (p.want("knowmem_rouge") && p.opt.generation) {
+      for (const char* w : {"forget", "retain"}) {
+        need_file(d / "knowmem" / (std::string(w) + "_qa.json"), std::string("knowmem ") + w);
+        need_file(d / "knowmem" / (std::string(w) + "_qa_icl.json"), "knowmem few-shot examples");
+      }
+    }
+  }
+  if (p.want_any_mia()) {
+    for (const char* w : {"forget", "holdout"}) need_file(d / "privleak" / (std::string(w) + ".json"), std::string("privleak ") + w);
+  }
+}
+
+// Every input file of a pass, before any work (see tofu_files).
+void check_suite_files(const Wanted& w) {
+  LETHE_CHECK(fs::is_directory(w.opt.data), w.opt.data.string(), ": no such data folder (--data)");
+  if (w.opt.suite == "tofu") {
+    (void)tofu_files(w);
+  } else {
+    check_muse_files(w);
+  }
+}
+
 Json muse_pass(const Pass& p) {
+  check_muse_files(p);
   Json splits = Json::object();
   if (!p.opt.reference_pass) {
     if (p.want("verbmem_rouge") || p.want("exact_memorization") || p.want("extraction_strength")) {
@@ -311,13 +389,20 @@ Json evaluate_model(model::CausalLM& model, const text::Tokenizer& tok, const Ev
                     const ReferenceData* reference) {
   LETHE_CHECK(opt.suite == "tofu" || opt.suite == "muse", "unknown suite '", opt.suite, "' (known: tofu, muse)");
   LETHE_CHECK(fs::is_directory(opt.data), opt.data.string(), ": no such data folder (--data)");
-  LETHE_CHECK(opt.batch_size > 0, "--batch-size must be positive");
+  check_eval_numbers(opt);
   const auto metrics = resolved_metrics(opt, reference != nullptr);
   EngineTiming timing;
-  Pass p{model, tok, opt, reference, {metrics.begin(), metrics.end()}, text::padding_id(tok), {opt.batch_size, opt.progress, &timing}};
+  text::Truncation truncation;
+  const Pass p(Wanted{opt, {metrics.begin(), metrics.end()}}, model, tok, reference,
+               {opt.batch_size, opt.progress, &timing}, &truncation);
   const auto t0 = std::chrono::steady_clock::now();
   Json splits = opt.suite == "tofu" ? tofu_pass(p) : muse_pass(p);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (truncation.truncated_items > 0 && !opt.reference_pass) {
+    log_warn("max_length ", opt.max_length > 0 ? std::to_string(opt.max_length) : std::string("(the suite's)"),
+             " truncated the answers of ", truncation.truncated_items, " of ", truncation.items, " scored items (",
+             truncation.answer_tokens_lost, " answer tokens lost); their metrics cover only the tokens kept");
+  }
   return {{"format", "lethe.eval"},
           {"format_version", kEvalFormatVersion},
           {"suite", opt.suite},
@@ -332,6 +417,9 @@ Json evaluate_model(model::CausalLM& model, const text::Tokenizer& tok, const Ev
           {"timing",
            {{"scoring_s", timing.scoring_s}, {"generation_s", timing.generation_s}, {"gradnorm_s", timing.gradnorm_s},
             {"scored_tokens", timing.scored_tokens}, {"generated_tokens", timing.generated_tokens}}},
+          {"truncation",
+           {{"items", truncation.items}, {"truncated_items", truncation.truncated_items},
+            {"answer_tokens_lost", truncation.answer_tokens_lost}}},
           {"splits", splits}};
 }
 
@@ -359,83 +447,96 @@ std::optional<ReferenceData> prepare_reference(const EvalOptions& opt, const std
   std::sort(ro.metrics.begin(), ro.metrics.end());
   ro.metrics.erase(std::unique(ro.metrics.begin(), ro.metrics.end()), ro.metrics.end());
   Json ref_eval = evaluate_model(*ref_model, *ref_tok, ro, nullptr);
-  if (!opt.out.empty()) {
-    fs::create_directories(opt.out / "reference");
-    write_file_atomic(opt.out / "reference" / "EVAL.json", ref_eval.dump(1));
-  }
   ReferenceData ref = reference_from_eval(ref_eval, opt.reference.string());
   ref.kind = "model";
+  ref.eval = std::move(ref_eval);
   return ref;
 }
 
-EvalOutputs write_eval_outputs(const fs::path& dir, Json eval, Json summary, const ReferenceData* ref,
-                               const std::string& title, bool report) {
+namespace {
+
+// The files of an evaluation folder, written into `dir` (a staging folder); `final_dir` is
+// where they will be, for the paths returned.
+EvalOutputs write_eval_files(const fs::path& dir, const fs::path& final_dir, Json eval, Json summary,
+                             const ReferenceData* ref, const std::string& title, bool report) {
   EvalOutputs out;
   out.eval = std::move(eval);
   out.summary = std::move(summary);
-  fs::create_directories(dir);
   if (!out.eval.is_null()) {
-    out.eval_path = dir / "EVAL.json";
-    write_file_atomic(out.eval_path, out.eval.dump(1));
+    out.eval_path = final_dir / "EVAL.json";
+    write_file_atomic(dir / "EVAL.json", out.eval.dump(1));
   }
-  out.summary_path = dir / "SUMMARY.json";
-  write_file_atomic(out.summary_path, out.summary.dump(2));
+  out.summary_path = final_dir / "SUMMARY.json";
+  write_file_atomic(dir / "SUMMARY.json", out.summary.dump(2));
   if (report) {
-    out.report_path = dir / "report.html";
+    out.report_path = final_dir / "report.html";
     ReportInput in;
     in.title = title;
     in.models.push_back({"model", out.summary, out.eval});
-    write_file_atomic(out.report_path, render_report(in, ref));
+    write_file_atomic(dir / "report.html", render_report(in, ref));
+  }
+  if (ref != nullptr && !ref->eval.is_null()) {
+    fs::create_directories(dir / "reference");
+    write_file_atomic(dir / "reference" / "EVAL.json", ref->eval.dump(1));
   }
   return out;
 }
 
+}  // namespace
+
+EvalOutputs write_eval_outputs(const fs::path& dir, Json eval, Json summary, const ReferenceData* ref,
+                               const std::string& title, bool report, bool replace) {
+  StagedFolder staged(dir, replace, "evaluation folder");
+  EvalOutputs out = write_eval_files(staged.path(), staged.target(), std::move(eval), std::move(summary), ref, title,
+                                     report);
+  staged.commit();
+  return out;
+}
+
 EvalOptions eval_options_from_config(const Json& j, const fs::path& base, const fs::path& out, std::int64_t& every) {
-  static const std::vector<std::string> kKeys = {"suite", "data", "forget_split", "reference", "metrics", "max_items",
-                                                 "max_new_tokens", "max_length", "batch_size", "every"};
-  LETHE_CHECK(j.is_object(), "config: 'eval' must be a mapping");
-  for (const auto& [k, _] : j.items()) {
-    if (std::find(kKeys.begin(), kKeys.end(), k) == kKeys.end()) {
-      std::string list;
-      for (const auto& a : kKeys) list += (list.empty() ? "" : ", ") + a;
-      fail("config: unknown key 'eval.", k, "' (accepted in eval: ", list, ")");
-    }
-  }
+  ConfigSection c(j, "eval");
   auto path = [&](const char* k) {
-    if (!j.contains(k)) return fs::path();
-    LETHE_CHECK(j[k].is_string(), "config: 'eval.", k, "' must be a path");
-    fs::path p = j[k].get<std::string>();
-    return p.is_absolute() ? p : base / p;
+    const std::string p = c.get_path(k);
+    if (p.empty()) return fs::path();
+    return fs::path(p).is_absolute() ? fs::path(p) : base / p;
   };
-  auto integer = [&](const char* k, std::int64_t fallback) {
-    if (!j.contains(k)) return fallback;
-    LETHE_CHECK(j[k].is_number_integer() && j[k].get<std::int64_t>() >= 0, "config: 'eval.", k,
-                "' must be a non-negative integer, got ", j[k].dump());
-    return j[k].get<std::int64_t>();
-  };
+  // Given means positive: leaving a key out is how the default is asked for.
+  const Range positive = Range::at_least(1).whole();
   EvalOptions o;
-  o.suite = j.value("suite", "tofu");
+  o.suite = c.get<std::string>("suite", "tofu");
   LETHE_CHECK(o.suite == "tofu" || o.suite == "muse", "config: 'eval.suite' must be tofu or muse, got '", o.suite, "'");
   o.data = path("data");
-  LETHE_CHECK(!o.data.empty(), "config: 'eval.data' (the suite's data folder) is required");
+  LETHE_CHECK(!o.data.empty(), "config: missing required key 'eval.data' (the suite's data folder)");
   o.reference = path("reference");
-  o.forget_split = j.value("forget_split", o.forget_split);
-  if (j.contains("metrics")) {
-    LETHE_CHECK(j["metrics"].is_array(), "config: 'eval.metrics' must be a list of metric names");
-    o.metrics = j["metrics"].get<std::vector<std::string>>();
+  o.forget_split = c.get<std::string>("forget_split", o.forget_split);
+  const Json& metrics_list = c.raw("metrics");
+  if (!metrics_list.is_null()) {
+    LETHE_CHECK(metrics_list.is_array() && std::all_of(metrics_list.begin(), metrics_list.end(),
+                                                       [](const Json& m) { return m.is_string(); }),
+                "config: 'eval.metrics' must be a list of metric names, got ", metrics_list.dump());
+    o.metrics = metrics_list.get<std::vector<std::string>>();
   }
-  o.max_items = integer("max_items", 0);
-  o.max_new_tokens = integer("max_new_tokens", 0);
-  o.max_length = integer("max_length", 0);
-  o.batch_size = integer("batch_size", 8);
-  every = integer("every", 0);
+  // Absent: 0, the suite's default (all items, the suite's lengths, no periodic evaluation).
+  o.max_items = c.get<std::int64_t>("max_items", 0, positive);
+  o.max_new_tokens = c.get<std::int64_t>("max_new_tokens", 0, positive);
+  o.max_length = c.get<std::int64_t>("max_length", 0, positive);
+  o.batch_size = c.get<std::int64_t>("batch_size", 8, positive);
+  every = c.get<std::int64_t>("every", 0, positive);
+  c.done();
   o.out = out;
-  eval_metrics(o);  // validate names and the reference now, before any training
+  const auto metrics = eval_metrics(o);  // validate names and the reference now, before any training
+  check_suite_files(Wanted{o, {metrics.begin(), metrics.end()}});
   return o;
 }
 
 EvalOutputs run_eval(const EvalOptions& opt) {
   LETHE_CHECK(!opt.out.empty(), "an output folder is needed (--out)");
+  check_output_apart(opt.out, "--out",
+                     {{"--model", opt.model}, {"--tokenizer", opt.tokenizer}, {"--data", opt.data},
+                      {"--reference", opt.reference}, {"--from-logs", opt.from_logs}});
+  // Refuses a file or a non-empty folder now, before any work; a killed evaluation leaves the
+  // old folder as it was.
+  StagedFolder staged(opt.out, opt.force, "--out");
   const bool have_reference = !opt.reference.empty();
   std::optional<ReferenceData> ref;
   Json eval, summary;
@@ -443,19 +544,31 @@ EvalOutputs run_eval(const EvalOptions& opt) {
     LETHE_CHECK(opt.model.empty(), "--from-logs summarises a log without a model: leave out --model");
     LETHE_CHECK(!have_reference || !is_model_folder(opt.reference),
                 "--from-logs needs a reference log (EVAL.json or TOFU legacy log), not a model folder");
-    if (have_reference) ref = reference_from_file(opt.reference);
-    if (is_tofu_legacy_log(opt.from_logs)) {
-      LETHE_CHECK(opt.suite == "tofu", opt.from_logs.string(), " is a TOFU legacy log: use --suite tofu");
-      summary = summarize_tofu_legacy(opt.from_logs, ref ? &*ref : nullptr, opt.seed);
-    } else {
-      eval = read_eval_file(opt.from_logs);
-      LETHE_CHECK(eval.value("suite", "") == opt.suite, opt.from_logs.string(), " is a ", eval.value("suite", "?"),
-                  " log, not ", opt.suite);
-      summary = summarize(eval, ref ? &*ref : nullptr, eval_metrics(opt), opt.seed);
-    }
+    // A log of the right shape with a value of the wrong type deep inside: name the file.
+    const auto named = [](const fs::path& file, auto&& f) {
+      try {
+        return f();
+      } catch (const Json::exception& e) {
+        fail(file.string(), ": unexpected content (", e.what(), ")");
+      }
+    };
+    if (have_reference) ref = named(opt.reference, [&] { return reference_from_file(opt.reference); });
+    named(opt.from_logs, [&] {
+      if (is_tofu_legacy_log(opt.from_logs)) {
+        LETHE_CHECK(opt.suite == "tofu", opt.from_logs.string(), " is a TOFU legacy log: use --suite tofu");
+        summary = summarize_tofu_legacy(opt.from_logs, ref ? &*ref : nullptr, opt.seed);
+      } else {
+        eval = read_eval_file(opt.from_logs);
+        LETHE_CHECK(eval.value("suite", "") == opt.suite, opt.from_logs.string(), " is a ", eval.value("suite", "?"),
+                    " log, not ", opt.suite);
+        summary = summarize(eval, ref ? &*ref : nullptr, eval_metrics(opt), opt.seed);
+      }
+      return 0;
+    });
   } else {
     LETHE_CHECK(is_model_folder(opt.model), opt.model.string(), ": not a model folder (needs config.json; --model)");
     const auto metrics = eval_metrics(opt);
+    check_suite_files(Wanted{opt, {metrics.begin(), metrics.end()}});
     auto tok = text::load_tokenizer(opt.tokenizer.empty() ? opt.model : opt.tokenizer);
     ref = prepare_reference(opt, metrics);
     model::LoadOptions lo;
@@ -464,8 +577,10 @@ EvalOutputs run_eval(const EvalOptions& opt) {
     eval = evaluate_model(*m, *tok, opt, ref ? &*ref : nullptr);
     summary = summarize(eval, ref ? &*ref : nullptr, metrics, opt.seed);
   }
-  return write_eval_outputs(opt.out, std::move(eval), std::move(summary), ref ? &*ref : nullptr,
-                            "lethe " + opt.suite + " evaluation", opt.report);
+  EvalOutputs out = write_eval_files(staged.path(), staged.target(), std::move(eval), std::move(summary),
+                                     ref ? &*ref : nullptr, "lethe " + opt.suite + " evaluation", opt.report);
+  staged.commit();
+  return out;
 }
 
 }  // namespace lethe::eval

@@ -282,6 +282,7 @@ Json summarize(const Json& eval, const ReferenceData* reference, const std::vect
     }
   }
   add_mia(s, eval, suite, reference, metrics, seed);
+  if (eval.contains("truncation")) s["truncation"] = eval["truncation"];  // what max_length cut
   return s;
 }
 

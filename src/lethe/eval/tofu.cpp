@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <fstream>
 
@@ -72,12 +73,21 @@ std::vector<double> per_item(const ComponentDef& c, const TofuItems& items) {
   return {};
 }
 
+// TOFU keys items by their index as a decimal string ("0", "1", ...).
+long item_index(const std::string& key, const std::string& where) {
+  long v = 0;
+  const auto [end, ec] = std::from_chars(key.data(), key.data() + key.size(), v);
+  LETHE_CHECK(!key.empty() && ec == std::errc() && end == key.data() + key.size() && v >= 0, where, ": key '", key,
+              "' is not an item index");
+  return v;
+}
+
 std::vector<double> dict_values(const Json& d, const std::string& where) {
   LETHE_CHECK(d.is_object(), where, " must be an object keyed by item index");
   std::vector<std::pair<long, double>> kv;
   for (const auto& [k, v] : d.items()) {
     LETHE_CHECK(v.is_number(), where, "[", k, "] must be a number");
-    kv.emplace_back(std::stol(k), v.get<double>());
+    kv.emplace_back(item_index(k, where), v.get<double>());
   }
   std::sort(kv.begin(), kv.end());
   std::vector<double> out;
@@ -88,7 +98,7 @@ std::vector<double> dict_values(const Json& d, const std::string& where) {
 std::vector<std::pair<long, const Json*>> sorted_items(const Json& d, const std::string& where) {
   LETHE_CHECK(d.is_object(), where, " must be an object keyed by item index");
   std::vector<std::pair<long, const Json*>> kv;
-  for (const auto& [k, v] : d.items()) kv.emplace_back(std::stol(k), &v);
+  for (const auto& [k, v] : d.items()) kv.emplace_back(item_index(k, where), &v);
   std::sort(kv.begin(), kv.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   return kv;
 }

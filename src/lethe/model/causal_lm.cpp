@@ -2,6 +2,8 @@
 // tables, hook sites, hidden states, the KV cache and the LM head.
 #include "lethe/model/causal_lm.h"
 
+#include <unistd.h>
+
 #include <limits>
 
 #include "lethe/core/error.h"
@@ -83,12 +85,31 @@ void validate(const ModelConfig& c, const std::string& src) {
                 ": rotary dims (", c.rotary_dim, ") must be even and within the head dim (",
                 c.head_dim, ")");
     LETHE_CHECK(c.rope_theta > 0, src, ": rope_theta must be positive");
-  } else {
-    LETHE_CHECK(c.max_position_embeddings > 0, src,
-                ": learned positions need max_position_embeddings > 0");
   }
+  LETHE_CHECK(c.max_position_embeddings > 0, src, ": max_position_embeddings must be positive, got ",
+              c.max_position_embeddings);
   for (auto id : c.eos_token_ids)
     LETHE_CHECK(id >= 0 && id < c.vocab_size, src, ": eos_token_id ", id, " outside vocabulary");
+  if (c.bos_token_id) {
+    LETHE_CHECK(*c.bos_token_id >= 0 && *c.bos_token_id < c.vocab_size, src, ": bos_token_id ", *c.bos_token_id,
+                " outside the vocabulary [0, ", c.vocab_size, ")");
+  }
+  // Sizes that cannot fit: say which key asks for them before libtorch fails to allocate.
+  const double h = static_cast<double>(c.hidden_size);
+  const double embed = static_cast<double>(c.vocab_size) * h * (c.tie_word_embeddings ? 1 : 2) +
+                       (c.positions == PositionKind::kLearned ? static_cast<double>(c.max_position_embeddings) * h : 0);
+  const double per_layer = 4 * h * h + 3 * h * static_cast<double>(c.intermediate_size);
+  const double bytes = 4 * (embed + static_cast<double>(c.num_layers) * per_layer);
+  const double memory = static_cast<double>(::sysconf(_SC_PHYS_PAGES)) * static_cast<double>(::sysconf(_SC_PAGESIZE));
+  if (memory > 0 && bytes > memory) {
+    const bool learned = c.positions == PositionKind::kLearned;
+    const char* key = embed > static_cast<double>(c.num_layers) * per_layer
+                          ? (learned ? "vocab_size / max_position_embeddings / hidden_size" : "vocab_size / hidden_size")
+                                                                           : "num_hidden_layers / hidden_size / intermediate_size";
+    fail(src, ": this config asks for about ", bytes / 1e9, " GB of float32 weights (", key, ": vocab ", c.vocab_size,
+         ", hidden ", c.hidden_size, ", layers ", c.num_layers, ", intermediate ", c.intermediate_size,
+         ") but the machine has ", memory / 1e9, " GB");
+  }
 }
 
 // ---- CausalLM ----------------------------------------------------------------------------------
@@ -149,12 +170,14 @@ ForwardOutput CausalLM::forward(const at::Tensor& input_ids, const ForwardOption
     positions = at::arange(past, s, at::TensorOptions().dtype(at::kLong).device(device))
                     .unsqueeze(0);  // (1, T)
   }
-  if (config_.positions == PositionKind::kLearned) {
+  {
+    // Learned positions end at max_position_embeddings; rotary ones compute past it but were
+    // never trained there, so both are held to it (docs/runtime.md).
     auto [mn, mx] = at::aminmax(positions);
     LETHE_CHECK(mn.item<std::int64_t>() >= 0 &&
                     mx.item<std::int64_t>() < config_.max_position_embeddings,
                 "position ", mx.item<std::int64_t>(), " is beyond this model's ",
-                config_.max_position_embeddings, " learned positions");
+                config_.max_position_embeddings, " positions (max_position_embeddings); use shorter sequences");
   }
 
   LayerContext ctx;

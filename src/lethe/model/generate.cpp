@@ -1,5 +1,7 @@
 #include "lethe/model/generate.h"
 
+#include <cmath>
+
 #include <algorithm>
 #include <limits>
 
@@ -22,7 +24,7 @@ namespace {
 
 // Picks the next token of every row from raw logits (B, V).
 at::Tensor choose(const at::Tensor& logits, const GenerateOptions& o, at::Generator& gen) {
-  if (o.temperature <= 0.0) return logits.argmax(-1);
+  if (o.temperature < kGreedyTemperature) return logits.argmax(-1);
   at::Tensor l = logits.to(at::kFloat).cpu() / o.temperature;
   const double neg_inf = -std::numeric_limits<double>::infinity();
   if (o.top_k > 0 && o.top_k < l.size(-1)) {
@@ -57,16 +59,19 @@ GenerateResult generate(CausalLM& model, const at::Tensor& input_ids,
   LETHE_CHECK(input_ids.dim() == 2 && input_ids.size(0) > 0 && input_ids.size(1) > 0,
               "generate needs (batch, prompt tokens) ids, got ", input_ids.sizes());
   LETHE_CHECK(o.max_new_tokens >= 0, "max_new_tokens must be >= 0, got ", o.max_new_tokens);
+  LETHE_CHECK(std::isfinite(o.temperature) && o.temperature >= 0, "temperature must be a number >= 0, got ",
+              o.temperature);
   LETHE_CHECK(o.top_p > 0.0 && o.top_p <= 1.0, "top_p must be in (0, 1], got ", o.top_p);
   LETHE_CHECK(o.top_k >= 0, "top_k must be >= 0, got ", o.top_k);
   LETHE_CHECK(o.stop_strings.empty() || o.detokenize, "stop strings need a detokenizer");
   const std::int64_t b = input_ids.size(0), p = input_ids.size(1);
   const auto device = model.head_weight().device();
-  if (cfg.positions == PositionKind::kLearned) {
-    LETHE_CHECK(p + o.max_new_tokens <= cfg.max_position_embeddings, "prompt (", p,
-                " tokens) + max_new_tokens (", o.max_new_tokens, ") exceeds this model's ",
-                cfg.max_position_embeddings, " positions");
-  }
+  // Learned positions end there; rotary ones run on but were never trained past it, so every
+  // family is held to its context (docs/runtime.md).
+  LETHE_CHECK(p + o.max_new_tokens <= cfg.max_position_embeddings, "prompt (", p, " tokens) + max_new_tokens (",
+              o.max_new_tokens, ") exceeds this model's ", cfg.max_position_embeddings,
+              " positions (max_position_embeddings); ask for at most ",
+              std::max<std::int64_t>(cfg.max_position_embeddings - p, 0), " new tokens");
 
   at::Tensor ids = input_ids.to(device, at::kLong);
   at::Tensor mask = attention_mask.defined() ? attention_mask.to(device, at::kLong)
@@ -131,6 +136,7 @@ GenerateResult generate(CausalLM& model, const at::Tensor& input_ids,
       }
       done[r] = true;
       --remaining;
+      if (o.on_row_done) o.on_row_done(r, res.tokens[r], res.stop_reasons[r]);
     }
     if (remaining == 0 || step + 1 == o.max_new_tokens) break;
 
@@ -146,6 +152,11 @@ GenerateResult generate(CausalLM& model, const at::Tensor& input_ids,
     fo.position_ids = next_pos;
     logits = model.forward(feed.view({b, 1}), fo).logits.select(1, 0);
     next_pos = next_pos + 1;
+  }
+  if (o.on_row_done) {
+    for (std::int64_t r = 0; r < b; ++r) {
+      if (!done[r]) o.on_row_done(r, res.tokens[r], res.stop_reasons[r]);  // ran to max_new_tokens
+    }
   }
   if (o.keep_step_logits) res.step_logits = at::stack(kept, 1);
   return res;

@@ -1,6 +1,7 @@
 // Model folders: config.json <-> ModelConfig, strict weight loading, and saving.
 #include "lethe/model/load.h"
 
+#include <atomic>
 #include <map>
 #include <set>
 
@@ -8,6 +9,7 @@
 #include "lethe/core/error.h"
 #include "lethe/core/file.h"
 #include "lethe/core/log.h"
+#include "lethe/core/output.h"
 #include "lethe/io/checkpoint.h"
 #include "lethe/io/llama2c.h"
 #include "model/arch/arch.h"
@@ -35,13 +37,6 @@ std::string shape_str(c10::IntArrayRef s) {
 
 }  // namespace
 
-const std::vector<std::string>& tokenizer_file_names() {
-  static const std::vector<std::string> names = {
-      "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
-      "vocab.json",     "merges.txt",            "added_tokens.json"};
-  return names;
-}
-
 ModelConfig parse_config(const std::string& text, const std::string& source) {
   Json j;
   try {
@@ -57,6 +52,16 @@ ModelConfig parse_config(const std::string& text, const std::string& source) {
   validate(c, source);
   c.source_json = text;
   return c;
+}
+
+void check_model_folder(const fs::path& dir) {
+  std::error_code ec;
+  LETHE_CHECK(fs::exists(dir, ec), dir.string(), ": no such model folder");
+  LETHE_CHECK(fs::is_directory(dir, ec), dir.string(), ": not a model folder (a file; give the folder that holds config.json and the weights)");
+  fs::path name = dir.filename().empty() ? dir.parent_path().filename() : dir.filename();
+  LETHE_CHECK(!is_temporary_name(name.string()), dir.string(),
+              ": an incomplete folder left by an interrupted lethe write, not a model (remove it)");
+  LETHE_CHECK(fs::exists(dir / "config.json", ec), dir.string(), ": not a model folder (no config.json)");
 }
 
 ModelConfig read_config(const fs::path& path) {
@@ -228,21 +233,42 @@ std::shared_ptr<CausalLM> load_llama2c(const fs::path& file, const LoadOptions& 
   return model;
 }
 
+namespace {
+std::atomic<bool> g_allow_nonfinite{false};
+
+// A damaged or diverged checkpoint computes NaN everywhere downstream; say which tensor.
+void check_finite_weights(const CausalLM& model, const std::string& source) {
+  torch::NoGradGuard ng;
+  for (const auto& item : model.named_parameters(/*recurse=*/true)) {
+    const at::Tensor& p = item.value();
+    if (!p.is_floating_point() || at::isfinite(p).all().item<bool>()) continue;
+    const std::int64_t bad = p.numel() - at::isfinite(p).sum().item<std::int64_t>();
+    fail(source, ": tensor '", item.key(), "' holds ", bad, " NaN or Inf value", bad == 1 ? "" : "s",
+         " (of ", p.numel(), "): the checkpoint is damaged or training diverged (--allow-nonfinite loads it anyway)");
+  }
+}
+}  // namespace
+
+void set_allow_nonfinite(bool allow) { g_allow_nonfinite = allow; }
+bool allow_nonfinite() { return g_allow_nonfinite; }
+
 std::shared_ptr<CausalLM> load_model(const fs::path& dir, const LoadOptions& options) {
-  LETHE_CHECK(fs::is_directory(dir), dir.string(), ": not a model folder");
+  check_model_folder(dir);
   ModelConfig config = read_config(dir);
   std::shared_ptr<CausalLM> model = find_arch(config.model_type).build(config);
   model->to(options.device, options.dtype);
   io::Checkpoint ck = io::Checkpoint::open(dir);
-  load_weights(*model, ck, ck.files().size() == 1 ? ck.files()[0].string() : dir.string());
+  const std::string source = ck.files().size() == 1 ? ck.files()[0].string() : dir.string();
+  load_weights(*model, ck, source);
+  if (options.check_finite) check_finite_weights(*model, source);
   model->eval();
   log_debug("loaded ", config.model_type, " from ", dir.string(), ": ", model->parameter_count(),
             " parameters");
   return model;
 }
 
-void save_model(const CausalLM& model, const fs::path& dir, const SaveOptions& options) {
-  fs::create_directories(dir);
+void write_model(const CausalLM& model, const fs::path& dir, std::optional<c10::ScalarType> dtype_option) {
+  LETHE_CHECK(fs::is_directory(dir), dir.string(), ": write_model needs an existing folder");
   LETHE_CHECK(!fs::exists(dir / "model.safetensors.index.json"), dir.string(),
               " holds a sharded checkpoint (model.safetensors.index.json); save into an empty "
               "folder instead");
@@ -252,7 +278,7 @@ void save_model(const CausalLM& model, const fs::path& dir, const SaveOptions& o
   bool first = true;
   for (const auto& item : model.named_parameters(/*recurse=*/true)) {
     if (first) {
-      dtype = options.dtype.value_or(item.value().scalar_type());
+      dtype = dtype_option.value_or(item.value().scalar_type());
       first = false;
     }
     tensors.emplace_back(item.key(), item.value().detach().to(torch::kCPU, dtype));
@@ -267,14 +293,12 @@ void save_model(const CausalLM& model, const fs::path& dir, const SaveOptions& o
     gen = g.dump(2) + "\n";
   }
   write_file_atomic(dir / "generation_config.json", gen);
+}
 
-  if (!options.tokenizer_from.empty() &&
-      fs::weakly_canonical(options.tokenizer_from) != fs::weakly_canonical(dir)) {
-    for (const auto& name : tokenizer_file_names()) {
-      fs::path src = options.tokenizer_from / name;
-      if (fs::exists(src)) write_file_atomic(dir / name, read_file(src));
-    }
-  }
+void save_model(const CausalLM& model, const fs::path& dir, const SaveOptions& options) {
+  StagedFolder out(dir, options.replace, "model folder");
+  write_model(model, out.path(), options.dtype);
+  out.commit();
 }
 
 }  // namespace lethe::model

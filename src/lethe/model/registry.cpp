@@ -47,9 +47,7 @@ void parse_special_ids(const Json& j, ModelConfig& c, const std::string& where) 
   auto id = [&](const char* key) -> std::optional<std::int64_t> {
     auto it = j.find(key);
     if (it == j.end() || it->is_null()) return std::nullopt;
-    LETHE_CHECK(it->is_number_integer(), where, ": key '", key, "' must be an integer, got ",
-                it->dump());
-    return it->get<std::int64_t>();
+    return json_required<std::int64_t>(j, key, where);  // integer, and within int64
   };
   c.bos_token_id = id("bos_token_id");
   c.pad_token_id = id("pad_token_id");
@@ -58,7 +56,8 @@ void parse_special_ids(const Json& j, ModelConfig& c, const std::string& where) 
   if (it != j.end() && !it->is_null()) {
     if (it->is_array()) {
       for (const auto& e : *it) {
-        LETHE_CHECK(e.is_number_integer(), where, ": eos_token_id entries must be integers");
+        LETHE_CHECK(e.is_number_integer() && (!e.is_number_unsigned() || e.get<std::uint64_t>() <= (1ull << 62)),
+                    where, ": eos_token_id entries must be token ids, got ", e.dump());
         c.eos_token_ids.push_back(e.get<std::int64_t>());
       }
     } else {

@@ -147,7 +147,7 @@ void HfTokenizer::encode_segment(std::string_view text, bool at_start,
   for (const auto& p : pieces) model_->tokenize(p.text, ids);
 }
 
-std::vector<std::int64_t> HfTokenizer::encode(std::string_view text, bool add_special_tokens) const {
+std::vector<std::int64_t> HfTokenizer::encode_valid(std::string_view text, bool add_special_tokens) const {
   std::vector<std::int64_t> ids;
   // 1. tokens matched on the raw text; 2. normalize what lies between; 3. tokens matched on
   // the normalized text; 4. pre-tokenize and run the model on the rest.

@@ -19,7 +19,7 @@ class HfTokenizer : public Tokenizer {
   // `source` names the file in errors.
   HfTokenizer(const std::string& json_text, const std::string& source);
 
-  std::vector<std::int64_t> encode(std::string_view text, bool add_special_tokens) const override;
+  std::vector<std::int64_t> encode_valid(std::string_view text, bool add_special_tokens) const override;
   std::string decode(const std::vector<std::int64_t>& ids, bool skip_special_tokens) const override;
   std::string id_to_token(std::int64_t id) const override;
   std::optional<std::int64_t> token_to_id(std::string_view token) const override;

@@ -40,7 +40,7 @@ SentencePieceTokenizer::SentencePieceTokenizer(const fs::path& model)
 
 SentencePieceTokenizer::~SentencePieceTokenizer() = default;
 
-std::vector<std::int64_t> SentencePieceTokenizer::encode(std::string_view text,
+std::vector<std::int64_t> SentencePieceTokenizer::encode_valid(std::string_view text,
                                                          bool add_special_tokens) const {
   std::vector<std::int64_t> ids;
   if (add_special_tokens && add_bos_ && special_.bos) ids.push_back(*special_.bos);
@@ -181,7 +181,7 @@ Llama2cTokenizer::Llama2cTokenizer(const fs::path& file) {
   special_ = s;
 }
 
-std::vector<std::int64_t> Llama2cTokenizer::encode(std::string_view text, bool add_special_tokens) const {
+std::vector<std::int64_t> Llama2cTokenizer::encode_valid(std::string_view text, bool add_special_tokens) const {
   std::vector<std::int64_t> t;
   if (add_special_tokens) t.push_back(1);
   if (!text.empty()) {

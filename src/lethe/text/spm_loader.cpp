@@ -34,6 +34,22 @@ std::vector<fs::path> candidates() {
   return out;
 }
 
+// RTLD_DEEPBIND keeps the plugin's protobuf apart from libtorch's. AddressSanitizer cannot run
+// deep-bound libraries; the fuzz build, which loads no libtorch, binds normally.
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define LETHE_NO_DEEPBIND 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define LETHE_NO_DEEPBIND 1
+#endif
+#ifdef LETHE_NO_DEEPBIND
+constexpr int kDeepBind = 0;
+#else
+constexpr int kDeepBind = RTLD_DEEPBIND;
+#endif
+
 const Plugin& plugin() {
   static std::once_flag once;
   static Plugin p;
@@ -43,7 +59,7 @@ const Plugin& plugin() {
     for (const auto& path : candidates()) {
       tried += (tried.empty() ? "" : ", ") + path.string();
       if (!fs::exists(path)) continue;
-      void* h = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+      void* h = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | kDeepBind);
       if (h == nullptr) {
         failure = std::string("cannot open ") + path.string() + ": " + dlerror();
         return;

@@ -61,16 +61,27 @@ EncodedQA encode_qa(const Tokenizer& tok, const PromptTemplate& t, const QA& ite
   EncodedQA out;
   out.input_ids = tok.encode(prompt + item.answer, /*add_special_tokens=*/true);
   out.prompt_ids = tok.encode(prompt, /*add_special_tokens=*/true);
+  const std::size_t full = out.input_ids.size();
+  auto prompt_part = [&](const std::vector<std::int64_t>& ids) {
+    if (rule == SpanRule::kOpenUnlearning) return std::min(out.prompt_ids.size(), ids.size());
+    std::size_t n = 0;
+    while (n < out.prompt_ids.size() && n < ids.size() && out.prompt_ids[n] == ids[n]) ++n;
+    return n;
+  };
+  const std::size_t full_prompt = prompt_part(out.input_ids);
+  const std::size_t full_answer = full - full_prompt - (full > full_prompt && out.input_ids.back() == *eos ? 1 : 0);
   if (out.input_ids.size() > max_length) out.input_ids.resize(max_length);
   if (out.prompt_ids.size() > max_length) out.prompt_ids.resize(max_length);
-  if (out.input_ids.empty() || out.input_ids.back() != *eos) out.input_ids.push_back(*eos);
-  if (rule == SpanRule::kOpenUnlearning) {
-    out.prompt_length = std::min(out.prompt_ids.size(), out.input_ids.size());
-  } else {
-    std::size_t n = 0;
-    while (n < out.prompt_ids.size() && n < out.input_ids.size() && out.prompt_ids[n] == out.input_ids[n]) ++n;
-    out.prompt_length = n;
-  }
+  const bool had_eos = !out.input_ids.empty() && out.input_ids.back() == *eos;
+  if (!had_eos) out.input_ids.push_back(*eos);
+  out.prompt_length = prompt_part(out.input_ids);
+  out.answer_tokens = out.input_ids.size() - std::min(out.prompt_length, out.input_ids.size()) - 1;
+  if (out.prompt_length >= out.input_ids.size()) out.answer_tokens = 0;
+  out.answer_tokens_lost = full_answer > out.answer_tokens ? full_answer - out.answer_tokens : 0;
+  LETHE_CHECK(full_answer == 0 || out.answer_tokens > 0, "max_length ", max_length, " leaves no token of the answer (",
+              full_answer, " tokens after a ", full_prompt, "-token prompt) of the item \"",
+              item.question.substr(0, 60), item.question.size() > 60 ? "...\"" : "\"",
+              "; raise max_length to at least ", full_prompt + 2);
   out.labels = out.input_ids;
   for (std::size_t i = 0; i < out.prompt_length; ++i) out.labels[i] = -100;
   return out;

@@ -1,16 +1,37 @@
 // load_tokenizer: format dispatch and the special tokens of a model folder.
 #include "lethe/text/tokenizer.h"
 
+#include <cstdio>
+
 #include "core/json_util.h"
 #include "lethe/core/error.h"
 #include "lethe/core/file.h"
+#include "lethe/core/output.h"
 #include "text/hf_tokenizer.h"
+#include "text/unicode.h"
 #include "text/sentencepiece_tokenizer.h"
 
 namespace lethe::text {
 namespace fs = std::filesystem;
 
 Tokenizer::~Tokenizer() = default;
+
+void check_utf8(std::string_view text, const std::string& what) {
+  for (std::size_t i = 0; i < text.size();) {
+    const std::size_t n = utf8_valid_length(text, i);
+    if (n == 0) {
+      char hex[8];
+      std::snprintf(hex, sizeof(hex), "0x%02X", static_cast<unsigned>(static_cast<unsigned char>(text[i])));
+      fail(what, " is not valid UTF-8: byte offset ", i, " (", hex, ")");
+    }
+    i += n;
+  }
+}
+
+std::vector<std::int64_t> Tokenizer::encode(std::string_view text, bool add_special_tokens) const {
+  check_utf8(text, "the text to tokenize");
+  return encode_valid(text, add_special_tokens);
+}
 
 namespace {
 
@@ -135,7 +156,33 @@ std::shared_ptr<const Tokenizer> load_tokenizer(const fs::path& path) {
        "SentencePiece .model or a llama2.c .bin)");
 }
 
+const std::vector<std::string>& tokenizer_file_names() {
+  static const std::vector<std::string> names = {
+      "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
+      "vocab.json",     "merges.txt",            "added_tokens.json"};
+  return names;
+}
+
+std::vector<std::string> check_tokenizer_files(const fs::path& folder) {
+  std::vector<std::string> present;
+  if (!fs::is_directory(folder)) return present;
+  for (const auto& f : tokenizer_file_names()) {
+    std::error_code ec;
+    if (!fs::exists(fs::symlink_status(folder / f, ec))) continue;
+    const fs::path real = checked_input_file(folder, f);
+    if (extension(fs::path(f)) == ".json") {
+      (void)parse_json_file(real);
+    } else if (f == "merges.txt") {
+      LETHE_CHECK(read_file(real).find('\0') == std::string::npos, (folder / f).string(), ": not a text file");
+    }
+    present.push_back(f);
+  }
+  return present;
+}
+
 void install_tokenizer(const fs::path& source, const fs::path& dir, std::int64_t model_vocab_size) {
+  // Parsed before anything is copied: a folder's tokenizer.json / tokenizer.model here, its
+  // JSON side files below.
   auto tok = load_tokenizer(source);
   LETHE_CHECK(tok->vocab_size() <= model_vocab_size, source.string(), ": the tokenizer has ",
               tok->vocab_size(), " tokens but the model only ", model_vocab_size);
@@ -143,17 +190,15 @@ void install_tokenizer(const fs::path& source, const fs::path& dir, std::int64_t
   Json cfg = Json::object();
   const std::string ext = extension(source);
   if (fs::is_directory(source)) {
-    for (const char* f : {"tokenizer.json", "tokenizer.model", "tokenizer_config.json",
-                          "special_tokens_map.json"}) {
-      if (fs::exists(source / f)) write_file_atomic(dir / f, read_file(source / f));
-    }
+    if (fs::exists(dir) && fs::equivalent(source, dir)) return;
+    for (const auto& f : check_tokenizer_files(source)) copy_input_file(source, f, dir);
     return;
   }
   if (ext == ".json") {
-    write_file_atomic(dir / "tokenizer.json", read_file(source));
+    copy_file_atomic(source, dir / "tokenizer.json");
     cfg["tokenizer_class"] = "PreTrainedTokenizerFast";
   } else if (ext == ".model") {
-    write_file_atomic(dir / "tokenizer.model", read_file(source));
+    copy_file_atomic(source, dir / "tokenizer.model");
     cfg["tokenizer_class"] = "LlamaTokenizer";
     cfg["legacy"] = true;
     cfg["add_bos_token"] = true;

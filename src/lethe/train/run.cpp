@@ -1,18 +1,19 @@
 // finetune / unlearn runs: YAML config (strict), data, model, LoRA, training, outputs.
 #include "lethe/train/run.h"
 
-#include <yaml-cpp/yaml.h>
-
 #include <chrono>
 #include <ctime>
 #include <set>
 #include <torch/version.h>
 
 #include "core/json_util.h"
+#include "lethe/core/config.h"
 #include "lethe/core/error.h"
 #include "lethe/core/random.h"
+#include "lethe/core/range.h"
 #include "lethe/core/file.h"
 #include "lethe/core/log.h"
+#include "lethe/core/output.h"
 #include "lethe/core/runtime.h"
 #include "lethe/data/batch.h"
 #include "lethe/data/dataset.h"
@@ -27,140 +28,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// ---- YAML -> JSON, overrides -------------------------------------------------------------------
-
-Json to_json(const YAML::Node& n, const std::string& where) {
-  switch (n.Type()) {
-    case YAML::NodeType::Null:
-    case YAML::NodeType::Undefined:
-      return nullptr;
-    case YAML::NodeType::Sequence: {
-      Json a = Json::array();
-      for (std::size_t i = 0; i < n.size(); ++i) a.push_back(to_json(n[i], where));
-      return a;
-    }
-    case YAML::NodeType::Map: {
-      Json o = Json::object();
-      for (const auto& kv : n) o[kv.first.as<std::string>()] = to_json(kv.second, where);
-      return o;
-    }
-    case YAML::NodeType::Scalar: {
-      const std::string s = n.Scalar();
-      if (n.Tag() == "!") return s;  // quoted: always a string
-      try {
-        std::size_t used = 0;
-        const long long v = std::stoll(s, &used);
-        if (used == s.size()) return v;
-      } catch (...) {
-      }
-      try {
-        std::size_t used = 0;
-        const double v = std::stod(s, &used);
-        if (used == s.size()) return v;
-      } catch (...) {
-      }
-      if (s == "true" || s == "True") return true;
-      if (s == "false" || s == "False") return false;
-      if (s == "null" || s == "~") return nullptr;
-      return s;
-    }
-  }
-  return nullptr;
-}
-
-void apply_override(Json& root, const std::string& spec) {
-  const auto eq = spec.find('=');
-  LETHE_CHECK(eq != std::string::npos && eq > 0, "override '", spec, "' must look like key.sub=value");
-  const std::string key = spec.substr(0, eq);
-  YAML::Node value;
-  try {
-    value = YAML::Load(spec.substr(eq + 1));
-  } catch (const YAML::Exception& e) {
-    fail("override '", spec, "': the value is not valid YAML (", e.what(), ")");
-  }
-  Json* cur = &root;
-  std::size_t pos = 0;
-  while (true) {
-    const auto dot = key.find('.', pos);
-    const std::string part = key.substr(pos, dot == std::string::npos ? std::string::npos : dot - pos);
-    LETHE_CHECK(!part.empty(), "override '", spec, "': empty key segment");
-    if (dot == std::string::npos) {
-      (*cur)[part] = to_json(value, spec);
-      return;
-    }
-    if (!cur->contains(part) || !(*cur)[part].is_object()) (*cur)[part] = Json::object();
-    cur = &(*cur)[part];
-    pos = dot + 1;
-  }
-}
-
-// Reads one mapping of the config, remembering which keys were read; done() rejects the rest.
-class Section {
- public:
-  Section(const Json& j, std::string path) : j_(j.is_null() ? Json::object() : j), path_(std::move(path)) {
-    LETHE_CHECK(j_.is_object(), where(""), " must be a mapping");
-  }
-  bool has(const char* k) const { return j_.contains(k) && !j_[k].is_null(); }
-
-  template <typename T>
-  T get(const char* k, T fallback) {
-    accepted_.emplace_back(k);
-    if (!has(k)) return fallback;
-    return as<T>(j_[k], k);
-  }
-  template <typename T>
-  T need(const char* k) {
-    accepted_.emplace_back(k);
-    LETHE_CHECK(has(k), "config: missing required key '", where(k), "'");
-    return as<T>(j_[k], k);
-  }
-  const Json& raw(const char* k) {
-    accepted_.emplace_back(k);
-    return j_.contains(k) ? j_[k] : null_;
-  }
-  Section sub(const char* k) {
-    accepted_.emplace_back(k);
-    return Section(has(k) ? j_[k] : Json::object(), where(k));
-  }
-  std::string where(const std::string& k) const { return path_.empty() ? k : k.empty() ? path_ : path_ + "." + k; }
-  const Json& json() const { return j_; }
-  void done() const {
-    for (const auto& [k, _] : j_.items()) {
-      if (std::find(accepted_.begin(), accepted_.end(), k) == accepted_.end()) {
-        std::string list;
-        for (const auto& a : accepted_) list += (list.empty() ? "" : ", ") + a;
-        fail("config: unknown key '", where(k), "' (accepted", path_.empty() ? "" : " in " + path_, ": ",
-             list, ")");
-      }
-    }
-  }
-
- private:
-  template <typename T>
-  T as(const Json& v, const char* k) const {
-    try {
-      if constexpr (std::is_same_v<T, bool>) {
-        LETHE_CHECK(v.is_boolean(), "true or false");
-      } else if constexpr (std::is_integral_v<T>) {
-        LETHE_CHECK(v.is_number_integer(), "an integer");
-      } else if constexpr (std::is_floating_point_v<T>) {
-        LETHE_CHECK(v.is_number(), "a number");
-      } else if constexpr (std::is_same_v<T, std::string>) {
-        LETHE_CHECK(v.is_string(), "a string");
-      }
-      return v.get<T>();
-    } catch (const Error& e) {
-      fail("config: '", where(k), "' must be ", e.what(), ", got ", v.dump());
-    } catch (const Json::exception&) {
-      fail("config: '", where(k), "' has the wrong type: ", v.dump());
-    }
-  }
-  Json j_;
-  std::string path_;
-  std::vector<std::string> accepted_;
-  Json null_;
-};
-
 fs::path resolve(const fs::path& base, const std::string& p) {
   if (p.empty()) return {};
   fs::path q(p);
@@ -170,7 +37,7 @@ fs::path resolve(const fs::path& base, const std::string& p) {
 text::PromptTemplate parse_template(const Json& j, const std::string& where) {
   if (j.is_null()) return text::PromptTemplate::named("plain");
   if (j.is_string()) return text::PromptTemplate::named(j.get<std::string>());
-  Section s(j, where);
+  ConfigSection s(j, where);
   text::PromptTemplate t;
   t.name = "custom";
   t.system = s.get<std::string>("system", "");
@@ -207,16 +74,7 @@ unlearn::Params parse_method_params(const Json& j, const std::string& where) {
 }  // namespace
 
 RunConfig load_run_config(const fs::path& yaml, const std::vector<std::string>& overrides, RunKind kind) {
-  YAML::Node node;
-  try {
-    node = YAML::LoadFile(yaml.string());
-  } catch (const YAML::BadFile&) {
-    fail(yaml.string(), ": cannot read the config file");
-  } catch (const YAML::Exception& e) {
-    fail(yaml.string(), ": not valid YAML (", e.what(), ")");
-  }
-  Json root = to_json(node, yaml.string());
-  if (root.is_null()) root = Json::object();
+  Json root = load_yaml_file(yaml);
   LETHE_CHECK(root.is_object(), yaml.string(), ": the config must be a mapping");
   for (const auto& o : overrides) apply_override(root, o);
   const fs::path base = yaml.parent_path();
@@ -225,18 +83,17 @@ RunConfig load_run_config(const fs::path& yaml, const std::vector<std::string>& 
   c.kind = kind;
   c.resolved_json = root.dump(2);
   c.config_dir = base;
-  Section top(root, "");
-  c.model = resolve(base, top.need<std::string>("model"));
+  ConfigSection top(root, "");
+  c.model = resolve(base, top.need_path("model"));
   c.from_scratch = top.get<bool>("from_scratch", false);
-  c.tokenizer = resolve(base, top.get<std::string>("tokenizer", ""));
-  c.output_dir = resolve(base, top.need<std::string>("output_dir"));
-  c.seed = static_cast<std::uint64_t>(top.get<std::int64_t>("seed", 0));
+  c.tokenizer = resolve(base, top.get_path("tokenizer"));
+  c.output_dir = resolve(base, top.need_path("output_dir"));
+  c.seed = static_cast<std::uint64_t>(top.get<std::int64_t>("seed", 0, Range::count()));
   c.device = top.get<std::string>("device", "cpu");
-  c.eval_examples = top.get<std::int64_t>("eval_examples", 32);
+  c.eval_examples = top.get<std::int64_t>("eval_examples", 32, Range::count());
 
-  Section d = top.sub("data");
-  c.data.max_length = d.get<std::int64_t>("max_length", 512);
-  LETHE_CHECK(c.data.max_length > 1, "config: 'data.max_length' must be > 1");
+  ConfigSection d = top.sub("data");
+  c.data.max_length = d.get<std::int64_t>("max_length", 512, Range::at_least(2).whole());
   c.data.prompt_template = parse_template(d.raw("template"), "data.template");
   const std::string rule = d.get<std::string>("answer_span", "common_prefix");
   LETHE_CHECK(rule == "common_prefix" || rule == "openunlearning",
@@ -246,20 +103,20 @@ RunConfig load_run_config(const fs::path& yaml, const std::vector<std::string>& 
   c.data.continuation_key = d.get<std::string>("continuation_key", "gt");
   c.data.text_key = d.get<std::string>("text_key", "text");
   if (kind == RunKind::kFinetune) {
-    c.data.train = resolve(base, d.need<std::string>("train"));
+    c.data.train = resolve(base, d.need_path("train"));
     c.data.format = d.get<std::string>("format", "qa");
-    c.data.train_text = resolve(base, d.get<std::string>("train_text", ""));
+    c.data.train_text = resolve(base, d.get_path("train_text"));
     LETHE_CHECK(c.data.format == "qa" || c.data.format == "completion" || c.data.format == "text",
                 "config: 'data.format' must be qa, completion or text, got '", c.data.format, "'");
   } else {
-    c.data.forget = resolve(base, d.need<std::string>("forget"));
-    c.data.retain = resolve(base, d.get<std::string>("retain", ""));
-    c.data.idk = resolve(base, d.get<std::string>("idk", ""));
+    c.data.forget = resolve(base, d.need_path("forget"));
+    c.data.retain = resolve(base, d.get_path("retain"));
+    c.data.idk = resolve(base, d.get_path("idk"));
   }
   d.done();
 
   if (kind == RunKind::kUnlearn) {
-    Section m = top.sub("method");
+    ConfigSection m = top.sub("method");
     c.method = m.need<std::string>("name");
     c.method_params = parse_method_params(m.json(), "method");
     // Validate now (unknown method / parameter / type) rather than after loading the model.
@@ -268,18 +125,18 @@ RunConfig load_run_config(const fs::path& yaml, const std::vector<std::string>& 
     LETHE_CHECK(!root.contains("method"), "config: 'method' belongs to unlearn configs, not finetune");
   }
 
-  Section t = top.sub("train");
+  ConfigSection t = top.sub("train");
   TrainerConfig& tc = c.train;
-  tc.epochs = t.get<std::int64_t>("epochs", 1);
-  tc.max_steps = t.get<std::int64_t>("max_steps", 0);
-  tc.batch_size = t.get<std::int64_t>("batch_size", 4);
-  tc.grad_accum = t.get<std::int64_t>("grad_accum", 1);
-  tc.max_grad_norm = t.get<double>("max_grad_norm", 1.0);
-  tc.optimizer.lr = t.get<double>("lr", 1e-5);
-  tc.optimizer.weight_decay = t.get<double>("weight_decay", 0.0);
-  tc.optimizer.beta1 = t.get<double>("beta1", 0.9);
-  tc.optimizer.beta2 = t.get<double>("beta2", 0.999);
-  tc.optimizer.eps = t.get<double>("eps", 1e-8);
+  tc.epochs = t.get<std::int64_t>("epochs", 1, Range::count());
+  tc.max_steps = t.get<std::int64_t>("max_steps", 0, Range::count());
+  tc.batch_size = t.get<std::int64_t>("batch_size", 4, Range::at_least(1).whole());
+  tc.grad_accum = t.get<std::int64_t>("grad_accum", 1, Range::at_least(1).whole());
+  tc.max_grad_norm = t.get<double>("max_grad_norm", 1.0, Range::non_negative());
+  tc.optimizer.lr = t.get<double>("lr", 1e-5, Range::positive());
+  tc.optimizer.weight_decay = t.get<double>("weight_decay", 0.0, Range::non_negative());
+  tc.optimizer.beta1 = t.get<double>("beta1", 0.9, Range::unit_right_open());
+  tc.optimizer.beta2 = t.get<double>("beta2", 0.999, Range::unit_right_open());
+  tc.optimizer.eps = t.get<double>("eps", 1e-8, Range::positive());
   tc.schedule = t.get<std::string>("schedule", "linear");
   {
     const auto& kinds = Schedule::kinds();
@@ -289,33 +146,31 @@ RunConfig load_run_config(const fs::path& yaml, const std::vector<std::string>& 
       fail("config: 'train.schedule' must be one of ", known, ", got '", tc.schedule, "'");
     }
   }
-  tc.warmup_steps = t.get<std::int64_t>("warmup_steps", 0);
-  tc.warmup_ratio = t.get<double>("warmup_ratio", 0.0);
-  tc.checkpoint_every = t.get<std::int64_t>("checkpoint_every", 0);
-  tc.keep_checkpoints = t.get<std::int64_t>("keep_checkpoints", 2);
-  tc.eval_every = t.get<std::int64_t>("eval_every", 0);
+  tc.warmup_steps = t.get<std::int64_t>("warmup_steps", 0, Range::count());
+  tc.warmup_ratio = t.get<double>("warmup_ratio", 0.0, Range::unit());
+  tc.checkpoint_every = t.get<std::int64_t>("checkpoint_every", 0, Range::count());
+  tc.keep_checkpoints = t.get<std::int64_t>("keep_checkpoints", 2, Range::at_least(1).whole());
+  tc.eval_every = t.get<std::int64_t>("eval_every", 0, Range::count());
   tc.resume = t.get<bool>("resume", true);
   tc.progress = t.get<bool>("progress", true);
   t.done();
   LETHE_CHECK(tc.epochs > 0 || tc.max_steps > 0, "config: 'train.epochs' or 'train.max_steps' must be positive");
-  LETHE_CHECK(tc.batch_size > 0 && tc.grad_accum > 0, "config: train.batch_size and train.grad_accum must be positive");
-  LETHE_CHECK(tc.optimizer.lr > 0, "config: 'train.lr' must be positive");
 
-  Section g = top.sub("guard");
+  ConfigSection g = top.sub("guard");
   tc.guard.action = g.get<std::string>("action", "warn");
   LETHE_CHECK(tc.guard.action == "warn" || tc.guard.action == "stop" || tc.guard.action == "off",
               "config: 'guard.action' must be warn, stop or off, got '", tc.guard.action, "'");
-  tc.guard.retain_loss_factor = g.get<double>("retain_loss_factor", 5.0);
-  tc.guard.retain_loss_floor = g.get<double>("retain_loss_floor", 1.0);
-  tc.guard.repetition_every = g.get<std::int64_t>("repetition_every", 0);
-  tc.guard.repetition_threshold = g.get<double>("repetition_threshold", 0.5);
+  tc.guard.retain_loss_factor = g.get<double>("retain_loss_factor", 5.0, Range::at_least(1));
+  tc.guard.retain_loss_floor = g.get<double>("retain_loss_floor", 1.0, Range::non_negative());
+  tc.guard.repetition_every = g.get<std::int64_t>("repetition_every", 0, Range::count());
+  tc.guard.repetition_threshold = g.get<double>("repetition_threshold", 0.5, Range::unit());
   g.done();
 
-  Section l = top.sub("lora");
+  ConfigSection l = top.sub("lora");
   c.lora = l.get<bool>("enabled", l.json().size() > 0);
-  c.lora_config.rank = l.get<std::int64_t>("rank", 16);
-  c.lora_config.alpha = l.get<double>("alpha", 32.0);
-  c.lora_config.dropout = l.get<double>("dropout", 0.0);
+  c.lora_config.rank = l.get<std::int64_t>("rank", 16, Range::at_least(1).whole());
+  c.lora_config.alpha = l.get<double>("alpha", 32.0, Range::positive());
+  c.lora_config.dropout = l.get<double>("dropout", 0.0, Range::unit_right_open());
   c.lora_config.target_regex = l.get<std::string>("target_modules", "");
   c.lora_config.init = l.get<std::string>("init", "default");
   c.lora_merge = l.get<bool>("merge", true);
@@ -335,11 +190,11 @@ RunConfig load_run_config(const fs::path& yaml, const std::vector<std::string>& 
 
 namespace {
 
-std::vector<data::Example> finetune_examples(const RunConfig& c, const text::Tokenizer& tok) {
-  const auto n = static_cast<std::size_t>(c.data.max_length);
+std::vector<data::Example> finetune_examples(const RunConfig& c, const text::Tokenizer& tok, std::size_t n,
+                                             text::Truncation& trunc) {
   std::vector<data::Example> out;
   if (c.data.format == "qa") {
-    out = data::qa_examples(tok, c.data.prompt_template, data::read_qa(c.data.train), n, c.data.span_rule);
+    out = data::qa_examples(tok, c.data.prompt_template, data::read_qa(c.data.train), n, c.data.span_rule, &trunc);
   } else if (c.data.format == "completion") {
     out = data::completion_examples(
         tok, data::read_completions(c.data.train, c.data.prompt_key, c.data.continuation_key), n);
@@ -403,6 +258,33 @@ double repetition_share(model::CausalLM& m, const std::vector<data::Example>& ex
   return grams ? static_cast<double>(repeated) / static_cast<double>(grams) : 0.0;
 }
 
+fs::path canonical_path(const fs::path& p) {
+  std::error_code ec;
+  fs::path c = fs::weakly_canonical(fs::absolute(p), ec);
+  return ec ? fs::absolute(p).lexically_normal() : c;
+}
+
+// The resolved config as a run's identity: paths as canonical absolute paths (so the same run
+// spelled from another directory, or through a link, is the same run), without the settings
+// that only change what is shown.
+Json fingerprint_config(const RunConfig& c) {
+  Json j = Json::parse(c.resolved_json);
+  auto canon = [&](Json& parent, const char* key) {
+    if (parent.is_object() && parent.contains(key) && parent[key].is_string() && !parent[key].get<std::string>().empty()) {
+      parent[key] = canonical_path(resolve(c.config_dir, parent[key].get<std::string>())).string();
+    }
+  };
+  for (const char* k : {"model", "tokenizer", "output_dir"}) canon(j, k);
+  if (j.contains("data")) {
+    for (const char* k : {"train", "train_text", "forget", "retain", "idk"}) canon(j["data"], k);
+  }
+  if (j.contains("eval")) {
+    for (const char* k : {"data", "reference"}) canon(j["eval"], k);
+  }
+  if (j.contains("train") && j["train"].is_object()) j["train"].erase("progress");
+  return j;
+}
+
 std::string now_utc() {
   const std::time_t t = std::time(nullptr);
   char buf[32];
@@ -417,13 +299,33 @@ RunSummary run(const RunConfig& c, const RunHooks& hooks) {
   const std::string started_at = now_utc();
   LETHE_CHECK(fs::exists(c.from_scratch ? c.model / "config.json" : c.model), c.model.string(),
               ": no such model folder");
+  // Every input before any work: a missing retain file must not surface after the model loaded.
+  for (const auto& [key, p] : std::vector<NamedPath>{{"data.train", c.data.train}, {"data.train_text", c.data.train_text},
+                                                     {"data.forget", c.data.forget}, {"data.retain", c.data.retain},
+                                                     {"data.idk", c.data.idk}}) {
+    LETHE_CHECK(p.empty() || fs::is_regular_file(p), p.string(), ": no such file (", key, ")");
+  }
+  LETHE_CHECK(c.tokenizer.empty() || fs::exists(c.tokenizer), c.tokenizer.string(), ": no such tokenizer (tokenizer)");
+  check_output_apart(c.output_dir, "output_dir",
+                     {{"model", c.model}, {"tokenizer", c.tokenizer}, {"data.train", c.data.train},
+                      {"data.train_text", c.data.train_text}, {"data.forget", c.data.forget},
+                      {"data.retain", c.data.retain}, {"data.idk", c.data.idk}});
+  // A run folder is new, empty, or one of lethe's own (resumed or rerun); never a user's folder.
+  LETHE_CHECK(is_absent_or_empty(c.output_dir) || owned_by_lethe(c.output_dir) ||
+                  fs::exists(c.output_dir / "run.json") || fs::exists(c.output_dir / "checkpoints"),
+              "output_dir ", c.output_dir.string(),
+              " holds files that no lethe run wrote; give a new or empty folder (a run writes model/, "
+              "checkpoints/, train_log.jsonl and run.json there)");
+  // What will be copied into model/ is checked now, not after training.
+  (void)text::check_tokenizer_files(c.tokenizer.empty() ? c.model : c.tokenizer);
+  FolderLock lock(c.output_dir, c.kind == RunKind::kFinetune ? "finetune run" : "unlearn run");
+  remove_stale_temporaries(c.output_dir);
   at::manual_seed(c.seed);
-  fs::create_directories(c.output_dir);
 
   // Inputs and their fingerprints.
   Json inputs = Json::object();
   auto fingerprint = [&](const fs::path& p) {
-    if (!p.empty() && fs::is_regular_file(p)) inputs[p.string()] = file_fingerprint(p);
+    if (!p.empty() && fs::is_regular_file(p)) inputs[canonical_path(p).string()] = file_fingerprint(p);
   };
   for (const auto& p : {c.data.train, c.data.train_text, c.data.forget, c.data.retain, c.data.idk}) fingerprint(p);
   fingerprint(c.model / "config.json");
@@ -443,26 +345,38 @@ RunSummary run(const RunConfig& c, const RunHooks& hooks) {
               tok->vocab_size(), " tokens but the model only ", m->config().vocab_size);
   m->train();
 
-  // Data.
-  const auto n = static_cast<std::size_t>(c.data.max_length);
+  // Data: sequences within the model's positions (one left for the EOS of a QA item).
+  const std::int64_t fits = m->config().max_position_embeddings - 1;
+  if (c.data.max_length > fits) {
+    log_info("data.max_length ", c.data.max_length, " is beyond this model's ", m->config().max_position_embeddings,
+             " positions: sequences are cut at ", fits, " tokens (what that cuts from answers is reported)");
+  }
+  const auto n = static_cast<std::size_t>(std::max<std::int64_t>(std::min(c.data.max_length, fits), 2));
   std::vector<data::Example> train_set, forget, retain, alternate;
   std::unique_ptr<unlearn::Method> method;
+  text::Truncation truncation;
   if (c.kind == RunKind::kFinetune) {
-    train_set = finetune_examples(c, *tok);
+    train_set = finetune_examples(c, *tok, n, truncation);
   } else {
     method = unlearn::make_method(c.method, c.method_params);
     const auto forget_records = data::read_qa(c.data.forget);
-    forget = data::qa_examples(*tok, c.data.prompt_template, forget_records, n, c.data.span_rule);
+    forget = data::qa_examples(*tok, c.data.prompt_template, forget_records, n, c.data.span_rule, &truncation);
     if (!c.data.retain.empty()) {
-      retain = data::qa_examples(*tok, c.data.prompt_template, data::read_qa(c.data.retain), n, c.data.span_rule);
+      retain = data::qa_examples(*tok, c.data.prompt_template, data::read_qa(c.data.retain), n, c.data.span_rule,
+                                 &truncation);
     }
     LETHE_CHECK(!method->needs_retain() || !retain.empty(), "method ", method->name(),
                 " needs a retain set: set data.retain");
     if (method->needs_alternate()) {
       LETHE_CHECK(!c.data.idk.empty(), "method ", method->name(), " needs refusal answers: set data.idk");
       alternate = data::idk_examples(*tok, c.data.prompt_template, forget_records,
-                                     data::read_texts(c.data.idk, "text"), c.seed, n);
+                                     data::read_texts(c.data.idk, "text"), c.seed, n, &truncation);
     }
+  }
+  if (truncation.truncated_items > 0) {
+    log_warn("data.max_length ", c.data.max_length, " truncated the answers of ", truncation.truncated_items, " of ",
+             truncation.items, " QA items (", truncation.answer_tokens_lost,
+             " answer tokens lost); training sees only the tokens kept");
   }
 
   // Reference copy before any adapter or FILA changes the model.
@@ -518,7 +432,7 @@ RunSummary run(const RunConfig& c, const RunHooks& hooks) {
   tc.run_dir = c.output_dir;
   tc.seed = c.seed;
   {
-    std::string fp = c.resolved_json;
+    std::string fp = fingerprint_config(c).dump();
     for (const auto& [k, v] : inputs.items()) fp += k + v.get<std::string>();
     tc.fingerprint = std::to_string(fnv1a64(fp.data(), fp.size()));
   }
@@ -565,16 +479,19 @@ RunSummary run(const RunConfig& c, const RunHooks& hooks) {
   summary.final_eval = probabilities();
 
   // Outputs.
-  model::SaveOptions so;
-  const bool tok_is_folder = fs::is_directory(tok_path);
-  if (tok_is_folder) so.tokenizer_from = tok_path;
+  // Each output folder is built beside its place and renamed into it when complete; the run
+  // owns them, so a rerun replaces them as a whole.
   auto save_full = [&](const fs::path& dir) {
-    model::save_model(*m, dir, so);
-    if (!tok_is_folder) text::install_tokenizer(tok_path, dir, m->config().vocab_size);
+    StagedFolder out(dir, /*replace=*/true, "output_dir/model");
+    model::write_model(*m, out.path());
+    text::install_tokenizer(tok_path, out.path(), m->config().vocab_size);
+    out.commit();
   };
   if (adapter) {
     summary.adapter_dir = c.output_dir / "adapter";
-    adapter->save(summary.adapter_dir, c.model.string());
+    StagedFolder out(summary.adapter_dir, /*replace=*/true, "output_dir/adapter");
+    adapter->save(out.path(), c.model.string());
+    out.commit();
     if (c.lora_merge || adapter->base_modified()) {
       adapter->merge();
       summary.model_dir = c.output_dir / "model";
@@ -607,6 +524,9 @@ RunSummary run(const RunConfig& c, const RunHooks& hooks) {
                  {"finished", now_utc()},
                  {"config", Json::parse(c.resolved_json)},
                  {"inputs", inputs},
+                 {"truncation",
+                  {{"items", truncation.items}, {"truncated_items", truncation.truncated_items},
+                   {"answer_tokens_lost", truncation.answer_tokens_lost}}},
                  {"outputs",
                   {{"model", summary.model_dir.empty() ? Json(nullptr) : Json(summary.model_dir.string())},
                    {"adapter", summary.adapter_dir.empty() ? Json(nullptr) : Json(summary.adapter_dir.string())},

@@ -10,6 +10,7 @@
 #include "lethe/core/file.h"
 #include "lethe/core/log.h"
 #include "lethe/core/progress.h"
+#include "lethe/core/runtime.h"
 #include "lethe/data/dataset.h"
 #include "lethe/io/checkpoint.h"
 
@@ -40,6 +41,8 @@ Plan make_plan(const TrainerConfig& c, std::size_t n) {
 struct Position {
   std::int64_t step = 0, epoch = 0, micro = 0;
   double initial_retain = NAN;
+  std::int64_t tokens = -1;  // cumulative label tokens; -1: not in an older checkpoint
+  double elapsed = -1;       // cumulative training seconds; -1: likewise
 };
 
 fs::path checkpoint_dir(const fs::path& run, std::int64_t step) {
@@ -58,7 +61,8 @@ void save_checkpoint(const TrainerConfig& c, const std::vector<std::pair<std::st
   io::save_safetensors(tmp / "optimizer.safetensors", opt.state());
   Json state = {{"format_version", kCheckpointFormat}, {"step", pos.step}, {"epoch", pos.epoch},
                 {"micro", pos.micro}, {"fingerprint", c.fingerprint},
-                {"initial_retain", std::isfinite(pos.initial_retain) ? Json(pos.initial_retain) : Json(nullptr)}};
+                {"initial_retain", std::isfinite(pos.initial_retain) ? Json(pos.initial_retain) : Json(nullptr)},
+                {"tokens", pos.tokens}, {"elapsed_s", pos.elapsed}, {"threads", threads()}};
   write_file_atomic(tmp / "state.json", state.dump(2) + "\n");
   fs::remove_all(final_dir);
   fs::rename(tmp, final_dir);
@@ -74,30 +78,59 @@ void save_checkpoint(const TrainerConfig& c, const std::vector<std::pair<std::st
   }
 }
 
-// The newest complete checkpoint, if any.
-std::optional<fs::path> newest_checkpoint(const fs::path& run) {
+// The complete checkpoints, newest first.
+std::vector<fs::path> complete_checkpoints(const fs::path& run) {
   const fs::path dir = run / "checkpoints";
-  if (!fs::exists(dir)) return std::nullopt;
-  std::optional<fs::path> best;
+  std::vector<fs::path> out;
+  if (!fs::exists(dir)) return out;
   for (const auto& e : fs::directory_iterator(dir)) {
     const std::string n = e.path().filename().string();
     if (!e.is_directory() || n.rfind("step-", 0) != 0 || n.find(".tmp") != std::string::npos) continue;
     if (!fs::exists(e.path() / "state.json")) continue;
-    if (!best || e.path() > *best) best = e.path();
+    out.push_back(e.path());
   }
-  return best;
+  std::sort(out.rbegin(), out.rend());
+  return out;
 }
+
+// Leftovers of a checkpoint write that was killed ("step-N.tmp").
+void remove_partial_checkpoints(const fs::path& run) {
+  const fs::path dir = run / "checkpoints";
+  std::error_code ec;
+  if (!fs::exists(dir, ec)) return;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string n = e.path().filename().string();
+    if (n.size() > 4 && n.compare(n.size() - 4, 4, ".tmp") == 0) fs::remove_all(e.path(), ec);
+  }
+}
+
+// A checkpoint that belongs to another configuration or thread count: an error to report, not
+// damage to fall back from.
+struct Mismatch : Error {
+  using Error::Error;
+};
 
 Position load_checkpoint(const fs::path& dir, const TrainerConfig& c,
                          const std::vector<std::pair<std::string, at::Tensor>>& params, AdamW& opt) {
   Json state = parse_json_file(dir / "state.json");
   const std::string where = (dir / "state.json").string();
-  LETHE_CHECK(json_required<int>(state, "format_version", where) == kCheckpointFormat, where,
-              ": checkpoint format ", state["format_version"].dump(), " is not supported (expected ",
-              kCheckpointFormat, ")");
-  LETHE_CHECK(json_required<std::string>(state, "fingerprint", where) == c.fingerprint, where,
-              ": this checkpoint belongs to a run with a different configuration; use a new output "
-              "directory or set train.resume=false to start over");
+  if (json_required<int>(state, "format_version", where) != kCheckpointFormat) {
+    throw Mismatch(detail::concat(where, ": checkpoint format ", state["format_version"].dump(),
+                                  " is not supported (expected ", kCheckpointFormat, ")"));
+  }
+  if (json_required<std::string>(state, "fingerprint", where) != c.fingerprint) {
+    throw Mismatch(detail::concat(where,
+                                  ": this checkpoint belongs to a run with a different configuration or "
+                                  "inputs; use a new output directory or set train.resume=false to start over"));
+  }
+  // Results depend on the thread count (libtorch's reductions are split per thread), so a
+  // resumed run continues with the count it started with.
+  if (state.contains("threads") && state["threads"].is_number_integer() && state["threads"].get<int>() != threads()) {
+    throw Mismatch(detail::concat(where, ": the run started with ", state["threads"].get<int>(),
+                                  " threads and would continue with ", threads(),
+                                  ", which changes its results; resume with --threads ", state["threads"].get<int>(),
+                                  " or set train.resume=false to start over"));
+  }
   io::SafetensorsFile trainable(dir / "trainable.safetensors");
   for (auto& [name, p] : params) {
     at::Tensor dst = p;
@@ -114,7 +147,32 @@ Position load_checkpoint(const fs::path& dir, const TrainerConfig& c,
   if (state.contains("initial_retain") && state["initial_retain"].is_number()) {
     pos.initial_retain = state["initial_retain"].get<double>();
   }
+  if (state.contains("tokens") && state["tokens"].is_number_integer()) pos.tokens = state["tokens"].get<std::int64_t>();
+  if (state.contains("elapsed_s") && state["elapsed_s"].is_number()) pos.elapsed = state["elapsed_s"].get<double>();
   return pos;
+}
+
+// The newest checkpoint that loads; a damaged one is skipped with a warning naming it.
+std::optional<Position> resume_position(const TrainerConfig& c,
+                                        const std::vector<std::pair<std::string, at::Tensor>>& params, AdamW& opt,
+                                        std::int64_t total_steps) {
+  const auto all = complete_checkpoints(c.run_dir);
+  for (const auto& ck : all) {
+    try {
+      Position pos = load_checkpoint(ck, c, params, opt);
+      log_info("resuming from ", ck.string(), " (step ", pos.step, " of ", total_steps, ")");
+      return pos;
+    } catch (const Mismatch&) {
+      throw;
+    } catch (const std::exception& e) {
+      log_warn("checkpoint ", ck.string(), " is damaged and was skipped (", e.what(),
+               "); trying the one before it");
+    }
+  }
+  // The damaged ones may have filled some parameters already: never train on from there.
+  LETHE_CHECK(all.empty(), "none of the ", all.size(), " checkpoints in ", (c.run_dir / "checkpoints").string(),
+              " could be read; set train.resume=false to start the run over");
+  return std::nullopt;
 }
 
 // Keeps train_log.jsonl lines up to `step` (after a resume) and appends new ones atomically.
@@ -127,7 +185,11 @@ class TrainLog {
     while (std::getline(in, line)) {
       if (line.empty()) continue;
       try {
-        if (Json::parse(line).value("step", std::int64_t{0}) <= keep_through) lines_ += line + "\n";
+        Json j = Json::parse(line);
+        if (j.value("step", std::int64_t{0}) <= keep_through) {
+          lines_ += line + "\n";
+          last_ = std::move(j);
+        }
       } catch (const Json::exception&) {
         // A torn last line from an interrupted run is dropped.
       }
@@ -139,10 +201,12 @@ class TrainLog {
     out << j.dump() << "\n";
     LETHE_CHECK(out.good(), "cannot append to ", path_.string());
   }
+  const Json& last() const { return last_; }  // the newest line kept (null when none)
 
  private:
   fs::path path_;
   std::string lines_;
+  Json last_;
 };
 
 std::string fmt(double v) {
@@ -169,22 +233,33 @@ TrainResult train(const std::vector<std::pair<std::string, at::Tensor>>& params,
 
   TrainResult result;
   Position pos;
+  remove_partial_checkpoints(c.run_dir);
   if (c.resume) {
-    if (auto ck = newest_checkpoint(c.run_dir)) {
-      pos = load_checkpoint(*ck, c, params, opt);
+    if (auto p = resume_position(c, params, opt, plan.total_steps)) {
+      pos = *p;
       result.resumed_from = pos.step;
-      log_info("resuming from ", ck->string(), " (step ", pos.step, " of ", plan.total_steps, ")");
     }
   }
   if (!c.resume || result.resumed_from == 0) {
     fs::remove_all(c.run_dir / "checkpoints");
   }
   TrainLog log(c.run_dir / "train_log.jsonl", pos.step);
+  // Counters continue across a resume; checkpoints older than this field take them from the log.
+  if (result.resumed_from > 0 && (pos.tokens < 0 || pos.elapsed < 0)) {
+    const Json& last = log.last();
+    const bool logged = last.is_object() && last.value("step", std::int64_t{-1}) == pos.step;
+    LETHE_CHECK(logged || pos.tokens >= 0, "resuming at step ", pos.step, ": neither the checkpoint nor ",
+                (c.run_dir / "train_log.jsonl").string(), " records the tokens trained so far");
+    if (pos.tokens < 0) pos.tokens = last.value("tokens", std::int64_t{0});
+    if (pos.elapsed < 0) pos.elapsed = logged ? last.value("elapsed_s", 0.0) : 0.0;
+  }
+  if (pos.tokens < 0) pos.tokens = 0;
+  if (pos.elapsed < 0) pos.elapsed = 0;
 
   Progress bar(c.run_dir.filename().string().empty() ? "train" : "train", plan.total_steps, c.progress);
   bar.update(pos.step);
   const auto t0 = std::chrono::steady_clock::now();
-  std::int64_t tokens = 0;
+  const double elapsed_before = pos.elapsed;
   const std::size_t n = obj.size();
 
   std::vector<std::size_t> order;
@@ -215,7 +290,7 @@ TrainResult train(const std::vector<std::pair<std::string, at::Tensor>>& params,
         (lt.total / static_cast<double>(window)).backward();
         total += value / static_cast<double>(window);
         for (const auto& [name, t] : lt.terms) terms[name] += t.item<double>() / static_cast<double>(window);
-        tokens += obj.tokens(idx);
+        pos.tokens += obj.tokens(idx);
       }
       const double grad_norm = clip_grad_norm(params, c.max_grad_norm);
       const double lr = sched.at(pos.step);
@@ -228,9 +303,9 @@ TrainResult train(const std::vector<std::pair<std::string, at::Tensor>>& params,
         pos.micro = 0;
       }
 
-      const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      pos.elapsed = elapsed_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       Json entry = {{"step", pos.step}, {"epoch", pos.epoch}, {"lr", lr}, {"loss", total},
-                    {"grad_norm", grad_norm}, {"tokens", tokens}, {"elapsed_s", elapsed}};
+                    {"grad_norm", grad_norm}, {"tokens", pos.tokens}, {"elapsed_s", pos.elapsed}};
       for (const auto& [k, v] : terms) entry["terms"][k] = v;
 
       // Collapse guard.

@@ -1,5 +1,6 @@
 // The unlearning methods and their registry. Formulas live in losses.cpp; each method here only
 // wires model outputs to them. Defaults are OpenUnlearning's (its trainer configs).
+#include <algorithm>
 #include <cmath>
 #include <regex>
 
@@ -37,6 +38,10 @@ class Args {
       }
       LETHE_CHECK(v.index() == it->second.index(), "method ", info.name, ": parameter '", k,
                   "' must be a ", kind(it->second));
+      if (const auto* d = std::get_if<double>(&v)) {
+        const ParamInfo& pi = *std::find_if(info.params.begin(), info.params.end(), [&](const ParamInfo& p) { return p.name == k; });
+        check_range("method " + info.name + ": parameter '" + k + "'", *d, pi.range);
+      }
       it->second = v;
     }
   }
@@ -84,8 +89,8 @@ struct Retain {
 };
 
 std::vector<ParamInfo> retain_params(double gamma, double alpha) {
-  return {{"gamma", gamma, "weight of the forget term"},
-          {"alpha", alpha, "weight of the retain term (0 disables it)"},
+  return {{"gamma", gamma, "weight of the forget term", Range::non_negative()},
+          {"alpha", alpha, "weight of the retain term (0 disables it)", Range::non_negative()},
           {"retain_loss_type", std::string("NLL"), "NLL or KL (KL(ref‖θ) over the retain answer tokens)"}};
 }
 
@@ -341,40 +346,42 @@ const std::vector<Entry>& registry() {
       {{"GradAscent", "gradient ascent on the forget answers: -NLL", {}}, &make_as<GradAscent>},
       {{"GradDiff", "gamma·(-NLL forget) + alpha·retain", retain_params(1.0, 1.0)}, &make_as<GradDiff>},
       {{"NPO", "gamma·NPO(forget; β) + alpha·retain; needs the reference",
-        with({{"beta", 0.1, "inverse temperature"}}, retain_params(1.0, 1.0))},
+        with({{"beta", 0.1, "inverse temperature", Range::positive()}}, retain_params(1.0, 1.0))},
        &make_as<NPO>},
       {{"SimNPO", "gamma·SimNPO(forget; β, δ) (length-normalised, no reference) + alpha·retain",
-        with({{"beta", 4.5, "inverse temperature"}, {"delta", 0.0, "margin on the mean NLL"}},
+        with({{"beta", 4.5, "inverse temperature", Range::positive()},
+              {"delta", 0.0, "margin on the mean NLL", Range::non_negative()}},
              retain_params(0.125, 1.0))},
        &make_as<SimNPO>},
       {{"DPO", "gamma·DPO(win = refusal, lose = forget answer; β) + alpha·retain; IdkDPO",
-        with({{"beta", 0.1, "inverse temperature"}}, retain_params(1.0, 1.0))},
+        with({{"beta", 0.1, "inverse temperature", Range::positive()}}, retain_params(1.0, 1.0))},
        &make_as<DPO>},
       {{"IdkNLL", "gamma·NLL(refusal answers) + alpha·retain", retain_params(1.0, 1.0)}, &make_as<IdkNLL>},
       {{"RMU", "representation misdirection at one hook point",
-        {{"gamma", 1.0, "weight of the forget term"},
-         {"alpha", 1000.0, "weight of the retain term (activation match to the reference)"},
-         {"steering_coeff", 300.0, "c: the norm of the control vector"},
+        {{"gamma", 1.0, "weight of the forget term", Range::non_negative()},
+         {"alpha", 1000.0, "weight of the retain term (activation match to the reference)", Range::non_negative()},
+         {"steering_coeff", 300.0, "c: the norm of the control vector", Range::positive()},
          {"layer", std::string("resid_post.7"), "hook point whose activation is steered"},
          {"trainable_params", Strings{R"(model\.layers\.(5|6|7)\.mlp\.down_proj\.weight)"},
           "regexes (full match) of the parameters RMU trains"},
-         {"seed", 0.0, "seed of the control vector"}}},
+         {"seed", 0.0, "seed of the control vector", Range::count()}}},
        &make_as<RMU>},
       {{"UNDIAL", "gamma·CE(θ, softmax(ref logits - β at the label)) + alpha·retain",
-        with({{"beta", 10.0, "logit penalty on the label token"}}, retain_params(1.0, 0.0))},
+        with({{"beta", 10.0, "logit penalty on the label token", Range::non_negative()}}, retain_params(1.0, 0.0))},
        &make_as<UNDIAL>},
       {{"WGA", "gamma·weighted gradient ascent (w = p^β) + alpha·retain",
-        with({{"beta", 1.0, "weight exponent"}}, retain_params(1.0, 1.0))},
+        with({{"beta", 1.0, "weight exponent", Range::non_negative()}}, retain_params(1.0, 1.0))},
        &make_as<WGA>},
       {{"SatImp", "gamma·weighted ascent (w = p^β1 (1-p)^β2) + alpha·retain",
-        with({{"beta1", 5.0, "saturation exponent"}, {"beta2", 1.0, "importance exponent"}},
+        with({{"beta1", 5.0, "saturation exponent", Range::non_negative()},
+              {"beta2", 1.0, "importance exponent", Range::non_negative()}},
              retain_params(1.0, 0.1))},
        &make_as<SatImp>},
       {{"CE-U", "cross-entropy against the model's own distribution without the label",
-        {{"ignore_first_n_answer_tokens", 1.0, "answer tokens left out at the start of each answer"}}},
+        {{"ignore_first_n_answer_tokens", 1.0, "answer tokens left out at the start of each answer", Range::count()}}},
        &make_as<CEU>},
       {{"IHL", "gamma·inverted hinge (margin + p(y) - max_{v≠y} p(v)) + alpha·retain (LoKU; pair with lora.init: fila)",
-        with({{"margin", 1.0, "hinge margin"}}, retain_params(1.0, 1.0))},
+        with({{"margin", 1.0, "hinge margin", Range::non_negative()}}, retain_params(1.0, 1.0))},
        &make_as<IHL>},
   };
   return entries;

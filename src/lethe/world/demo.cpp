@@ -9,6 +9,7 @@
 #include "lethe/core/error.h"
 #include "lethe/core/file.h"
 #include "lethe/core/log.h"
+#include "lethe/core/output.h"
 #include "lethe/core/random.h"
 #include "lethe/core/runtime.h"
 #include "lethe/data/records.h"
@@ -208,6 +209,10 @@ DemoResult run_demo(const DemoOptions& options) {
   const auto t0 = std::chrono::steady_clock::now();
   DemoOptions o = options;
   o.out = fs::absolute(o.out);  // the generated configs hold absolute paths
+  LETHE_CHECK(is_absent_or_empty(o.out) || owned_by_lethe(o.out) || fs::exists(o.out / "cache"), "demo: --out ",
+              o.out.string(), " holds files that no demo wrote; give a new or empty folder (or an earlier demo's)");
+  FolderLock lock(o.out, "demo");
+  remove_stale_temporaries(o.out);
   DemoResult res;
   const Recipe r = make_recipe(o);
   unlearn::make_method(r.method, {});  // an unknown method fails now, naming the known ones
@@ -224,19 +229,24 @@ DemoResult run_demo(const DemoOptions& options) {
   const fs::path cache = o.out / "cache";
   const fs::path wdir = cache / ("world-" + hash_of(world_key));
   const World w = generate_world(r.world);
-  if (!fs::exists(wdir / "world.json")) write_world(w, wdir);
+  if (!fs::exists(wdir / "world.json")) {
+    StagedFolder staged(wdir, /*replace=*/true, "demo world");
+    write_world(w, staged.path());
+    staged.commit();
+  }
   const fs::path base = cache / ("base-" + hash_of({world_key, r.model}));
   if (!fs::exists(base / "tokenizer.model") || !fs::exists(base / "config.json")) {
     const auto tt = std::chrono::steady_clock::now();
     log_info("demo: training a ", r.vocab, "-token SentencePiece BPE tokenizer on the world's text");
-    fs::create_directories(base);
+    StagedFolder staged(base, /*replace=*/true, "demo base model");
     text::SentencePieceTrainOptions so;
     so.vocab_size = r.vocab;
-    text::train_sentencepiece_bpe(tokenizer_corpus(w), base / "tokenizer.model", so);
-    write_file_atomic(base / "tokenizer_config.json",
+    text::train_sentencepiece_bpe(tokenizer_corpus(w), staged.path() / "tokenizer.model", so);
+    write_file_atomic(staged.path() / "tokenizer_config.json",
                       Json{{"tokenizer_class", "LlamaTokenizer"}, {"add_bos_token", true}, {"add_eos_token", false},
                            {"bos_token", "<s>"}, {"eos_token", "</s>"}, {"unk_token", "<unk>"}}.dump(2));
-    write_file_atomic(base / "config.json", r.model.dump(2));
+    write_file_atomic(staged.path() / "config.json", r.model.dump(2));
+    staged.commit();
     timing["tokenizer_s"] = seconds_since(tt);
     res.trained = true;
   }
@@ -311,7 +321,7 @@ DemoResult run_demo(const DemoOptions& options) {
     }
     const std::string sub = e == &models[2] ? "unlearned" : e->name;
     eval::write_eval_outputs(o.out / "eval" / sub, e->eval, e->summary, ref ? &*ref : nullptr,
-                             "lethe demo: " + e->name, false);
+                             "lethe demo: " + e->name, /*report=*/false, /*replace=*/true);
   }
   timing["evaluation_s"] = seconds_since(tt);
 

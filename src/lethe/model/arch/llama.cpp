@@ -149,6 +149,10 @@ ModelConfig parse(const Json& j, const std::string& where) {
   c.intermediate_size = json_required<std::int64_t>(j, "intermediate_size", where);
   c.num_kv_heads = json_optional<std::int64_t>(j, "num_key_value_heads", c.num_heads, where);
   LETHE_CHECK(c.num_heads > 0, where, ": num_attention_heads must be positive");
+  if (!j.contains("head_dim") || j["head_dim"].is_null()) {
+    LETHE_CHECK(c.hidden_size % c.num_heads == 0, where, ": num_attention_heads (", c.num_heads,
+                ") does not divide hidden_size (", c.hidden_size, ") and no head_dim is given");
+  }
   c.head_dim = json_optional<std::int64_t>(j, "head_dim", c.hidden_size / c.num_heads, where);
   const bool qwen2 = c.model_type == "qwen2";
   const bool mistral = c.model_type == "mistral";
