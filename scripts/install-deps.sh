@@ -17,6 +17,7 @@
 #   zlib1g-dev                the ZLib membership-inference attack (compressed size, as Python's zlib)
 #   libgtest-dev libgmock-dev unit / golden / integration tests
 #   libbenchmark-dev          bench/ micro-benchmarks
+#   clang libclang-rt-14-dev  libFuzzer targets (tests/fuzz) with ASan/UBSan, and their CI smoke runs
 set -euo pipefail
 
 packages=(
@@ -25,6 +26,7 @@ packages=(
   nlohmann-json3-dev libcli11-dev libyaml-cpp-dev
   libpcre2-dev libutf8proc-dev libsentencepiece-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  clang libclang-rt-14-dev
 )
 
 missing=()
