@@ -11,7 +11,7 @@
 #include <iostream>
 
 #include "bench_models.h"
-#include "eval/engine.h"
+#include "lethe/eval/engine.h"
 #include "lethe/core/runtime.h"
 #include "lethe/data/records.h"
 #include "lethe/eval/evaluate.h"

@@ -1,5 +1,5 @@
 // The model every benchmark measures: a random-initialised ~110M-parameter Llama (hidden 768,
-// 12 layers, MLP 2048, vocab 32000), the one ../shared/PERFORMANCE.md measured the peers on.
+// 12 layers, MLP 2048, vocab 32000), the one docs/performance.md measured the peers on.
 #pragma once
 
 #include "lethe/model/load.h"

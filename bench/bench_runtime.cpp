@@ -1,5 +1,5 @@
 // Runtime benchmarks on a random-initialised ~110M-parameter Llama (hidden 768, 12 layers,
-// 12 heads, MLP 2048, vocab 32000), fp32 — the model ../shared/PERFORMANCE.md measured the
+// 12 heads, MLP 2048, vocab 32000), fp32 — the model docs/performance.md measured the
 // Hugging Face and llama.cpp figures on. Run through bench/run.sh, which runs every benchmark
 // in its own process (so peak RSS is per workload) under both OpenBLAS settings.
 #include <benchmark/benchmark.h>

@@ -8,7 +8,7 @@
 #include "lethe/core/output.h"
 #include "lethe/eval/evaluate.h"
 #include "lethe/text/tokenizer.h"
-#include "lethe/train/run.h"
+#include "lethe/run/run.h"
 #include "lethe/unlearn/method.h"
 
 namespace lethe::cli {
@@ -38,8 +38,8 @@ void describe_methods() {
 
 // The config's `eval:` section as run hooks: the suite every N steps (summary numbers into
 // train_log.jsonl) and on the final model (EVAL.json, SUMMARY.json, report.html in eval/).
-train::RunHooks eval_hooks(const train::RunConfig& cfg) {
-  train::RunHooks hooks;
+run::RunHooks eval_hooks(const run::RunConfig& cfg) {
+  run::RunHooks hooks;
   if (cfg.eval_section.empty()) return hooks;
   std::int64_t every = 0;
   auto opt = std::make_shared<eval::EvalOptions>(
@@ -75,7 +75,7 @@ train::RunHooks eval_hooks(const train::RunConfig& cfg) {
   return hooks;
 }
 
-void add_run(CLI::App& app, const char* name, const char* help, train::RunKind kind) {
+void add_run(CLI::App& app, const GlobalOptions& global, const char* name, const char* help, run::RunKind kind) {
   auto* cmd = app.add_subcommand(name, help);
   struct Opts {
     std::string config;
@@ -85,17 +85,20 @@ void add_run(CLI::App& app, const char* name, const char* help, train::RunKind k
   auto o = std::make_shared<Opts>();
   cmd->add_option("CONFIG", o->config, "YAML run config (see examples/configs/)");
   cmd->add_option("OVERRIDES", o->overrides, "key.sub=value settings that replace the config's");
-  if (kind == train::RunKind::kUnlearn) {
+  if (kind == run::RunKind::kUnlearn) {
     cmd->add_flag("--methods", o->methods, "List the unlearning methods and their parameters");
   }
-  cmd->callback([o, kind] {
+  cmd->callback([o, kind, &global] {
     if (o->methods) {
       describe_methods();
       return;
     }
     LETHE_CHECK(!o->config.empty(), "give a CONFIG.yaml (see examples/configs/)");
-    const train::RunConfig cfg = train::load_run_config(o->config, o->overrides, kind);
-    const train::RunSummary s = train::run(cfg, eval_hooks(cfg));
+    // The global --device is the config's `device` key, given last (it wins over the file's).
+    std::vector<std::string> overrides = o->overrides;
+    if (global.device_given) overrides.push_back("device=" + global.device);
+    const run::RunConfig cfg = run::load_run_config(o->config, overrides, kind);
+    const run::RunSummary s = run::run(cfg, eval_hooks(cfg));
     std::cout << "steps " << s.result.steps;
     if (s.result.resumed_from > 0) std::cout << " (resumed from " << s.result.resumed_from << ")";
     std::cout << "\n";
@@ -111,9 +114,9 @@ void add_run(CLI::App& app, const char* name, const char* help, train::RunKind k
 
 }  // namespace
 
-void add_train(CLI::App& app, const GlobalOptions&) {
-  add_run(app, "finetune", "Fine-tune a model from a YAML config", train::RunKind::kFinetune);
-  add_run(app, "unlearn", "Unlearn a forget set from a YAML config", train::RunKind::kUnlearn);
+void add_train(CLI::App& app, const GlobalOptions& global) {
+  add_run(app, global, "finetune", "Fine-tune a model from a YAML config", run::RunKind::kFinetune);
+  add_run(app, global, "unlearn", "Unlearn a forget set from a YAML config", run::RunKind::kUnlearn);
 }
 
 }  // namespace lethe::cli

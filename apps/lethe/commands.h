@@ -10,6 +10,7 @@ namespace lethe::cli {
 struct GlobalOptions {
   int threads = 0;             // 0: all available cores
   std::string device = "cpu";  // cpu | cuda | cuda:N
+  bool device_given = false;   // --device was on the command line
 };
 
 void add_doctor(CLI::App& app, const GlobalOptions& global);

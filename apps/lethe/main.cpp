@@ -31,7 +31,7 @@ int main(int argc, char** argv) {
   lethe::cli::GlobalOptions global;
   app.add_option("--threads", global.threads, "Intra-op threads (default: all available cores)")
       ->check(CLI::NonNegativeNumber);
-  app.add_option("--device", global.device, "cpu, cuda or cuda:N (default: cpu)");
+  auto* device_opt = app.add_option("--device", global.device, "cpu, cuda or cuda:N (default: cpu)");
   bool quiet = false, verbose = false, allow_nonfinite = false;
   app.add_flag("--allow-nonfinite", allow_nonfinite, "Load weights that hold NaN or Inf (refused by default)");
   app.add_flag("-q,--quiet", quiet, "Only print errors and results");
@@ -42,6 +42,7 @@ int main(int argc, char** argv) {
     lethe::configure_runtime(global.threads);
     lethe::model::set_allow_nonfinite(allow_nonfinite);
     (void)lethe::parse_device(global.device);  // reject a bad --device before any work
+    global.device_given = device_opt->count() > 0;
   });
 
   lethe::cli::add_doctor(app, global);

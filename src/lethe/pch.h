@@ -1,4 +1,4 @@
-// Precompiled header for the library, the CLI and the tests (DESIGN.md §6). Parsing torch's
+// Precompiled header for the library, the CLI and the tests (architecture.md §6). Parsing torch's
 // headers takes 12-25 s per translation unit on these machines; precompiled, ~4 s. It holds
 // only what lethe uses (ATen ops, nn::Module, autograd guards) — <torch/torch.h> would add
 // optimizers, data loaders and serialization and make every load of the PCH twice as slow.

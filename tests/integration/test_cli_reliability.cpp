@@ -422,6 +422,45 @@ TEST_F(ReliabilityModel, ExitCodesAndNamedErrors) {
                                                "}\nmethod: {name: GradDiff}\ntrain: {max_steps: 1}\n");
   expect_one_line_error(lethe({"unlearn", (w().dir / "un17.yaml").string()}), "missing.jsonl: no such file (data.retain)");
   EXPECT_FALSE(fs::exists(w().dir / "un17"));
+  // The global --device reaches runs (it used to be dropped): it wins over the config's key.
+  const std::string cfg = (w().dir / "ft.yaml").string();
+  if (!json::parse(lethe({"doctor", "--json"}).out)["cuda_available"].get<bool>()) {
+    expect_one_line_error(lethe({"finetune", cfg, "device=cuda", "output_dir=" + (w().dir / "dev").string()}),
+                          "device 'cuda'");
+  }
+  auto r = lethe({"-q", "--device", "cpu", "finetune", cfg, "device=cuda", "output_dir=" + (w().dir / "dev").string()});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(json::parse(read_file(w().dir / "dev" / "run.json"))["config"]["device"], "cpu");
+}
+
+// A run killed with SIGKILL after its first checkpoint and rerun ends bit-identical to an
+// uninterrupted one, LoRA dropout included: checkpoints carry every generator's state.
+TEST(Reliability, KilledLoraDropoutRunResumesBitIdentical) {
+  MicroWorld w = make_micro_world("rel-rng");
+  const std::string lora = "lora={rank: 4, alpha: 8, dropout: 0.3}";
+  auto config = [&](const std::string& out) {
+    write_file_atomic(w.dir / (out + ".yaml"),
+                      "model: " + w.model_dir.string() + "\nfrom_scratch: true\noutput_dir: " + (w.dir / out).string() +
+                          "\nseed: 5\ndata: {train: " + w.all.string() +
+                          ", max_length: 64}\ntrain: {epochs: 40, batch_size: 4, lr: 3.0e-3, schedule: constant, "
+                          "checkpoint_every: 5, keep_checkpoints: 2, progress: false}\n");
+    return (w.dir / (out + ".yaml")).string();
+  };
+  auto r = lethe({"-q", "--threads", "1", "finetune", config("whole"), lora});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string want = read_file(w.dir / "whole" / "model" / "model.safetensors");
+
+  const pid_t pid = spawn_lethe({"-q", "--threads", "1", "finetune", config("killed"), lora}, w.dir / "log");
+  const fs::path first = w.dir / "killed" / "checkpoints" / "step-00000005" / "state.json";
+  for (int i = 0; i < 4000 && !fs::exists(first); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  ::kill(pid, SIGKILL);
+  EXPECT_EQ(wait_lethe(pid), -SIGKILL) << "the run finished before it could be killed";
+  ASSERT_FALSE(fs::exists(w.dir / "killed" / "model")) << "killed too late to test a resume";
+  r = lethe({"-q", "--threads", "1", "finetune", config("killed"), lora});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("(resumed from "), std::string::npos) << r.out;
+  EXPECT_TRUE(read_file(w.dir / "killed" / "model" / "model.safetensors") == want)
+      << "the resumed run's weights differ from the uninterrupted run's";
 }
 
 // 18. Every config in examples/ runs as shipped, on a tiny model and a few steps of the TOFU

@@ -14,7 +14,7 @@ struct Tolerance {
   double rtol;
 };
 
-// The one tolerance table (DESIGN.md §5; ../shared/golden/hf/README.md). fp32 noise between
+// The one tolerance table (architecture.md §5; ../shared/golden/hf/README.md). fp32 noise between
 // two correct implementations is <= 7e-6 on logits; a wrong GELU variant is ~1e-3.
 namespace tol {
 inline constexpr Tolerance kLogits{5e-5, 0.0};

@@ -4,7 +4,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "eval/engine.h"
+#include "lethe/eval/engine.h"
 #include "lethe/model/load.h"
 #include "lethe/model/score.h"
 #include "support/fixtures.h"
@@ -25,7 +25,7 @@ std::vector<data::Example> examples(std::int64_t vocab) {
     data::Example e;
     e.input_ids.assign(ids.data_ptr<std::int64_t>(), ids.data_ptr<std::int64_t>() + len);
     e.labels = e.input_ids;
-    for (int i = 0; i < 3; ++i) e.labels[static_cast<std::size_t>(i)] = data::kIgnore;  // a "prompt"
+    for (int i = 0; i < 3; ++i) e.labels[static_cast<std::size_t>(i)] = lethe::kIgnoreIndex;  // a "prompt"
     ex.push_back(e);
   }
   return ex;

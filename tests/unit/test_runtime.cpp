@@ -102,7 +102,7 @@ TEST_P(EveryFamily, ScorerMatchesNaiveLogSoftmax) {
   at::Tensor mask = at::ones({3, 150}, at::kLong);
   mask[1].narrow(0, 100, 50).zero_();  // right padding
   at::Tensor labels = ids.clone();
-  labels[2].narrow(0, 0, 60).fill_(model::kIgnoreIndex);  // score only a suffix
+  labels[2].narrow(0, 0, 60).fill_(lethe::kIgnoreIndex);  // score only a suffix
   auto got = model::score_tokens(*m, ids, mask, labels);
 
   torch::NoGradGuard ng;
@@ -111,7 +111,7 @@ TEST_P(EveryFamily, ScorerMatchesNaiveLogSoftmax) {
   fo.position_ids = model::positions_from_mask(mask);
   at::Tensor logp = at::log_softmax(m->forward(ids, fo).logits, -1);
   at::Tensor want = logp.narrow(1, 0, 149).gather(-1, ids.narrow(1, 1, 149).unsqueeze(-1)).squeeze(-1);
-  at::Tensor keep = labels.narrow(1, 1, 149).ne(model::kIgnoreIndex)
+  at::Tensor keep = labels.narrow(1, 1, 149).ne(lethe::kIgnoreIndex)
                         .logical_and(mask.narrow(1, 1, 149).ne(0));
   want = want.masked_fill(keep.logical_not(), 0.0);
   EXPECT_TRUE(got.mask.equal(keep));

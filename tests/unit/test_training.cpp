@@ -8,6 +8,7 @@
 #include <numeric>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <set>
 
 #include "lethe/core/error.h"
 #include "lethe/core/file.h"
@@ -19,7 +20,7 @@
 #include "lethe/train/lora.h"
 #include "lethe/train/objectives.h"
 #include "lethe/train/optimizer.h"
-#include "lethe/train/run.h"
+#include "lethe/run/run.h"
 #include "lethe/train/trainer.h"
 #include "lethe/unlearn/losses.h"
 #include "lethe/unlearn/method.h"
@@ -94,7 +95,7 @@ TEST(Losses, NllAndPreferenceLossesByHand) {
   at::Tensor seq = sequence_nll(logits, labels);
   EXPECT_NEAR(seq[0].item<double>(), n0, 1e-12);
   EXPECT_NEAR(seq[1].item<double>(), n1, 1e-12);
-  EXPECT_NEAR(mean_nll(logits, labels).item<double>(), (n0 + n1) / 4.0, 1e-12);  // 3 + 1 label tokens
+  EXPECT_NEAR(model::causal_lm_loss(logits, labels).item<double>(), (n0 + n1) / 4.0, 1e-12);  // 3 + 1 label tokens
   const double beta = 0.5;
   // NPO: -(2/β) mean log σ(β (nll - nll_ref)).
   const double npo = -(2 / beta) * 0.5 * (std::log(sigmoid(beta * (n0 - r0))) + std::log(sigmoid(beta * (n1 - r1))));
@@ -216,7 +217,7 @@ TEST(Losses, PromptAndPaddingPositionsDoNotCount) {
   auto same = [&](const std::string& what, const at::Tensor& a, const at::Tensor& b) {
     EXPECT_NEAR(a.item<double>(), b.item<double>(), 1e-12) << what;
   };
-  same("nll", mean_nll(logits, labels), mean_nll(noisy, labels));
+  same("nll", model::causal_lm_loss(logits, labels), model::causal_lm_loss(noisy, labels));
   same("kl", kl_to_reference(logits, ref, labels), kl_to_reference(noisy, noisy_ref, labels));
   same("undial", undial_loss(logits, ref, labels, 2.0), undial_loss(noisy, noisy_ref, labels, 2.0));
   same("wga", wga_loss(logits, labels, 1.0), wga_loss(noisy, labels, 1.0));
@@ -244,7 +245,7 @@ std::shared_ptr<model::CausalLM> tiny_llama(std::int64_t vocab = 50) {
 
 data::Example example(std::vector<std::int64_t> ids, std::size_t prompt) {
   data::Example e{ids, ids};
-  for (std::size_t i = 0; i < prompt; ++i) e.labels[i] = data::kIgnore;
+  for (std::size_t i = 0; i < prompt; ++i) e.labels[i] = lethe::kIgnoreIndex;
   return e;
 }
 
@@ -455,7 +456,7 @@ TEST(Trainer, SplitBatchLossAndGradientsEqualThePaddedBatch) {
   std::vector<const data::Example*> all;
   for (const auto& e : ex) all.push_back(&e);
   const data::Batch b = data::collate(all, 2);
-  const at::Tensor padded = unlearn::mean_nll(unlearn::logits_of(*m, b), b.labels);
+  const at::Tensor padded = model::causal_lm_loss(train::logits_of(*m, b), b.labels);
   const auto gp = grads(padded);
   EXPECT_NEAR(split.item<double>(), padded.item<double>(), 1e-5);
   for (const auto& [name, g] : gp) EXPECT_CLOSE("grad " + name, gs.at(name), g, Tolerance{1e-5, 1e-4});
@@ -591,6 +592,15 @@ TEST(Lora, ZeroBLeavesOutputsAndMergeEqualsUnmerged) {
     const std::string first = st.header().tensors.front().name;
     EXPECT_EQ(first.rfind("base_model.model.", 0), 0u) << first;
     auto cfg = nlohmann::json::parse(read_file(dir / "adapter_config.json"));
+    // Only PEFT's own LoraConfig keys: peft refuses a config with any other.
+    std::set<std::string> keys;
+    for (const auto& [k, _] : cfg.items()) keys.insert(k);
+    EXPECT_EQ(keys, (std::set<std::string>{"base_model_name_or_path", "bias", "fan_in_fan_out", "inference_mode",
+                                           "init_lora_weights", "lora_alpha", "lora_dropout", "modules_to_save",
+                                           "peft_type", "r", "target_modules", "task_type"}));
+    auto notes = nlohmann::json::parse(read_file(dir / "lethe_adapter.json"));
+    EXPECT_EQ(notes["init"], "default");
+    EXPECT_EQ(notes["base_modified"], false);
     EXPECT_EQ(cfg["peft_type"], "LORA");
     EXPECT_EQ(cfg["r"], 4);
     EXPECT_EQ(cfg["fan_in_fan_out"], family == "gpt2");
@@ -666,7 +676,7 @@ TEST(Data, ExamplesAndCollation) {
   ASSERT_EQ(comp.size(), 1u);
   const auto prefix = tok->encode("The story", true);
   for (std::size_t i = 0; i < comp[0].labels.size(); ++i) {
-    EXPECT_EQ(comp[0].labels[i] == data::kIgnore, i < prefix.size()) << i;
+    EXPECT_EQ(comp[0].labels[i] == lethe::kIgnoreIndex, i < prefix.size()) << i;
   }
   auto chunks = data::pretraining_chunks(*tok, {"Lily went home.", "Tom stayed."}, 4);
   std::size_t total = 0;
@@ -677,7 +687,7 @@ TEST(Data, ExamplesAndCollation) {
   auto right = data::collate(ptrs, 0), left = data::collate(ptrs, 0, data::PaddingSide::kLeft);
   EXPECT_EQ(right.attention_mask.sum().item<std::int64_t>(),
             static_cast<std::int64_t>(qa[0].input_ids.size() + qa[1].input_ids.size()));
-  EXPECT_TRUE(right.labels.masked_select(right.attention_mask.eq(0)).eq(data::kIgnore).all().item<bool>());
+  EXPECT_TRUE(right.labels.masked_select(right.attention_mask.eq(0)).eq(lethe::kIgnoreIndex).all().item<bool>());
   EXPECT_TRUE(left.position_ids.masked_select(left.attention_mask.ne(0)).min().item<std::int64_t>() == 0);
 }
 
@@ -686,10 +696,10 @@ TEST(Data, ExamplesAndCollation) {
 TEST(RunConfig, ErrorsNameTheKeyAndListWhatIsAccepted) {
   const fs::path dir = temp_dir("cfg");
   auto error_of = [&](const std::string& yaml, std::vector<std::string> overrides = {},
-                      train::RunKind kind = train::RunKind::kUnlearn) -> std::string {
+                      run::RunKind kind = run::RunKind::kUnlearn) -> std::string {
     write_file_atomic(dir / "c.yaml", yaml);
     try {
-      train::load_run_config(dir / "c.yaml", overrides, kind);
+      run::load_run_config(dir / "c.yaml", overrides, kind);
     } catch (const Error& e) {
       return e.what();
     }
@@ -706,14 +716,14 @@ TEST(RunConfig, ErrorsNameTheKeyAndListWhatIsAccepted) {
   EXPECT_NE(error_of("output_dir: o\n").find("missing required key 'model'"), std::string::npos);
   EXPECT_NE(error_of(ok, {"lora.init=svd"}).find("'lora.init' must be default or fila"), std::string::npos);
   EXPECT_NE(error_of("model: m\noutput_dir: o\ndata: {train: t.jsonl}\nmethod: {name: NPO}\n", {},
-                     train::RunKind::kFinetune)
+                     run::RunKind::kFinetune)
                 .find("'method' belongs to unlearn configs"),
             std::string::npos);
   EXPECT_NE(error_of("model: [unclosed\n").find("not valid YAML"), std::string::npos);
   auto c = [&] {
     write_file_atomic(dir / "c.yaml", ok);
-    return train::load_run_config(dir / "c.yaml", {"train.lr=2.5e-4", "method.beta=0.3", "lora.rank=8"},
-                                  train::RunKind::kUnlearn);
+    return run::load_run_config(dir / "c.yaml", {"train.lr=2.5e-4", "method.beta=0.3", "lora.rank=8"},
+                                  run::RunKind::kUnlearn);
   }();
   EXPECT_DOUBLE_EQ(c.train.optimizer.lr, 2.5e-4);
   EXPECT_DOUBLE_EQ(std::get<double>(c.method_params.at("beta")), 0.3);

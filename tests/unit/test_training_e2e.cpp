@@ -8,7 +8,7 @@
 #include "lethe/model/load.h"
 #include "lethe/model/score.h"
 #include "lethe/text/tokenizer.h"
-#include "lethe/train/run.h"
+#include "lethe/run/run.h"
 #include "support/fixtures.h"
 #include "support/micro_world.h"
 
@@ -33,7 +33,7 @@ TEST(TrainingEndToEnd, MemorizeThenUnlearnWithNpo) {
   write_file_atomic(ft, "model: model\nfrom_scratch: true\noutput_dir: target\nseed: 1\n"
                         "data: {train: all.jsonl, max_length: 128}\n"
                         "train: {epochs: 40, batch_size: 4, lr: 3.0e-3, schedule: constant, progress: false}\n");
-  auto s = train::run(train::load_run_config(ft, {}, train::RunKind::kFinetune));
+  auto s = run::run(run::load_run_config(ft, {}, run::RunKind::kFinetune));
   const double p_all = mean_prob(w.dir / "target" / "model", w.all);
   std::cout << "memorized: " << p_all << " after " << s.result.steps << " steps\n";
   EXPECT_GT(p_all, 0.9);
@@ -43,7 +43,7 @@ TEST(TrainingEndToEnd, MemorizeThenUnlearnWithNpo) {
                         "data: {forget: forget.jsonl, retain: retain.jsonl, max_length: 128}\n"
                         "method: {name: NPO, beta: 0.1, alpha: 10.0}\n"
                         "train: {epochs: 20, batch_size: 5, lr: 1.0e-3, schedule: constant, progress: false}\n");
-  train::run(train::load_run_config(un, {}, train::RunKind::kUnlearn));
+  run::run(run::load_run_config(un, {}, run::RunKind::kUnlearn));
   const double f0 = mean_prob(w.dir / "target" / "model", w.forget);
   const double r0 = mean_prob(w.dir / "target" / "model", w.retain);
   const double f1 = mean_prob(w.dir / "unlearned" / "model", w.forget);

@@ -1,6 +1,6 @@
 // Process-wide runtime settings and the facts `lethe doctor` reports.
 //
-// Two settings change speed by 2-16x on the machines lethe targets (../shared/PERFORMANCE.md):
+// Two settings change speed by 2-16x on the machines lethe targets (docs/performance.md):
 // libtorch's intra-op thread count (1 by default when OMP_NUM_THREADS is unset) and glibc's
 // habit of returning large freed blocks to the kernel, after which every large temporary pays
 // for first-touch page faults again. Programs call configure_runtime() once at start-up.
@@ -19,7 +19,7 @@ int available_cores();
 void set_threads(int n);
 int threads();
 // Raises glibc's mmap and trim thresholds to 1 GiB so large tensors are reused from warm
-// memory instead of being unmapped and faulted in again (PERFORMANCE.md fact 4).
+// memory instead of being unmapped and faulted in again (performance.md fact 4).
 void tune_allocator();
 // Makes libtorch's CPU allocator keep blocks of 1 MiB and more for reuse instead of returning
 // them to glibc, whose heap then grows and faults fresh pages in on every step (see

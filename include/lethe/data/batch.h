@@ -15,7 +15,7 @@ enum class PaddingSide { kRight, kLeft };
 struct Batch {
   at::Tensor input_ids;       // (B, T) int64, pads = pad_id
   at::Tensor attention_mask;  // (B, T) int64, 1 real / 0 pad
-  at::Tensor labels;          // (B, T) int64, kIgnore outside the loss span and at pads
+  at::Tensor labels;          // (B, T) int64, kIgnoreIndex outside the loss span and at pads
   at::Tensor position_ids;    // (B, T) positions_from_mask(attention_mask)
   std::int64_t size() const { return input_ids.defined() ? input_ids.size(0) : 0; }
   // Number of label tokens that carry loss after the causal shift (labels[:, 1:] != -100).

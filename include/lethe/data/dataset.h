@@ -6,17 +6,17 @@
 #include <string>
 #include <vector>
 
+#include "lethe/core/labels.h"
 #include "lethe/data/records.h"
 #include "lethe/text/template.h"
 #include "lethe/text/tokenizer.h"
 
 namespace lethe::data {
 
-inline constexpr std::int64_t kIgnore = -100;
 
 struct Example {
   std::vector<std::int64_t> input_ids;
-  std::vector<std::int64_t> labels;  // kIgnore where no loss
+  std::vector<std::int64_t> labels;  // kIgnoreIndex where no loss
 };
 
 // QA formatted with `tmpl`, loss on the answer tokens (+ EOS), as text::encode_qa.
@@ -70,5 +70,10 @@ std::size_t paired_retain_index(std::size_t i, std::size_t n_retain, std::uint64
 
 // 64-bit mixing (splitmix64 finalizer), the source of every derived seed.
 std::uint64_t mix64(std::uint64_t x);
+
+// The examples at `indices`, for collation. Indices must be in range.
+std::vector<const Example*> pick(const std::vector<Example>& examples, const std::vector<std::size_t>& indices);
+// Tokens of the examples at `indices` (input ids, padding aside).
+std::int64_t count_tokens(const std::vector<Example>& examples, const std::vector<std::size_t>& indices);
 
 }  // namespace lethe::data

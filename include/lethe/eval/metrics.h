@@ -1,4 +1,4 @@
-// Per-item metric formulas over scored sequences, and the metric registry (DESIGN.md §3).
+// Per-item metric formulas over scored sequences, and the metric registry (architecture.md §3).
 // Torch-free: the scorer and generator produce SequenceScores and texts; everything here is
 // arithmetic on them, tested against hand-computed values. Formulas: docs/metrics.md.
 #pragma once

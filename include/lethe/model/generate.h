@@ -1,4 +1,4 @@
-// The generation service: batched decoding with a KV cache (DESIGN.md §3).
+// The generation service: batched decoding with a KV cache (architecture.md §3).
 //
 // Prompts are left-padded; positions come from the mask (cumsum - 1), as in Hugging Face
 // generate, so a batch gives the same tokens as one prompt at a time. Greedy when

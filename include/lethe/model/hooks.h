@@ -1,5 +1,5 @@
 // Hook points: named sites in the forward pass where an observer may read or replace the
-// activation (DESIGN.md §3). RMU, representation metrics, activation steering and debugging all
+// activation (architecture.md §3). RMU, representation metrics, activation steering and debugging all
 // use this one mechanism. With no observer set, the forward pass does nothing extra.
 //
 // Sites, with shapes (B batch, T tokens, C hidden, I MLP width):

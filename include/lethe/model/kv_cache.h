@@ -1,6 +1,6 @@
 // KVCache: keys and values of past positions, one pair per layer, in buffers allocated once
 // for `capacity` positions (and grown by doubling if exceeded) so that decoding a token writes
-// in place instead of concatenating — and never touches fresh memory (PERFORMANCE.md fact 4).
+// in place instead of concatenating — and never touches fresh memory (performance.md fact 4).
 #pragma once
 
 #include <ATen/core/Tensor.h>

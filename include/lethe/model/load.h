@@ -6,7 +6,7 @@
 //     model.safetensors         weights, or model.safetensors.index.json + shards
 //     tokenizer files           carried along, never interpreted here
 //
-// Loading is strict (DESIGN.md §3): every parameter must be present with its exact shape, and
+// Loading is strict (architecture.md §3): every parameter must be present with its exact shape, and
 // every tensor in the checkpoint must be a parameter, a known alias or a declared ignorable
 // buffer. Errors name the tensor and both shapes.
 #pragma once
@@ -83,7 +83,8 @@ struct SaveOptions {
 };
 
 // Writes config.json, generation_config.json and model.safetensors (tied weights once) into
-// the existing folder `dir`, each file atomically. Transformers loads the result.
+// the existing folder `dir`, each file atomically, in the layout transformers writes (the keys
+// its loader reads; no test here runs transformers itself).
 void write_model(const CausalLM& model, const std::filesystem::path& dir,
                  std::optional<c10::ScalarType> dtype = {});
 

@@ -1,9 +1,11 @@
-// The scoring service: per-token log-probabilities of target tokens, batched (DESIGN.md §3).
+// The scoring service: per-token log-probabilities of target tokens, batched (architecture.md §3).
 //
 // Every log-prob metric (probability, truth ratio, MIA scores, ...) goes through here. The
 // vocabulary projection runs in row chunks and takes logsumexp per chunk, so neither the full
 // (B, T, V) logits nor a log_softmax copy of them is ever held at once.
 #pragma once
+
+#include "lethe/core/labels.h"
 
 #include <ATen/core/Tensor.h>
 
@@ -14,7 +16,6 @@
 
 namespace lethe::model {
 
-inline constexpr std::int64_t kIgnoreIndex = -100;
 
 struct TokenLogprobs {
   at::Tensor logprobs;  // (B, T-1) float32: log p(target[t+1] | tokens[..t]); 0 where ignored
@@ -54,7 +55,9 @@ std::vector<std::vector<float>> score_sequences(CausalLM& model,
 // Differentiable counterparts for training losses. logits (B, T, V), labels (B, T) with
 // kIgnoreIndex; targets are labels shifted left by one, as in HF.
 TokenLogprobs token_logprobs(const at::Tensor& logits, const at::Tensor& labels);
-// Mean cross-entropy over the non-ignored shifted targets (HF's causal-LM loss).
+// Mean -log p over the non-ignored shifted targets (HF's causal-LM loss): the one loss that
+// fine-tuning, the retain terms, FILA and GradNorm train or differentiate, and the golden tests
+// check against transformers. A batch without label tokens is an error.
 at::Tensor causal_lm_loss(const at::Tensor& logits, const at::Tensor& labels);
 
 }  // namespace lethe::model

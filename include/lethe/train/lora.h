@@ -1,9 +1,12 @@
 // LoRA adapters: y = W x + (alpha / r) · B A dropout(x) on selected linear layers, with the base
 // weights frozen. Saved and loaded in the PEFT layout (adapter_config.json +
-// adapter_model.safetensors, keys base_model.model.<module>.lora_A.weight / lora_B.weight), so
-// PEFT loads lethe's adapters and lethe loads PEFT's.
+// adapter_model.safetensors, keys base_model.model.<module>.lora_A.weight / lora_B.weight).
+// adapter_config.json holds only keys PEFT itself writes (its LoraConfig refuses others);
+// lethe's own notes (FILA init, whether the adapter needs the FILA-modified base) go to
+// lethe_adapter.json beside it. No test runs PEFT here (no Python packages on these machines).
 #pragma once
 
+#include <ATen/core/Generator.h>
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
@@ -30,6 +33,9 @@ struct LoraConfig {
   std::string init = "default";
 };
 
+// lethe's notes on an adapter, beside adapter_config.json.
+inline constexpr const char* kLetheAdapterFile = "lethe_adapter.json";
+
 class LoraAdapter {
  public:
   // Attaches adapters to `model` (whose base parameters are then frozen). Deterministic in
@@ -51,6 +57,9 @@ class LoraAdapter {
   bool merged() const { return merged_; }
   // Removes the adapters from the model (merging first if `merge`), unfreezing nothing.
   void detach(bool merge);
+
+  // The dropout generators of the adapted modules ("lora.<module>"), for checkpoints.
+  std::vector<std::pair<std::string, at::Generator*>> generators();
 
   // PEFT files. `base_model` is written as base_model_name_or_path.
   void save(const std::filesystem::path& dir, const std::string& base_model = "") const;

@@ -9,6 +9,8 @@
 // resumes from the newest one and ends bit-identical to an uninterrupted run.
 #pragma once
 
+#include <ATen/core/Generator.h>
+
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
@@ -20,7 +22,7 @@
 #include <vector>
 
 #include "lethe/train/optimizer.h"
-#include "lethe/unlearn/method.h"
+#include "lethe/train/objective.h"
 
 namespace lethe::train {
 
@@ -57,18 +59,6 @@ struct TrainerConfig {
   std::string fingerprint;
 };
 
-// What a micro-batch of anchor examples contributes to the loss.
-class Objective {
- public:
-  virtual ~Objective() = default;
-  virtual std::size_t size() const = 0;  // anchor examples per epoch
-  // `indices`: anchor examples of this micro-batch; `positions`: their positions in the epoch.
-  virtual unlearn::LossTerms loss(const std::vector<std::size_t>& indices,
-                                  const std::vector<std::size_t>& positions, std::uint64_t epoch) = 0;
-  // Tokens the micro-batch processes (for the logged rate).
-  virtual std::int64_t tokens(const std::vector<std::size_t>& indices) const = 0;
-};
-
 struct TrainResult {
   std::int64_t steps = 0;
   std::int64_t resumed_from = 0;  // 0 when started fresh
@@ -80,10 +70,15 @@ struct TrainResult {
 using EvalCallback = std::function<std::map<std::string, double>(std::int64_t step)>;
 using Probe = std::function<double()>;
 
-// Trains `params` (named; their requires_grad is set) under `objective`.
+// Random generators whose state a checkpoint must carry (LoRA dropout masks, ...), by name.
+using NamedGenerators = std::vector<std::pair<std::string, at::Generator*>>;
+
+// Trains `params` (named; their requires_grad is set) under `objective`. Each checkpoint stores
+// the state of `generators` and of libtorch's default CPU generator, and a resume restores
+// them, so a resumed run draws the same random numbers as an uninterrupted one.
 TrainResult train(const std::vector<std::pair<std::string, at::Tensor>>& params, Objective& objective,
                   const TrainerConfig& config, const EvalCallback& eval = {},
-                  const Probe& repetition_probe = {});
+                  const Probe& repetition_probe = {}, const NamedGenerators& generators = {});
 
 // Total optimizer steps a config implies for `n` anchor examples.
 std::int64_t planned_steps(const TrainerConfig& config, std::size_t n);

@@ -16,8 +16,7 @@ namespace lethe::unlearn {
 at::Tensor sequence_nll(const at::Tensor& logits, const at::Tensor& labels);
 // Label tokens per sequence, counted on the unshifted labels as SimNPO does. -> (B)
 at::Tensor label_counts(const at::Tensor& labels);
-// Mean -log p over all label tokens of the batch (Hugging Face's loss). -> scalar
-at::Tensor mean_nll(const at::Tensor& logits, const at::Tensor& labels);
+// The mean -log p over all label tokens (Hugging Face's loss) is model::causal_lm_loss.
 
 // DPO: -2/β · mean logsigmoid(β · (r_win - r_lose)), with r = -(nll - ref_nll) per sequence.
 // Either side may be undefined (NPO has no winner).

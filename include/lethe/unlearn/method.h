@@ -1,6 +1,6 @@
 // unlearn::Method: an unlearning method is a set of named loss terms computed from a forget
 // batch, an optional retain batch, an optional alternate batch (the forget questions with
-// refusal answers) and, when the method needs one, a frozen reference model (DESIGN.md §3).
+// refusal answers) and, when the method needs one, a frozen reference model (architecture.md §3).
 //
 // Methods are created by name from a string registry that uses OpenUnlearning's names, so
 // configs read the same: GradAscent, GradDiff, NPO, SimNPO, DPO (IdkDPO), IdkNLL, RMU, UNDIAL,
@@ -19,6 +19,7 @@
 
 #include "lethe/data/batch.h"
 #include "lethe/model/causal_lm.h"
+#include "lethe/train/objective.h"
 
 namespace lethe::unlearn {
 
@@ -31,10 +32,9 @@ struct UnlearnBatch {
   data::Batch alternate;  // forget questions answered with refusals; empty unless needed
 };
 
-struct LossTerms {
-  at::Tensor total;                                     // what is minimised
-  std::vector<std::pair<std::string, at::Tensor>> terms;  // e.g. {"forget", ..}, {"retain", ..}
-};
+// A method's loss terms are the trainer's (train/objective.h).
+using train::LossTerms;
+using train::logits_of;
 
 class Method {
  public:
@@ -68,8 +68,5 @@ const std::vector<MethodInfo>& method_infos();
 // Creates a method; unknown names and parameters, and values of the wrong type, are errors that
 // list what is accepted.
 std::unique_ptr<Method> make_method(const std::string& name, const Params& params = {});
-
-// The model's logits for a batch (masks and positions applied). (B, T, V)
-at::Tensor logits_of(model::CausalLM& model, const data::Batch& batch, model::HookObserver* hooks = nullptr);
 
 }  // namespace lethe::unlearn

@@ -1,4 +1,4 @@
-// A caching CPU allocator for large blocks (PERFORMANCE.md fact 4).
+// A caching CPU allocator for large blocks (performance.md fact 4).
 //
 // First touch of fresh memory costs ~3.5 ms per MiB on these VMs, and glibc's posix_memalign
 // keeps growing the heap for large aligned blocks instead of reusing freed ones (measured: a

@@ -9,7 +9,7 @@
 namespace lethe::data {
 
 std::int64_t Batch::loss_tokens() const {
-  return labels.narrow(1, 1, labels.size(1) - 1).ne(kIgnore).sum().item<std::int64_t>();
+  return labels.narrow(1, 1, labels.size(1) - 1).ne(kIgnoreIndex).sum().item<std::int64_t>();
 }
 
 Batch Batch::to(const c10::Device& device) const {
@@ -29,7 +29,7 @@ Batch collate(const std::vector<const Example*>& examples, std::int64_t pad_id, 
   Batch out;
   out.input_ids = at::full({b, tl}, pad_id, at::kLong);
   out.attention_mask = at::zeros({b, tl}, at::kLong);
-  out.labels = at::full({b, tl}, kIgnore, at::kLong);
+  out.labels = at::full({b, tl}, kIgnoreIndex, at::kLong);
   auto* ids = out.input_ids.data_ptr<std::int64_t>();
   auto* mask = out.attention_mask.data_ptr<std::int64_t>();
   auto* lab = out.labels.data_ptr<std::int64_t>();

@@ -50,7 +50,7 @@ std::vector<Example> completion_examples(const text::Tokenizer& tok,
     const std::size_t masked = std::max<std::size_t>(prefix.size(), 1);
     Example e;
     e.labels = full;
-    for (std::size_t i = 0; i < masked && i < e.labels.size(); ++i) e.labels[i] = kIgnore;
+    for (std::size_t i = 0; i < masked && i < e.labels.size(); ++i) e.labels[i] = kIgnoreIndex;
     e.input_ids = std::move(full);
     out.push_back(std::move(e));
   }
@@ -74,7 +74,7 @@ Example scoring_example(const text::Tokenizer& tok, const std::string& prefix, c
   e.input_ids.assign(full.begin() + static_cast<std::ptrdiff_t>(n - std::min(n, p_keep)),
                      full.begin() + static_cast<std::ptrdiff_t>(n + c_keep));
   e.labels = e.input_ids;
-  for (std::size_t i = 0; i < std::min(p_keep, e.labels.size()); ++i) e.labels[i] = kIgnore;
+  for (std::size_t i = 0; i < std::min(p_keep, e.labels.size()); ++i) e.labels[i] = kIgnoreIndex;
   return e;
 }
 
@@ -118,6 +118,19 @@ std::size_t paired_retain_index(std::size_t i, std::size_t n_retain, std::uint64
   // Cycles past the end of one permutation continue into the next epoch-salted one.
   const std::uint64_t round = i / n_retain;
   return epoch_order(n_retain, seed ^ kRetainStream, epoch * 1'000'003ULL + round)[i % n_retain];
+}
+
+std::vector<const Example*> pick(const std::vector<Example>& examples, const std::vector<std::size_t>& indices) {
+  std::vector<const Example*> out;
+  out.reserve(indices.size());
+  for (auto i : indices) out.push_back(&examples[i]);
+  return out;
+}
+
+std::int64_t count_tokens(const std::vector<Example>& examples, const std::vector<std::size_t>& indices) {
+  std::int64_t n = 0;
+  for (auto i : indices) n += static_cast<std::int64_t>(examples[i].input_ids.size());
+  return n;
 }
 
 }  // namespace lethe::data

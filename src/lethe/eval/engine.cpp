@@ -1,4 +1,4 @@
-#include "eval/engine.h"
+#include "lethe/eval/engine.h"
 
 #include <algorithm>
 #include <chrono>
@@ -10,8 +10,7 @@
 #include "lethe/data/batch.h"
 #include "lethe/model/generate.h"
 #include "lethe/model/score.h"
-#include "lethe/unlearn/losses.h"
-#include "lethe/unlearn/method.h"
+#include "lethe/train/objective.h"
 
 namespace lethe::eval {
 namespace {
@@ -168,7 +167,7 @@ std::vector<double> gradient_norms(model::CausalLM& model, const std::vector<dat
   try {
     for (std::size_t i = 0; i < examples.size(); ++i) {
       data::Batch b = data::collate({&examples[i]}, pad_id).to(device);
-      at::Tensor loss = unlearn::mean_nll(unlearn::logits_of(model, b), b.labels);
+      at::Tensor loss = model::causal_lm_loss(train::logits_of(model, b), b.labels);
       loss.backward();
       double sq = 0;
       for (auto& p : params) {

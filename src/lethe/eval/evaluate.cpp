@@ -6,7 +6,7 @@
 #include <chrono>
 #include <set>
 
-#include "eval/engine.h"
+#include "lethe/eval/engine.h"
 #include "lethe/core/config.h"
 #include "lethe/core/error.h"
 #include "lethe/core/file.h"

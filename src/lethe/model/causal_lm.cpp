@@ -7,7 +7,7 @@
 #include <limits>
 
 #include "lethe/core/error.h"
-#include "model/blocks/blocks.h"
+#include "lethe/model/blocks.h"
 
 namespace lethe::model {
 

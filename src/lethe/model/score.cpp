@@ -140,10 +140,19 @@ TokenLogprobs token_logprobs(const at::Tensor& logits, const at::Tensor& labels)
 }
 
 at::Tensor causal_lm_loss(const at::Tensor& logits, const at::Tensor& labels) {
-  const std::int64_t t = logits.size(1), v = logits.size(2);
-  at::Tensor l = logits.narrow(1, 0, t - 1).reshape({-1, v}).to(at::kFloat);
-  at::Tensor y = labels.narrow(1, 1, t - 1).reshape({-1}).to(logits.device(), at::kLong);
-  return at::cross_entropy_loss(l, y, /*weight=*/{}, at::Reduction::Mean, kIgnoreIndex);
+  LETHE_CHECK(logits.dim() == 3 && labels.dim() == 2 && logits.size(0) == labels.size(0) &&
+                  logits.size(1) == labels.size(1),
+              "loss: logits (B,T,V) ", logits.sizes(), " do not match labels (B,T) ", labels.sizes());
+  const std::int64_t t = logits.size(1);
+  // Reduced-precision logits are promoted to fp32; fp64 stays fp64 (gradient checks use it).
+  at::Tensor l = logits.narrow(1, 0, t - 1);
+  if (l.scalar_type() != at::kDouble) l = l.to(at::kFloat);
+  at::Tensor y = labels.narrow(1, 1, t - 1).to(logits.device(), at::kLong);
+  at::Tensor mask = y.ne(kIgnoreIndex);
+  at::Tensor lp = at::log_softmax(l, -1).gather(-1, y.masked_fill(mask.logical_not(), 0).unsqueeze(-1)).squeeze(-1);
+  const at::Tensor n = mask.sum();
+  LETHE_CHECK(n.item<std::int64_t>() > 0, "loss: the batch has no label tokens");
+  return (-lp).masked_select(mask).sum() / n;
 }
 
 }  // namespace lethe::model

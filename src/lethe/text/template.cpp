@@ -1,5 +1,7 @@
 #include "lethe/text/template.h"
 
+#include "lethe/core/labels.h"
+
 #include "lethe/core/error.h"
 
 namespace lethe::text {
@@ -83,7 +85,7 @@ EncodedQA encode_qa(const Tokenizer& tok, const PromptTemplate& t, const QA& ite
               item.question.substr(0, 60), item.question.size() > 60 ? "...\"" : "\"",
               "; raise max_length to at least ", full_prompt + 2);
   out.labels = out.input_ids;
-  for (std::size_t i = 0; i < out.prompt_length; ++i) out.labels[i] = -100;
+  for (std::size_t i = 0; i < out.prompt_length; ++i) out.labels[i] = kIgnoreIndex;
   return out;
 }
 

@@ -7,9 +7,9 @@
 #include "lethe/core/error.h"
 #include "lethe/core/file.h"
 #include "lethe/io/checkpoint.h"
-#include "lethe/unlearn/losses.h"
-#include "lethe/unlearn/method.h"
-#include "model/blocks/blocks.h"
+#include "lethe/model/score.h"
+#include "lethe/train/objective.h"
+#include "lethe/model/blocks.h"
 #include "text/regex.h"
 
 namespace lethe::train {
@@ -133,6 +133,12 @@ void LoraAdapter::detach(bool merge_first) {
   slots_.clear();
 }
 
+std::vector<std::pair<std::string, at::Generator*>> LoraAdapter::generators() {
+  std::vector<std::pair<std::string, at::Generator*>> out;
+  for (auto& s : slots_) out.emplace_back("lora." + s->name, &s->generator);
+  return out;
+}
+
 void LoraAdapter::save(const fs::path& dir, const std::string& base_model) const {
   fs::create_directories(dir);
   std::vector<std::pair<std::string, at::Tensor>> tensors;
@@ -154,14 +160,16 @@ void LoraAdapter::save(const fs::path& dir, const std::string& base_model) const
               {"inference_mode", true},
               {"init_lora_weights", true},
               {"modules_to_save", nullptr},
-              {"base_model_name_or_path", base_model},
-              {"lethe_init", config_.init},
-              {"lethe_base_modified", base_modified_}};
+              {"base_model_name_or_path", base_model}};
   std::string names;
   for (const auto& s : slots_) names += (names.empty() ? "" : "|") + text::regex_escape(s->name);
   cfg["target_modules"] = "(" + names + ")";
   io::save_safetensors(dir / "adapter_model.safetensors", tensors);
+  // adapter_config.json holds only PEFT's keys: peft's LoraConfig(**config) refuses any other
+  // (peft 0.10: "unexpected keyword argument 'lethe_base_modified'"). lethe's notes go beside it.
   write_file_atomic(dir / "adapter_config.json", cfg.dump(2) + "\n");
+  const Json notes = {{"format_version", 1}, {"init", config_.init}, {"base_modified", base_modified_}};
+  write_file_atomic(dir / kLetheAdapterFile, notes.dump(2) + "\n");
 }
 
 std::shared_ptr<LoraAdapter> LoraAdapter::load(model::CausalLM& m, const fs::path& dir) {
@@ -222,7 +230,7 @@ void LoraAdapter::fila_init(model::CausalLM& m, const std::vector<data::Batch>& 
     double count = 0;
     for (const auto& b : batches) {
       for (auto& s : slots_) s->base_weight().mutable_grad().reset();
-      at::Tensor loss = unlearn::mean_nll(unlearn::logits_of(m, b), b.labels);
+      at::Tensor loss = model::causal_lm_loss(logits_of(m, b), b.labels);
       loss.backward();
       const double n = static_cast<double>(b.loss_tokens());
       torch::NoGradGuard ng;

@@ -1,6 +1,9 @@
 #include "lethe/train/trainer.h"
 
+#include <ATen/CPUGeneratorImpl.h>
+
 #include <chrono>
+#include <mutex>
 #include <cmath>
 #include <fstream>
 #include <sstream>
@@ -51,14 +54,28 @@ fs::path checkpoint_dir(const fs::path& run, std::int64_t step) {
   return run / "checkpoints" / name;
 }
 
+// Every generator of the run: the caller's and libtorch's default CPU generator.
+NamedGenerators all_generators(const NamedGenerators& given) {
+  static at::Generator default_cpu = at::detail::getDefaultCPUGenerator();
+  NamedGenerators all = given;
+  all.emplace_back("torch.default_cpu", &default_cpu);
+  return all;
+}
+
 void save_checkpoint(const TrainerConfig& c, const std::vector<std::pair<std::string, at::Tensor>>& params,
-                     const AdamW& opt, const Position& pos) {
+                     const AdamW& opt, const Position& pos, const NamedGenerators& generators) {
   const fs::path final_dir = checkpoint_dir(c.run_dir, pos.step);
   const fs::path tmp = final_dir.string() + ".tmp";
   fs::remove_all(tmp);
   fs::create_directories(tmp);
   io::save_safetensors(tmp / "trainable.safetensors", params);
   io::save_safetensors(tmp / "optimizer.safetensors", opt.state());
+  std::vector<std::pair<std::string, at::Tensor>> rng;
+  for (const auto& [name, g] : all_generators(generators)) {
+    std::lock_guard<std::mutex> lock(g->mutex());
+    rng.emplace_back(name, g->get_state());
+  }
+  io::save_safetensors(tmp / "rng.safetensors", rng);
   Json state = {{"format_version", kCheckpointFormat}, {"step", pos.step}, {"epoch", pos.epoch},
                 {"micro", pos.micro}, {"fingerprint", c.fingerprint},
                 {"initial_retain", std::isfinite(pos.initial_retain) ? Json(pos.initial_retain) : Json(nullptr)},
@@ -111,7 +128,8 @@ struct Mismatch : Error {
 };
 
 Position load_checkpoint(const fs::path& dir, const TrainerConfig& c,
-                         const std::vector<std::pair<std::string, at::Tensor>>& params, AdamW& opt) {
+                         const std::vector<std::pair<std::string, at::Tensor>>& params, AdamW& opt,
+                         const NamedGenerators& generators) {
   Json state = parse_json_file(dir / "state.json");
   const std::string where = (dir / "state.json").string();
   if (json_required<int>(state, "format_version", where) != kCheckpointFormat) {
@@ -140,6 +158,16 @@ Position load_checkpoint(const fs::path& dir, const TrainerConfig& c,
   std::vector<std::pair<std::string, at::Tensor>> st;
   for (const auto& t : ost.header().tensors) st.emplace_back(t.name, ost.load(t.name));
   opt.load_state(st);
+  // Checkpoints older than rng.safetensors resume with freshly seeded generators.
+  if (fs::exists(dir / "rng.safetensors")) {
+    io::SafetensorsFile rng(dir / "rng.safetensors");
+    for (const auto& [name, g] : all_generators(generators)) {
+      LETHE_CHECK(rng.header().find(name) != nullptr, (dir / "rng.safetensors").string(), ": no state for generator '",
+                  name, "'");
+      std::lock_guard<std::mutex> lock(g->mutex());
+      g->set_state(rng.load(name));
+    }
+  }
   Position pos;
   pos.step = json_required<std::int64_t>(state, "step", where);
   pos.epoch = json_required<std::int64_t>(state, "epoch", where);
@@ -155,11 +183,11 @@ Position load_checkpoint(const fs::path& dir, const TrainerConfig& c,
 // The newest checkpoint that loads; a damaged one is skipped with a warning naming it.
 std::optional<Position> resume_position(const TrainerConfig& c,
                                         const std::vector<std::pair<std::string, at::Tensor>>& params, AdamW& opt,
-                                        std::int64_t total_steps) {
+                                        std::int64_t total_steps, const NamedGenerators& generators) {
   const auto all = complete_checkpoints(c.run_dir);
   for (const auto& ck : all) {
     try {
-      Position pos = load_checkpoint(ck, c, params, opt);
+      Position pos = load_checkpoint(ck, c, params, opt, generators);
       log_info("resuming from ", ck.string(), " (step ", pos.step, " of ", total_steps, ")");
       return pos;
     } catch (const Mismatch&) {
@@ -220,7 +248,8 @@ std::string fmt(double v) {
 std::int64_t planned_steps(const TrainerConfig& c, std::size_t n) { return make_plan(c, n).total_steps; }
 
 TrainResult train(const std::vector<std::pair<std::string, at::Tensor>>& params, Objective& obj,
-                  const TrainerConfig& c, const EvalCallback& eval, const Probe& probe) {
+                  const TrainerConfig& c, const EvalCallback& eval, const Probe& probe,
+                  const NamedGenerators& generators) {
   LETHE_CHECK(!c.run_dir.empty(), "training needs a run directory");
   LETHE_CHECK(c.guard.action == "warn" || c.guard.action == "stop" || c.guard.action == "off",
               "guard.action must be warn, stop or off, got '", c.guard.action, "'");
@@ -235,7 +264,7 @@ TrainResult train(const std::vector<std::pair<std::string, at::Tensor>>& params,
   Position pos;
   remove_partial_checkpoints(c.run_dir);
   if (c.resume) {
-    if (auto p = resume_position(c, params, opt, plan.total_steps)) {
+    if (auto p = resume_position(c, params, opt, plan.total_steps, generators)) {
       pos = *p;
       result.resumed_from = pos.step;
     }
@@ -283,7 +312,7 @@ TrainResult train(const std::vector<std::pair<std::string, at::Tensor>>& params,
           idx.push_back(order[static_cast<std::size_t>(j)]);
           positions.push_back(static_cast<std::size_t>(j));
         }
-        unlearn::LossTerms lt = obj.loss(idx, positions, static_cast<std::uint64_t>(pos.epoch));
+        LossTerms lt = obj.loss(idx, positions, static_cast<std::uint64_t>(pos.epoch));
         const double value = lt.total.item<double>();
         LETHE_CHECK(std::isfinite(value), "training: the loss became ", value, " at step ", pos.step + 1,
                     " (lower the learning rate, or check the data)");
@@ -349,7 +378,7 @@ TrainResult train(const std::vector<std::pair<std::string, at::Tensor>>& params,
       result.last_terms["loss"] = total;
       bar.update(pos.step, "loss " + fmt(total));
       if (c.checkpoint_every > 0 && (pos.step % c.checkpoint_every == 0 || pos.step == plan.total_steps)) {
-        save_checkpoint(c, params, opt, pos);
+        save_checkpoint(c, params, opt, pos, generators);
       }
     }
   }

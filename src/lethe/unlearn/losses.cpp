@@ -1,5 +1,7 @@
 #include "lethe/unlearn/losses.h"
 
+#include "lethe/core/labels.h"
+
 #include <limits>
 
 #include "lethe/core/error.h"
@@ -7,7 +9,6 @@
 namespace lethe::unlearn {
 namespace {
 
-constexpr std::int64_t kIgnore = -100;
 
 // Reduced-precision logits are promoted to fp32; fp64 stays fp64 (gradient checks use it).
 at::Tensor promote(const at::Tensor& t) { return t.scalar_type() == at::kDouble ? t : t.to(at::kFloat); }
@@ -26,7 +27,7 @@ Shifted shift(const at::Tensor& logits, const at::Tensor& labels) {
   Shifted s;
   s.logits = promote(logits.narrow(1, 0, t - 1));
   at::Tensor y = labels.narrow(1, 1, t - 1).to(logits.device(), at::kLong);
-  s.mask = y.ne(kIgnore);
+  s.mask = y.ne(kIgnoreIndex);
   s.labels = y.masked_fill(s.mask.logical_not(), 0);
   return s;
 }
@@ -51,13 +52,7 @@ at::Tensor sequence_nll(const at::Tensor& logits, const at::Tensor& labels) {
   return (-lp).masked_fill(s.mask.logical_not(), 0.0).sum(-1);
 }
 
-at::Tensor label_counts(const at::Tensor& labels) { return labels.ne(kIgnore).sum(-1).to(at::kDouble); }
-
-at::Tensor mean_nll(const at::Tensor& logits, const at::Tensor& labels) {
-  Shifted s = shift(logits, labels);
-  auto [lp, _] = label_logprobs(s);
-  return masked_mean(-lp, s.mask);
-}
+at::Tensor label_counts(const at::Tensor& labels) { return labels.ne(kIgnoreIndex).sum(-1).to(at::kDouble); }
 
 at::Tensor dpo_loss(const at::Tensor& win_nll, const at::Tensor& win_ref_nll,
                     const at::Tensor& lose_nll, const at::Tensor& lose_ref_nll, double beta) {
@@ -117,9 +112,9 @@ at::Tensor satimp_loss(const at::Tensor& logits, const at::Tensor& labels, doubl
 
 at::Tensor ceu_loss(const at::Tensor& logits, const at::Tensor& labels, std::int64_t ignore_first) {
   // Leave out each sequence's first `ignore_first` answer tokens (counted on unshifted labels).
-  at::Tensor valid = labels.ne(kIgnore);
+  at::Tensor valid = labels.ne(kIgnoreIndex);
   at::Tensor drop = valid.to(at::kLong).cumsum(-1).le(ignore_first).logical_and(valid);
-  Shifted s = shift(logits, labels.masked_fill(drop, kIgnore));
+  Shifted s = shift(logits, labels.masked_fill(drop, kIgnoreIndex));
   at::Tensor target_logits = s.logits.detach().clone();
   target_logits.scatter_(-1, s.labels.unsqueeze(-1), -std::numeric_limits<float>::infinity());
   at::Tensor target = at::softmax(target_logits, -1);

@@ -6,18 +6,11 @@
 
 #include "lethe/core/error.h"
 #include "lethe/model/hooks.h"
+#include "lethe/model/score.h"
 #include "lethe/unlearn/losses.h"
 #include "lethe/unlearn/method.h"
 
 namespace lethe::unlearn {
-
-at::Tensor logits_of(model::CausalLM& model, const data::Batch& b, model::HookObserver* hooks) {
-  model::ForwardOptions fo;
-  fo.attention_mask = b.attention_mask;
-  fo.position_ids = b.position_ids;
-  fo.hooks = hooks;
-  return model.forward(b.input_ids, fo).logits;
-}
 
 namespace {
 
@@ -74,7 +67,7 @@ struct Retain {
     at::Tensor logits = logits_of(m, b);
     at::Tensor r;
     if (type == "NLL") {
-      r = mean_nll(logits, b.labels);
+      r = model::causal_lm_loss(logits, b.labels);
     } else {
       at::Tensor ref_logits;
       {
@@ -106,7 +99,7 @@ class GradAscent : public Method {
   explicit GradAscent(const Args&) {}
   std::string name() const override { return "GradAscent"; }
   LossTerms loss(model::CausalLM& m, model::CausalLM*, const UnlearnBatch& b) override {
-    at::Tensor f = -mean_nll(logits_of(m, b.forget), b.forget.labels);
+    at::Tensor f = -model::causal_lm_loss(logits_of(m, b.forget), b.forget.labels);
     return {f, {{"forget", f}}};
   }
 };
@@ -136,7 +129,7 @@ class GradDiff : public GradDiffFamily {
  public:
   explicit GradDiff(const Args& a) : GradDiffFamily(a, "GradDiff") {}
   at::Tensor forget_term(model::CausalLM& m, model::CausalLM*, const UnlearnBatch& b) override {
-    return -mean_nll(logits_of(m, b.forget), b.forget.labels);
+    return -model::causal_lm_loss(logits_of(m, b.forget), b.forget.labels);
   }
 };
 
@@ -187,7 +180,7 @@ class IdkNLL : public GradDiffFamily {
   bool needs_alternate() const override { return true; }
   at::Tensor forget_term(model::CausalLM& m, model::CausalLM*, const UnlearnBatch& b) override {
     LETHE_CHECK(b.alternate.size() > 0, "IdkNLL needs alternate (IdK) answers");
-    return mean_nll(logits_of(m, b.alternate), b.alternate.labels);
+    return model::causal_lm_loss(logits_of(m, b.alternate), b.alternate.labels);
   }
 };
 
@@ -283,7 +276,7 @@ class RMU : public Method {
       at::Tensor u = at::rand({act.size(-1)}, g, at::kFloat);
       control_ = (u / u.norm() * coeff_).to(act.device());
     }
-    at::Tensor f = activation_mse(act, control_.view({1, 1, -1}), b.forget.labels.ne(data::kIgnore));
+    at::Tensor f = activation_mse(act, control_.view({1, 1, -1}), b.forget.labels.ne(lethe::kIgnoreIndex));
     LossTerms out{gamma_ * f, {{"forget", f}}};
     if (alpha_ != 0.0) {
       LETHE_CHECK(b.retain.size() > 0, "RMU needs a retain batch");
@@ -293,7 +286,7 @@ class RMU : public Method {
         torch::NoGradGuard ng;
         r_ref = capture(*ref, b.retain, false);
       }
-      at::Tensor r = activation_mse(r_act, r_ref, b.retain.labels.ne(data::kIgnore));
+      at::Tensor r = activation_mse(r_act, r_ref, b.retain.labels.ne(lethe::kIgnoreIndex));
       out.terms.emplace_back("retain", r);
       out.total = out.total + alpha_ * r;
     }

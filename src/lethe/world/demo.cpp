@@ -5,7 +5,7 @@
 #include <map>
 #include <sstream>
 
-#include "eval/engine.h"
+#include "lethe/eval/engine.h"
 #include "lethe/core/error.h"
 #include "lethe/core/file.h"
 #include "lethe/core/log.h"
@@ -17,7 +17,7 @@
 #include "lethe/eval/report.h"
 #include "lethe/model/load.h"
 #include "lethe/text/tokenizer.h"
-#include "lethe/train/run.h"
+#include "lethe/run/run.h"
 #include "lethe/world/world.h"
 
 namespace lethe::world {
@@ -128,7 +128,7 @@ fs::path train_model(const std::string& name, const fs::path& cache, const fs::p
   const fs::path yaml = cache / (name + ".yaml");
   write_file_atomic(yaml, yaml_of(cfg));
   log_info("demo: training the ", name, " (", yaml.string(), ")");
-  train::run(train::load_run_config(yaml, {}, train::RunKind::kFinetune));
+  run::run(run::load_run_config(yaml, {}, run::RunKind::kFinetune));
   return dir / "model";
 }
 
@@ -280,7 +280,7 @@ DemoResult run_demo(const DemoOptions& options) {
   fs::create_directories(o.out);
   write_file_atomic(o.out / "unlearn.yaml", yaml_of(ucfg));
   log_info("demo: unlearning ", o.forget_split, " with ", r.method, " (", (o.out / "unlearn.yaml").string(), ")");
-  train::run(train::load_run_config(o.out / "unlearn.yaml", {}, train::RunKind::kUnlearn));
+  run::run(run::load_run_config(o.out / "unlearn.yaml", {}, run::RunKind::kUnlearn));
   timing["unlearn_s"] = seconds_since(tt);
 
   // Evaluation: the oracle first (it is the reference), then target and unlearned model.

@@ -18,7 +18,7 @@
 // Ignored buffers: h.N.attn.bias, h.N.attn.masked_bias (causal-mask constants).
 #include "lethe/core/error.h"
 #include "model/arch/arch.h"
-#include "model/blocks/blocks.h"
+#include "lethe/model/blocks.h"
 
 namespace lethe::model {
 namespace {

@@ -18,7 +18,7 @@
 // Residual: parallel x + attn(ln1(x)) + mlp(ln2(x)), or sequential.
 #include "lethe/core/error.h"
 #include "model/arch/arch.h"
-#include "model/blocks/blocks.h"
+#include "lethe/model/blocks.h"
 
 namespace lethe::model {
 namespace {

@@ -19,7 +19,7 @@
 // HF stores q/k rows permuted for rotate_half RoPE (pairs i, i + D/2); RMSNorm in fp32.
 #include "lethe/core/error.h"
 #include "model/arch/arch.h"
-#include "model/blocks/blocks.h"
+#include "lethe/model/blocks.h"
 
 namespace lethe::model {
 namespace {

@@ -1,4 +1,4 @@
-#include "model/blocks/blocks.h"
+#include "lethe/model/blocks.h"
 
 #include "model/blocks/attention_core.h"
 #include "model/blocks/decode_kernels.h"

@@ -1,5 +1,5 @@
 // CPU kernels for decoding: the shapes generation produces (a few rows per step) are the ones
-// BLAS handles worst (PERFORMANCE.md fact 5).
+// BLAS handles worst (performance.md fact 5).
 //
 // small_linear: y = x W^T + b for up to 16 rows of x. OpenBLAS runs those through sgemm at a
 //   fraction of memory bandwidth (M=8 against a 32000x768 matrix takes 4x one matrix-vector

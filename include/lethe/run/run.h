@@ -1,4 +1,4 @@
-// Runs: `lethe finetune` and `lethe unlearn` from a YAML config (examples/configs/, and
+// Runs (the run/ layer): `lethe finetune` and `lethe unlearn` from a YAML config (examples/configs/, and
 // docs/training.md for every key). A run directory receives
 //   model/            the result as a Hugging Face folder (with the tokenizer)
 //   adapter/          the PEFT adapter, for LoRA runs
@@ -18,7 +18,11 @@
 #include "lethe/train/trainer.h"
 #include "lethe/unlearn/method.h"
 
-namespace lethe::train {
+namespace lethe::run {
+
+using train::LoraConfig;
+using train::TrainerConfig;
+using train::TrainResult;
 
 enum class RunKind { kFinetune, kUnlearn };
 
@@ -52,8 +56,8 @@ struct RunConfig {
   bool lora_merge = true;            // also write the merged model/ for LoRA runs
   std::int64_t eval_examples = 32;   // per set, for the train.eval_every probability callback
   std::string resolved_json;         // the whole config after overrides, as JSON
-  // The `eval:` section, unparsed (JSON; empty when absent): train/ does not know the evaluation
-  // suites, the program that runs the config does (apps/lethe/cmd_train.cpp, RunHooks).
+  // The `eval:` section, unparsed (JSON; empty when absent), run by the program that runs the
+  // config (apps/lethe/cmd_train.cpp, RunHooks).
   std::string eval_section;
   std::filesystem::path config_dir;  // relative paths in the config are resolved against it
 };
@@ -81,4 +85,4 @@ struct RunSummary {
 
 RunSummary run(const RunConfig& config, const RunHooks& hooks = {});
 
-}  // namespace lethe::train
+}  // namespace lethe::run

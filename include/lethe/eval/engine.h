@@ -1,5 +1,6 @@
 // The model-facing services every suite uses: batched scoring of examples into SequenceScores,
-// batched greedy generation of answers, and per-item gradient norms. Internal to eval/.
+// batched greedy generation of answers, and per-item gradient norms. Public: the demo and
+// benchmarks use them too.
 #pragma once
 
 #include <cstdint>

@@ -1,5 +1,5 @@
 // finetune / unlearn runs: YAML config (strict), data, model, LoRA, training, outputs.
-#include "lethe/train/run.h"
+#include "lethe/run/run.h"
 
 #include <chrono>
 #include <ctime>
@@ -21,10 +21,19 @@
 #include "lethe/model/load.h"
 #include "lethe/model/score.h"
 #include "lethe/train/objectives.h"
+#include "lethe/unlearn/objective.h"
 #include "text/regex.h"
 
-namespace lethe::train {
+namespace lethe::run {
 namespace fs = std::filesystem;
+using train::EvalCallback;
+using train::FinetuneObjective;
+using train::LoraAdapter;
+using train::NamedGenerators;
+using train::Objective;
+using train::planned_steps;
+using train::Probe;
+using train::Schedule;
 
 namespace {
 
@@ -90,6 +99,7 @@ RunConfig load_run_config(const fs::path& yaml, const std::vector<std::string>& 
   c.output_dir = resolve(base, top.need_path("output_dir"));
   c.seed = static_cast<std::uint64_t>(top.get<std::int64_t>("seed", 0, Range::count()));
   c.device = top.get<std::string>("device", "cpu");
+  (void)parse_device(c.device);  // a device this build cannot use fails now, not after loading
   c.eval_examples = top.get<std::int64_t>("eval_examples", 32, Range::count());
 
   ConfigSection d = top.sub("data");
@@ -238,7 +248,7 @@ double repetition_share(model::CausalLM& m, const std::vector<data::Example>& ex
   for (std::size_t i = 0; i < std::min<std::size_t>(4, examples.size()); ++i) {
     const auto& e = examples[i];
     std::size_t k = 0;
-    while (k < e.labels.size() && e.labels[k] == data::kIgnore) ++k;
+    while (k < e.labels.size() && e.labels[k] == lethe::kIgnoreIndex) ++k;
     prompts.emplace_back(e.input_ids.begin(), e.input_ids.begin() + static_cast<std::ptrdiff_t>(std::max<std::size_t>(k, 1)));
   }
   model::GenerateOptions o;
@@ -440,7 +450,7 @@ RunSummary run(const RunConfig& c, const RunHooks& hooks) {
   if (c.kind == RunKind::kFinetune) {
     objective = std::make_unique<FinetuneObjective>(*m, train_set, pad_id);
   } else {
-    objective = std::make_unique<UnlearnObjective>(*m, reference.get(), *method, forget, retain, alternate,
+    objective = std::make_unique<unlearn::UnlearnObjective>(*m, reference.get(), *method, forget, retain, alternate,
                                                    pad_id, c.seed);
   }
   const auto limit = static_cast<std::size_t>(std::max<std::int64_t>(c.eval_examples, 0));
@@ -474,7 +484,7 @@ RunSummary run(const RunConfig& c, const RunHooks& hooks) {
            " trainable tensors, ", planned_steps(tc, objective->size()), " steps, output ", c.output_dir.string());
 
   RunSummary summary;
-  summary.result = train(params, *objective, tc, eval, probe);
+  summary.result = train::train(params, *objective, tc, eval, probe, adapter ? adapter->generators() : NamedGenerators{});
   m->eval();
   summary.final_eval = probabilities();
 
@@ -536,4 +546,4 @@ RunSummary run(const RunConfig& c, const RunHooks& hooks) {
   return summary;
 }
 
-}  // namespace lethe::train
+}  // namespace lethe::run

@@ -1,4 +1,4 @@
-// Shared building blocks of every architecture (DESIGN.md §2 model/blocks).
+// Shared building blocks of every architecture (architecture.md §2 model/blocks).
 //
 // Modules name their parameters as Hugging Face does ("weight", "bias"), so an architecture
 // that registers them under HF submodule names gets HF checkpoint keys from named_parameters().
@@ -37,7 +37,7 @@ inline void run_hook(const LayerContext& ctx, HookSite site, at::Tensor& x) {
 }
 
 // y = x W^T + b (b may be undefined). A single row takes the matrix-vector path (addmv), ~3x
-// faster than sgemm with M=1 on these CPUs (PERFORMANCE.md fact 5).
+// faster than sgemm with M=1 on these CPUs (performance.md fact 5).
 at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b);
 
 // Fills `p` (any device/dtype) with N(0, std) drawn on the CPU from `gen`, so values depend

@@ -1,0 +1,39 @@
+// What the trainer minimises: an Objective turns a micro-batch of anchor examples into named
+// loss terms. Fine-tuning (train/objectives.h) and unlearning (unlearn/objective.h) implement it;
+// the trainer knows nothing else about them.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "lethe/data/batch.h"
+#include "lethe/model/causal_lm.h"
+#include "lethe/model/hooks.h"
+
+namespace lethe::train {
+
+struct LossTerms {
+  at::Tensor total;                                       // what is minimised
+  std::vector<std::pair<std::string, at::Tensor>> terms;  // e.g. {"forget", ..}, {"retain", ..}
+};
+
+// The model's logits for a batch (masks and positions applied). (B, T, V)
+at::Tensor logits_of(model::CausalLM& model, const data::Batch& batch, model::HookObserver* hooks = nullptr);
+
+// What a micro-batch of anchor examples contributes to the loss.
+class Objective {
+ public:
+  virtual ~Objective() = default;
+  virtual std::size_t size() const = 0;  // anchor examples per epoch
+  // `indices`: anchor examples of this micro-batch; `positions`: their positions in the epoch.
+  virtual LossTerms loss(const std::vector<std::size_t>& indices, const std::vector<std::size_t>& positions,
+                         std::uint64_t epoch) = 0;
+  // Tokens the micro-batch processes (for the logged rate).
+  virtual std::int64_t tokens(const std::vector<std::size_t>& indices) const = 0;
+};
+
+}  // namespace lethe::train
