@@ -481,23 +481,26 @@ class CrashAt : public train::Objective {
 // Reports a scripted "retain" term per step beside a trivial trainable loss.
 class ScriptedRetain : public train::Objective {
  public:
-  ScriptedRetain(at::Tensor w, std::vector<double> retain) : w_(std::move(w)), retain_(std::move(retain)) {}
+  ScriptedRetain(at::Tensor w, std::vector<double> retain, bool guarded = true)
+      : w_(std::move(w)), retain_(std::move(retain)), guarded_(guarded) {}
   std::size_t size() const override { return retain_.size(); }
   LossTerms loss(const std::vector<std::size_t>&, const std::vector<std::size_t>&, std::uint64_t) override {
-    return {(w_ * w_).sum(), {{"retain", at::full({}, retain_[calls_++])}}};
+    const at::Tensor r = at::full({}, retain_[calls_++]);
+    return {(w_ * w_).sum(), {{"retain", r}}, guarded_ ? r : at::Tensor()};
   }
   std::int64_t tokens(const std::vector<std::size_t>&) const override { return 1; }
 
  private:
   at::Tensor w_;
   std::vector<double> retain_;
+  bool guarded_;
   std::size_t calls_ = 0;
 };
 
 TEST(Trainer, CollapseGuardNeedsBothTheFactorAndTheFloor) {
-  auto run = [](const std::vector<double>& retain, const std::string& name) {
+  auto run = [](const std::vector<double>& retain, const std::string& name, bool guarded = true) {
     at::Tensor w = at::ones({3});
-    ScriptedRetain obj(w, retain);
+    ScriptedRetain obj(w, retain, guarded);
     train::TrainerConfig c;
     c.batch_size = 1;
     c.progress = false;
@@ -514,6 +517,9 @@ TEST(Trainer, CollapseGuardNeedsBothTheFactorAndTheFloor) {
   EXPECT_EQ(r.steps, 3);
   EXPECT_NE(r.stop_reason.find("retain loss 1.5 exceeds 5x"), std::string::npos) << r.stop_reason;
   r = run({0.5, 0.6, 2.0, 2.4}, "guard-factor");  // above the floor, under 5x
+  EXPECT_FALSE(r.stopped) << r.stop_reason;
+  // The guard reads the typed slot, not a term that happens to be called "retain".
+  r = run({0.01, 0.02, 1.5, 0.6}, "guard-untyped", /*guarded=*/false);
   EXPECT_FALSE(r.stopped) << r.stop_reason;
 }
 

@@ -31,6 +31,9 @@ struct LoraConfig {
   // "default": A ~ Kaiming-uniform, B = 0 (PEFT's), so the model starts unchanged.
   // "fila": Fisher-weighted low-rank init (LoKU), see fila_init().
   std::string init = "default";
+  // The one check of these settings (attach and run configs both call it); errors name the
+  // config key, the value and its domain.
+  void validate() const;
 };
 
 // lethe's notes on an adapter, beside adapter_config.json.

@@ -19,6 +19,9 @@ namespace lethe::train {
 struct LossTerms {
   at::Tensor total;                                       // what is minimised
   std::vector<std::pair<std::string, at::Tensor>> terms;  // e.g. {"forget", ..}, {"retain", ..}
+  // The term the collapse guard watches (a method's retain term: it must not grow while the
+  // forget term is pushed); undefined when the objective has none. Also one of `terms`.
+  at::Tensor guarded;
 };
 
 // The model's logits for a batch (masks and positions applied). (B, T, V)

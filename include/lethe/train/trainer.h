@@ -30,10 +30,12 @@ namespace lethe::train {
 // models silently).
 struct CollapseGuard {
   std::string action = "warn";      // warn | stop | off
-  double retain_loss_factor = 5.0;  // the "retain" term exceeds this multiple of its first value
+  double retain_loss_factor = 5.0;  // the guarded term (LossTerms::guarded) exceeds this × its first value
   double retain_loss_floor = 1.0;   // ... and this many nats (a memorised retain set starts near 0)
   std::int64_t repetition_every = 0;   // > 0: call the repetition probe every N steps
   double repetition_threshold = 0.5;   // probe result (share of repeated n-grams) above this
+  // The one check of these settings (the trainer and run configs both call it).
+  void validate() const;
 };
 
 struct TrainerConfig {

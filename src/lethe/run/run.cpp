@@ -167,26 +167,24 @@ RunConfig load_run_config(const fs::path& yaml, const std::vector<std::string>& 
   LETHE_CHECK(tc.epochs > 0 || tc.max_steps > 0, "config: 'train.epochs' or 'train.max_steps' must be positive");
 
   ConfigSection g = top.sub("guard");
-  tc.guard.action = g.get<std::string>("action", "warn");
-  LETHE_CHECK(tc.guard.action == "warn" || tc.guard.action == "stop" || tc.guard.action == "off",
-              "config: 'guard.action' must be warn, stop or off, got '", tc.guard.action, "'");
-  tc.guard.retain_loss_factor = g.get<double>("retain_loss_factor", 5.0, Range::at_least(1));
-  tc.guard.retain_loss_floor = g.get<double>("retain_loss_floor", 1.0, Range::non_negative());
-  tc.guard.repetition_every = g.get<std::int64_t>("repetition_every", 0, Range::count());
-  tc.guard.repetition_threshold = g.get<double>("repetition_threshold", 0.5, Range::unit());
+  tc.guard.action = g.get<std::string>("action", tc.guard.action);
+  tc.guard.retain_loss_factor = g.get<double>("retain_loss_factor", tc.guard.retain_loss_factor);
+  tc.guard.retain_loss_floor = g.get<double>("retain_loss_floor", tc.guard.retain_loss_floor);
+  tc.guard.repetition_every = g.get<std::int64_t>("repetition_every", tc.guard.repetition_every);
+  tc.guard.repetition_threshold = g.get<double>("repetition_threshold", tc.guard.repetition_threshold);
   g.done();
+  tc.guard.validate();
 
   ConfigSection l = top.sub("lora");
   c.lora = l.get<bool>("enabled", l.json().size() > 0);
-  c.lora_config.rank = l.get<std::int64_t>("rank", 16, Range::at_least(1).whole());
-  c.lora_config.alpha = l.get<double>("alpha", 32.0, Range::positive());
-  c.lora_config.dropout = l.get<double>("dropout", 0.0, Range::unit_right_open());
+  c.lora_config.rank = l.get<std::int64_t>("rank", c.lora_config.rank);
+  c.lora_config.alpha = l.get<double>("alpha", c.lora_config.alpha);
+  c.lora_config.dropout = l.get<double>("dropout", c.lora_config.dropout);
   c.lora_config.target_regex = l.get<std::string>("target_modules", "");
-  c.lora_config.init = l.get<std::string>("init", "default");
+  c.lora_config.init = l.get<std::string>("init", c.lora_config.init);
   c.lora_merge = l.get<bool>("merge", true);
   l.done();
-  LETHE_CHECK(c.lora_config.init == "default" || c.lora_config.init == "fila",
-              "config: 'lora.init' must be default or fila, got '", c.lora_config.init, "'");
+  c.lora_config.validate();
   LETHE_CHECK(c.lora_config.init != "fila" || kind == RunKind::kUnlearn,
               "config: lora.init: fila needs forget and retain data (unlearn runs)");
   const Json& ev = top.raw("eval");

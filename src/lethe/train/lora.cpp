@@ -5,6 +5,7 @@
 
 #include "core/json_util.h"
 #include "lethe/core/error.h"
+#include "lethe/core/range.h"
 #include "lethe/core/file.h"
 #include "lethe/io/checkpoint.h"
 #include "lethe/model/score.h"
@@ -47,14 +48,17 @@ LoraAdapter::~LoraAdapter() {
   for (auto& s : slots_) s->set_hook(nullptr);
 }
 
+void LoraConfig::validate() const {
+  check_range("lora.rank", static_cast<double>(rank), Range::at_least(1).whole());
+  check_range("lora.alpha", alpha, Range::positive());
+  check_range("lora.dropout", dropout, Range::unit_right_open());
+  LETHE_CHECK(init == "default" || init == "fila", "'lora.init' must be default or fila, got '", init, "'");
+}
+
 double LoraAdapter::scale() const { return config_.alpha / static_cast<double>(config_.rank); }
 
 std::shared_ptr<LoraAdapter> LoraAdapter::attach(model::CausalLM& m, const LoraConfig& cfg, std::uint64_t seed) {
-  LETHE_CHECK(cfg.rank > 0, "lora.rank must be positive, got ", cfg.rank);
-  LETHE_CHECK(cfg.alpha > 0, "lora.alpha must be positive, got ", cfg.alpha);
-  LETHE_CHECK(cfg.dropout >= 0 && cfg.dropout < 1, "lora.dropout must be in [0, 1), got ", cfg.dropout);
-  LETHE_CHECK(cfg.init == "default" || cfg.init == "fila", "lora.init must be 'default' or 'fila', got '",
-              cfg.init, "'");
+  cfg.validate();
   std::shared_ptr<LoraAdapter> a(new LoraAdapter());
   a->config_ = cfg;
   const std::string pattern = cfg.target_regex.empty() ? default_lora_targets(m) : cfg.target_regex;

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <mutex>
+#include <optional>
 #include <cmath>
 #include <fstream>
 #include <sstream>
@@ -13,6 +14,7 @@
 #include "lethe/core/file.h"
 #include "lethe/core/log.h"
 #include "lethe/core/progress.h"
+#include "lethe/core/range.h"
 #include "lethe/core/runtime.h"
 #include "lethe/data/dataset.h"
 #include "lethe/io/checkpoint.h"
@@ -245,14 +247,22 @@ std::string fmt(double v) {
 
 }  // namespace
 
+void CollapseGuard::validate() const {
+  LETHE_CHECK(action == "warn" || action == "stop" || action == "off", "'guard.action' must be warn, stop or off, got '",
+              action, "'");
+  check_range("guard.retain_loss_factor", retain_loss_factor, Range::at_least(1));
+  check_range("guard.retain_loss_floor", retain_loss_floor, Range::non_negative());
+  check_range("guard.repetition_every", static_cast<double>(repetition_every), Range::count());
+  check_range("guard.repetition_threshold", repetition_threshold, Range::unit());
+}
+
 std::int64_t planned_steps(const TrainerConfig& c, std::size_t n) { return make_plan(c, n).total_steps; }
 
 TrainResult train(const std::vector<std::pair<std::string, at::Tensor>>& params, Objective& obj,
                   const TrainerConfig& c, const EvalCallback& eval, const Probe& probe,
                   const NamedGenerators& generators) {
   LETHE_CHECK(!c.run_dir.empty(), "training needs a run directory");
-  LETHE_CHECK(c.guard.action == "warn" || c.guard.action == "stop" || c.guard.action == "off",
-              "guard.action must be warn, stop or off, got '", c.guard.action, "'");
+  c.guard.validate();
   fs::create_directories(c.run_dir);
   const Plan plan = make_plan(c, obj.size());
   for (const auto& [_, p] : params) p.set_requires_grad(true);
@@ -303,6 +313,7 @@ TrainResult train(const std::vector<std::pair<std::string, at::Tensor>>& params,
       const std::int64_t window = std::min(c.grad_accum, plan.micro_per_epoch - pos.micro);
       opt.zero_grad();
       std::map<std::string, double> terms;
+      std::optional<double> guarded;  // the objective's guarded term, averaged like `terms`
       double total = 0;
       for (std::int64_t k = 0; k < window; ++k) {
         const std::int64_t micro = pos.micro + k;
@@ -319,6 +330,7 @@ TrainResult train(const std::vector<std::pair<std::string, at::Tensor>>& params,
         (lt.total / static_cast<double>(window)).backward();
         total += value / static_cast<double>(window);
         for (const auto& [name, t] : lt.terms) terms[name] += t.item<double>() / static_cast<double>(window);
+        if (lt.guarded.defined()) guarded = guarded.value_or(0.0) + lt.guarded.item<double>() / static_cast<double>(window);
         pos.tokens += obj.tokens(idx);
       }
       const double grad_norm = clip_grad_norm(params, c.max_grad_norm);
@@ -340,12 +352,11 @@ TrainResult train(const std::vector<std::pair<std::string, at::Tensor>>& params,
       // Collapse guard.
       std::string alarm;
       if (c.guard.action != "off") {
-        auto it = terms.find("retain");
-        if (it != terms.end()) {
-          if (!std::isfinite(pos.initial_retain)) pos.initial_retain = it->second;
-          if (pos.initial_retain > 0 && it->second > c.guard.retain_loss_factor * pos.initial_retain &&
-              it->second > c.guard.retain_loss_floor) {
-            alarm = "retain loss " + fmt(it->second) + " exceeds " + fmt(c.guard.retain_loss_factor) +
+        if (guarded) {
+          if (!std::isfinite(pos.initial_retain)) pos.initial_retain = *guarded;
+          if (pos.initial_retain > 0 && *guarded > c.guard.retain_loss_factor * pos.initial_retain &&
+              *guarded > c.guard.retain_loss_floor) {
+            alarm = "retain loss " + fmt(*guarded) + " exceeds " + fmt(c.guard.retain_loss_factor) +
                     "x its initial " + fmt(pos.initial_retain);
           }
         }

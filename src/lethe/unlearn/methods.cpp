@@ -77,6 +77,7 @@ struct Retain {
       r = kl_to_reference(logits, ref_logits, b.labels);
     }
     out.terms.emplace_back("retain", r);
+    out.guarded = r;
     out.total = out.total + alpha * r;
   }
 };
@@ -288,6 +289,7 @@ class RMU : public Method {
       }
       at::Tensor r = activation_mse(r_act, r_ref, b.retain.labels.ne(lethe::kIgnoreIndex));
       out.terms.emplace_back("retain", r);
+      out.guarded = r;
       out.total = out.total + alpha_ * r;
     }
     return out;
