@@ -160,24 +160,25 @@ ForwardOutput CausalLM::forward(const at::Tensor& input_ids, const ForwardOption
                 "); lethe does not implement windowed attention");
   }
 
+  // Learned positions end at max_position_embeddings; rotary ones compute past it but were
+  // never trained there, so both are held to it (docs/reliability.md). Implicit positions are
+  // [past, s): checked by arithmetic, so decoding pays no reduction or sync per step.
+  auto check_last = [&](std::int64_t first, std::int64_t last) {
+    LETHE_CHECK(first >= 0 && last < config_.max_position_embeddings, "position ", last, " is beyond this model's ",
+                config_.max_position_embeddings, " positions (max_position_embeddings); use shorter sequences");
+  };
   at::Tensor positions;
   if (o.position_ids.defined()) {
     LETHE_CHECK(o.position_ids.dim() == 2 && o.position_ids.size(0) == b &&
                     o.position_ids.size(1) == t,
                 "position_ids must be (", b, ", ", t, "), got ", o.position_ids.sizes());
     positions = o.position_ids.to(device, at::kLong);
+    auto [mn, mx] = at::aminmax(positions);
+    check_last(mn.item<std::int64_t>(), mx.item<std::int64_t>());
   } else {
+    check_last(past, s - 1);
     positions = at::arange(past, s, at::TensorOptions().dtype(at::kLong).device(device))
                     .unsqueeze(0);  // (1, T)
-  }
-  {
-    // Learned positions end at max_position_embeddings; rotary ones compute past it but were
-    // never trained there, so both are held to it (docs/runtime.md).
-    auto [mn, mx] = at::aminmax(positions);
-    LETHE_CHECK(mn.item<std::int64_t>() >= 0 &&
-                    mx.item<std::int64_t>() < config_.max_position_embeddings,
-                "position ", mx.item<std::int64_t>(), " is beyond this model's ",
-                config_.max_position_embeddings, " positions (max_position_embeddings); use shorter sequences");
   }
 
   LayerContext ctx;

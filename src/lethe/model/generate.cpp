@@ -67,7 +67,7 @@ GenerateResult generate(CausalLM& model, const at::Tensor& input_ids,
   const std::int64_t b = input_ids.size(0), p = input_ids.size(1);
   const auto device = model.head_weight().device();
   // Learned positions end there; rotary ones run on but were never trained past it, so every
-  // family is held to its context (docs/runtime.md).
+  // family is held to its context (docs/reliability.md).
   LETHE_CHECK(p + o.max_new_tokens <= cfg.max_position_embeddings, "prompt (", p, " tokens) + max_new_tokens (",
               o.max_new_tokens, ") exceeds this model's ", cfg.max_position_embeddings,
               " positions (max_position_embeddings); ask for at most ",
