@@ -406,6 +406,39 @@ TEST_F(ReliabilityModel, InvalidUtf8AndJsonlLines) {
   EXPECT_NE(got[0].find("\"ids\":["), std::string::npos);
 }
 
+// A value of the wrong type in a tokenizer file or a TOFU log (the fuzzer's findings:
+// "model": {"type": [..]} escaped as a bare JSON type error naming neither file nor key) is one
+// error naming both.
+TEST(Reliability, ValuesOfTheWrongTypeNameFileAndKey) {
+  const fs::path valid = fs::path(LETHE_SOURCE_DIR) / "tests" / "corpus" / "tokenizer" / "valid.json";
+  const fs::path dir = temp_dir("rel-tokjson");
+  json t = json::parse(read_file(valid));
+  t["model"]["type"] = json::array({"BPE"});
+  write_file_atomic(dir / "tokenizer.json", t.dump());
+  const auto bad_type = lethe({"tokenize", "--tokenizer", (dir / "tokenizer.json").string(), "hello"});
+  expect_one_line_error(bad_type, "key 'type' must be a string");
+  EXPECT_NE(bad_type.err.find((dir / "tokenizer.json").string()), std::string::npos) << bad_type.err;
+  // tokenizer_config.json of a folder.
+  const fs::path folder = temp_dir("rel-tokdir");
+  fs::copy_file(valid, folder / "tokenizer.json");
+  write_file_atomic(folder / "tokenizer_config.json", "{\"tokenizer_class\": 5}");
+  const auto bad_cfg = lethe({"tokenize", "--tokenizer", folder.string(), "hello"});
+  expect_one_line_error(bad_cfg, "key 'tokenizer_class' must be a string");
+  EXPECT_NE(bad_cfg.err.find("tokenizer_config.json"), std::string::npos) << bad_cfg.err;
+  // A TOFU legacy log whose generated_text holds a number (the second finding).
+  const fs::path log = dir / "eval_log_aggregated.json";
+  write_file_atomic(log, R"({"eval_log_forget.json": {"avg_gt_loss": {"0": 1.0}, "avg_paraphrased_loss": {"0": 2.0},
+    "average_perturb_loss": {"0": [2.5, 3.0]}, "rougeL_recall": {"0": 0.5}, "generated_text": {"0": ["q", "g", 3.0]}}})");
+  const auto bad_log = lethe({"eval", "--from-logs", log.string(), "--suite", "tofu", "--out", (dir / "ev").string()});
+  expect_one_line_error(bad_log, "generated_text: each item must be [input, generation, ground truth]");
+  EXPECT_NE(bad_log.err.find(log.string()), std::string::npos) << bad_log.err;
+  // A damaged SentencePiece model on which libsentencepiece throws instead of returning a status.
+  const fs::path spm = fs::path(LETHE_SOURCE_DIR) / "tests" / "corpus" / "sentencepiece" / "trie_builder_throws.model";
+  const auto bad_spm = lethe({"tokenize", "--tokenizer", spm.string(), "hello"});
+  expect_one_line_error(bad_spm, "not a SentencePiece model");
+  EXPECT_NE(bad_spm.err.find(spm.string()), std::string::npos) << bad_spm.err;
+}
+
 // 17. One exit-code contract: 0 success, 1 an error lethe reports, 2 a usage error.
 TEST_F(ReliabilityModel, ExitCodesAndNamedErrors) {
   EXPECT_EQ(lethe({"info", "--model", model().string()}).code, 0);

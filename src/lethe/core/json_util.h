@@ -26,6 +26,18 @@ inline Json parse_json_file(const std::filesystem::path& path) {
   }
 }
 
+// Runs `read` (code that walks a parsed document) and turns a JSON type error it lets escape
+// (a value of the wrong type deep inside a file of the right shape) into one lethe::Error naming
+// `where`: the typed readers below are the first line; this is the backstop for the whole file.
+template <typename F>
+auto json_named(const std::string& where, F&& read) -> decltype(read()) {
+  try {
+    return read();
+  } catch (const Json::exception& e) {
+    fail(where, ": unexpected content (", e.what(), ")");
+  }
+}
+
 inline const char* json_kind(const Json& v) { return v.type_name(); }
 
 // Typed read of obj[key]; `where` names the file. A missing key or wrong type is an error.

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <set>
 
+#include "core/json_util.h"
 #include "lethe/eval/engine.h"
 #include "lethe/core/config.h"
 #include "lethe/core/error.h"
@@ -545,15 +546,8 @@ EvalOutputs run_eval(const EvalOptions& opt) {
     LETHE_CHECK(!have_reference || !is_model_folder(opt.reference),
                 "--from-logs needs a reference log (EVAL.json or TOFU legacy log), not a model folder");
     // A log of the right shape with a value of the wrong type deep inside: name the file.
-    const auto named = [](const fs::path& file, auto&& f) {
-      try {
-        return f();
-      } catch (const Json::exception& e) {
-        fail(file.string(), ": unexpected content (", e.what(), ")");
-      }
-    };
-    if (have_reference) ref = named(opt.reference, [&] { return reference_from_file(opt.reference); });
-    named(opt.from_logs, [&] {
+    if (have_reference) ref = json_named(opt.reference.string(), [&] { return reference_from_file(opt.reference); });
+    json_named(opt.from_logs.string(), [&] {
       if (is_tofu_legacy_log(opt.from_logs)) {
         LETHE_CHECK(opt.suite == "tofu", opt.from_logs.string(), " is a TOFU legacy log: use --suite tofu");
         summary = summarize_tofu_legacy(opt.from_logs, ref ? &*ref : nullptr, opt.seed);

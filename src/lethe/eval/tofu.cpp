@@ -7,6 +7,7 @@
 #include <cmath>
 #include <fstream>
 
+#include "core/json_util.h"
 #include "lethe/core/error.h"
 #include "lethe/core/file.h"
 
@@ -237,7 +238,8 @@ bool is_tofu_legacy_log(const std::filesystem::path& path) {
   }
 }
 
-std::map<TofuSplit, TofuItems> read_tofu_legacy_log(const std::filesystem::path& path) {
+namespace {
+std::map<TofuSplit, TofuItems> read_legacy_log(const std::filesystem::path& path) {
   Json j;
   try {
     j = Json::parse(read_file(path));
@@ -261,12 +263,15 @@ std::map<TofuSplit, TofuItems> read_tofu_legacy_log(const std::filesystem::path&
     items.paraphrased_loss = dict_values(log["avg_paraphrased_loss"], where + ".avg_paraphrased_loss");
     items.rouge_l_recall = dict_values(log["rougeL_recall"], where + ".rougeL_recall");
     for (const auto& [_, v] : sorted_items(log["average_perturb_loss"], where + ".average_perturb_loss")) {
-      LETHE_CHECK(v->is_array() && !v->empty(), where, ".average_perturb_loss: each item must be a non-empty list");
+      LETHE_CHECK(v->is_array() && !v->empty() && std::all_of(v->begin(), v->end(), [](const Json& x) { return x.is_number(); }),
+                  where, ".average_perturb_loss: each item must be a non-empty list of numbers");
       items.perturbed_loss.push_back(v->get<std::vector<double>>());
     }
     if (log.contains("generated_text")) {
       for (const auto& [_, v] : sorted_items(log["generated_text"], where + ".generated_text")) {
-        LETHE_CHECK(v->is_array() && v->size() == 3, where, ".generated_text: each item must be [input, generation, ground truth]");
+        LETHE_CHECK(v->is_array() && v->size() == 3 && (*v)[0].is_string() && (*v)[1].is_string() &&
+                        (*v)[2].is_string(),
+                    where, ".generated_text: each item must be [input, generation, ground truth] (three strings)");
         items.input.push_back((*v)[0].get<std::string>());
         items.generation.push_back((*v)[1].get<std::string>());
         items.ground_truth.push_back((*v)[2].get<std::string>());
@@ -280,6 +285,12 @@ std::map<TofuSplit, TofuItems> read_tofu_legacy_log(const std::filesystem::path&
   }
   LETHE_CHECK(out.count(TofuSplit::kForget), path.string(), ": no eval_log_forget.json in this legacy log");
   return out;
+}
+}  // namespace
+
+// A value of the wrong type the checks above do not name (deep in the file) still names the file.
+std::map<TofuSplit, TofuItems> read_tofu_legacy_log(const std::filesystem::path& path) {
+  return json_named(path.string(), [&] { return read_legacy_log(path); });
 }
 
 }  // namespace lethe::eval

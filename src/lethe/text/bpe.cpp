@@ -19,7 +19,7 @@ const std::string kEmpty;
 
 BpeModel::BpeModel(const Json& m, const std::string& where) {
   LETHE_CHECK(m.is_object(), where, ": 'model' must be an object");
-  const std::string type = m.value("type", std::string("BPE"));
+  const std::string type = json_optional<std::string>(m, "type", "BPE", where);
   LETHE_CHECK(type == "BPE", where, ": unsupported model type '", type,
               "' (lethe supports BPE; WordPiece, Unigram and WordLevel are not supported)");
   auto text_field = [&](const char* key) {

@@ -1,5 +1,6 @@
 #include "text/hf_tokenizer.h"
 
+#include "core/json_util.h"
 #include "lethe/core/error.h"
 #include "text/unicode.h"
 
@@ -23,6 +24,10 @@ void HfTokenizer::Trie::insert(const std::string& s, std::int32_t token) {
 }
 
 HfTokenizer::HfTokenizer(const std::string& text, const std::string& source) {
+  json_named(source, [&] { build(text, source); });
+}
+
+void HfTokenizer::build(const std::string& text, const std::string& source) {
   Json j;
   try {
     j = Json::parse(text);

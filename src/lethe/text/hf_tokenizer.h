@@ -53,6 +53,7 @@ class HfTokenizer : public Tokenizer {
     std::size_t begin, end;
     std::int32_t token;
   };
+  void build(const std::string& json_text, const std::string& source);
   std::vector<Match> find_added(std::string_view s, const Trie& trie) const;
   void encode_segment(std::string_view text, bool at_start, std::vector<std::int64_t>& ids) const;
 

@@ -1,4 +1,5 @@
 // liblethe_sentencepiece.so: the one library that links libsentencepiece (see spm_backend.h).
+#include <exception>
 #include <sentencepiece_processor.h>
 #include <sentencepiece_trainer.h>
 
@@ -50,21 +51,38 @@ class VectorIterator : public sentencepiece::SentenceIterator {
 }  // namespace
 }  // namespace lethe::text
 
+// libsentencepiece reports most faults as a Status but throws from some (its trie builder throws
+// on a damaged .model file): the entry points turn both into `error`, so no exception crosses
+// the plugin boundary and the caller names the file.
 extern "C" lethe::text::SpmBackend* lethe_spm_create(const std::string* bytes, std::string* error) {
-  auto b = std::make_unique<lethe::text::Backend>();
-  const auto st = b->sp.LoadFromSerializedProto(*bytes);
-  if (!st.ok()) {
-    *error = st.ToString();
-    return nullptr;
+  try {
+    auto b = std::make_unique<lethe::text::Backend>();
+    const auto st = b->sp.LoadFromSerializedProto(*bytes);
+    if (!st.ok()) {
+      *error = st.ToString();
+      return nullptr;
+    }
+    return b.release();
+  } catch (const std::exception& e) {
+    *error = e.what();
+  } catch (...) {
+    *error = "libsentencepiece failed with an unknown exception";
   }
-  return b.release();
+  return nullptr;
 }
 
 extern "C" bool lethe_spm_train(const std::vector<std::string>* sentences,
                                 const std::unordered_map<std::string, std::string>* args,
                                 std::string* model, std::string* error) {
-  lethe::text::VectorIterator it(*sentences);
-  const auto st = sentencepiece::SentencePieceTrainer::Train(*args, &it, model);
-  if (!st.ok()) *error = st.ToString();
-  return st.ok();
+  try {
+    lethe::text::VectorIterator it(*sentences);
+    const auto st = sentencepiece::SentencePieceTrainer::Train(*args, &it, model);
+    if (!st.ok()) *error = st.ToString();
+    return st.ok();
+  } catch (const std::exception& e) {
+    *error = e.what();
+  } catch (...) {
+    *error = "libsentencepiece failed with an unknown exception";
+  }
+  return false;
 }

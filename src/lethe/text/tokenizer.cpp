@@ -99,7 +99,7 @@ void apply_folder_config(Tokenizer& tok, const fs::path& dir) {
   }
   tok.set_special(s);
 
-  const std::string cls = cfg.value("tokenizer_class", std::string());
+  const std::string cls = json_optional<std::string>(cfg, "tokenizer_class", "", (dir / "tokenizer_config.json").string());
   const bool clean = cfg.contains("clean_up_tokenization_spaces") &&
                      cfg["clean_up_tokenization_spaces"].is_boolean() &&
                      cfg["clean_up_tokenization_spaces"].get<bool>();
@@ -145,7 +145,8 @@ std::shared_ptr<const Tokenizer> load_tokenizer(const fs::path& path) {
     } else {
       fail(path.string(), ": no tokenizer.json or tokenizer.model in this folder");
     }
-    apply_folder_config(*tok, path);
+    json_named(path.string() + " (tokenizer_config.json, special_tokens_map.json, generation_config.json)",
+               [&] { apply_folder_config(*tok, path); });
     return tok;
   }
   const std::string ext = extension(path);
