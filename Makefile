@@ -4,11 +4,13 @@
 #   make test    deps + build + every test (ctest), with ctest's summary
 #   make bench   deps + build + benchmarks in both OpenBLAS settings (see bench/README.md)
 #   make demo    deps + build + `lethe demo` (a fictitious world trained, unlearned, evaluated)
+#   make check-includes  build + every file compiled once more without the precompiled header,
+#                so a missing #include fails (CI runs it; cmake/no_pch.cmake)
 BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: deps build test bench demo configure clean
+.PHONY: deps build test bench demo configure clean check-includes
 DEMO_OUT ?= lethe-demo
 
 deps:
@@ -24,6 +26,9 @@ build: deps configure
 
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
+
+check-includes: build
+	cmake --build $(BUILD_DIR) --target no_pch -j $(JOBS)
 
 bench: build
 	bench/run.sh $(BUILD_DIR)

@@ -11,6 +11,7 @@
 #include "lethe/core/error.h"
 #include "lethe/core/log.h"
 #include "lethe/core/runtime.h"
+#include "lethe/core/version.h"
 #include "lethe/model/load.h"
 
 namespace {
@@ -23,9 +24,9 @@ std::string first_line(const char* what) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"lethe " LETHE_VERSION
+  CLI::App app{std::string("lethe ") + lethe::version() +
                " — make a language model forget specific data, prove it, export it"};
-  app.set_version_flag("--version", "lethe " LETHE_VERSION);
+  app.set_version_flag("--version", std::string("lethe ") + lethe::version());
   app.require_subcommand(1);
   app.fallthrough();
   lethe::cli::GlobalOptions global;

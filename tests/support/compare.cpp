@@ -1,5 +1,7 @@
 #include "support/compare.h"
 
+#include <ATen/ATen.h>
+
 #include <sstream>
 
 namespace lethe::test {

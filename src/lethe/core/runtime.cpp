@@ -9,10 +9,14 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <thread>
 
+#include <ATen/Parallel.h>
+#include <torch/cuda.h>
 #include <torch/version.h>
 
 #include "lethe/core/error.h"
+#include "lethe/core/version.h"
 
 namespace lethe {
 
@@ -128,7 +132,7 @@ std::vector<std::string> cpu_features() {
 
 RuntimeReport runtime_report() {
   RuntimeReport r;
-  r.lethe_version = LETHE_VERSION;
+  r.lethe_version = version();
   r.torch_version = TORCH_VERSION;
   r.blas_library = blas_from_maps();
   using ConfigFn = char* (*)();

@@ -15,6 +15,7 @@
 #include "lethe/core/output.h"
 #include "lethe/core/range.h"
 #include "lethe/core/runtime.h"
+#include "lethe/core/version.h"
 #include "lethe/data/records.h"
 #include "lethe/eval/metrics.h"
 #include "lethe/eval/report.h"
@@ -413,7 +414,7 @@ Json evaluate_model(model::CausalLM& model, const text::Tokenizer& tok, const Ev
            {{"data", opt.data.string()}, {"forget_split", opt.forget_split}, {"template", opt.prompt_template.name},
             {"batch_size", opt.batch_size}, {"max_new_tokens", opt.max_new_tokens}, {"max_length", opt.max_length},
             {"max_items", opt.max_items}, {"min_k", opt.min_k}, {"generation", opt.generation},
-            {"lethe_version", LETHE_VERSION}}},
+            {"lethe_version", version()}}},
           {"seconds", seconds},
           {"timing",
            {{"scoring_s", timing.scoring_s}, {"generation_s", timing.generation_s}, {"gradnorm_s", timing.gradnorm_s},

@@ -1,5 +1,7 @@
 #include "lethe/io/llama2c.h"
 
+#include <ATen/ATen.h>
+
 #include <cstring>
 
 #include "lethe/core/error.h"

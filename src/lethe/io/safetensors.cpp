@@ -1,10 +1,15 @@
 // Tensor side of safetensors: mapping files into tensors and writing them back.
+#include "lethe/io/safetensors.h"
+
+#include <torch/types.h>
+#include <torch/utils.h>
+
 #include <cstring>
 
+#include "core/json_util.h"
 #include "lethe/core/error.h"
 #include "lethe/core/file.h"
 #include "lethe/io/checkpoint.h"
-#include "core/json_util.h"
 
 namespace lethe::io {
 namespace fs = std::filesystem;

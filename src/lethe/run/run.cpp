@@ -15,6 +15,7 @@
 #include "lethe/core/log.h"
 #include "lethe/core/output.h"
 #include "lethe/core/runtime.h"
+#include "lethe/core/version.h"
 #include "lethe/data/batch.h"
 #include "lethe/data/dataset.h"
 #include "lethe/model/generate.h"
@@ -525,7 +526,7 @@ RunSummary run(const RunConfig& c, const RunHooks& hooks) {
                  {"seconds", seconds}};
   Json record = {{"format_version", 1},
                  {"kind", c.kind == RunKind::kFinetune ? "finetune" : "unlearn"},
-                 {"lethe_version", LETHE_VERSION},
+                 {"lethe_version", version()},
                  {"torch_version", TORCH_VERSION},
                  {"threads", threads()},
                  {"started", started_at},

@@ -1,6 +1,8 @@
 #include "lethe/train/optimizer.h"
 
+#include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <torch/utils.h>
 
 #include <cmath>
 #include <unordered_map>

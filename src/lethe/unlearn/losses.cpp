@@ -1,10 +1,11 @@
 #include "lethe/unlearn/losses.h"
 
-#include "lethe/core/labels.h"
+#include <ATen/ATen.h>
 
 #include <limits>
 
 #include "lethe/core/error.h"
+#include "lethe/core/labels.h"
 
 namespace lethe::unlearn {
 namespace {

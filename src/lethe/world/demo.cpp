@@ -12,6 +12,7 @@
 #include "lethe/core/output.h"
 #include "lethe/core/random.h"
 #include "lethe/core/runtime.h"
+#include "lethe/core/version.h"
 #include "lethe/data/records.h"
 #include "lethe/eval/evaluate.h"
 #include "lethe/eval/report.h"
@@ -66,7 +67,7 @@ Recipe make_recipe(const DemoOptions& o) {
 }
 
 std::string hash_of(const Json& j) {
-  const std::string s = j.dump() + LETHE_VERSION;
+  const std::string s = j.dump() + version();
   const std::uint64_t h = fnv1a64(s.data(), s.size());
   char buf[20];
   std::snprintf(buf, sizeof(buf), "%012llx", static_cast<unsigned long long>(h & 0xffffffffffffULL));

@@ -1,5 +1,6 @@
 #include "model/blocks/attention_core.h"
 
+#include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/csrc/autograd/custom_function.h>
 

@@ -1,5 +1,6 @@
 #include "model/blocks/decode_kernels.h"
 
+#include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
 #include <cmath>
