@@ -3,6 +3,7 @@
 // atomic writes.
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <fstream>
 #include <random>
 
@@ -10,6 +11,7 @@
 #include "lethe/core/file.h"
 #include "lethe/io/checkpoint.h"
 #include "lethe/model/load.h"
+#include "lethe/train/lora.h"
 #include "support/compare.h"
 #include "support/errors.h"
 #include "support/fixtures.h"
@@ -195,13 +197,8 @@ TEST(Config, MalformedCorpus) {
 TEST(Config, SurvivesEveryFieldPerturbation) {
   std::vector<nlohmann::json> bases;
   bases.push_back(nlohmann::json::parse(read_file(tests_dir() / "corpus" / "config" / "valid.json")));
-  for (const char* type : {"gpt2", "llama", "mistral", "qwen2", "gpt_neox"}) {
-    nlohmann::json j = nlohmann::json::parse(model::config_to_json(model::parse_config(
-        std::string(R"({"model_type":")") + type +
-            R"(","vocab_size":16,"hidden_size":8,"n_embd":8,"num_hidden_layers":1,"n_layer":1,
-            "num_attention_heads":2,"n_head":2,"intermediate_size":8,"max_position_embeddings":32,"rotary_pct":0.5})",
-        type)));
-    bases.push_back(j);
+  for (const std::string& type : model::supported_model_types()) {
+    bases.push_back(nlohmann::json::parse(model::config_to_json(model::parse_config(model::tiny_config(type), type))));
   }
   const std::vector<nlohmann::json> hostile = {
       nullptr, -1, 0, 1, 3, 2147483648LL, 9223372036854775807LL, 18446744073709551615ULL, 1e12, -1e308, 1e308,
@@ -288,14 +285,12 @@ TEST(Config, DefaultsAndFamilies) {
 }
 
 TEST(Config, ToJsonRoundTripsEveryFamily) {
-  for (const std::string type : {"gpt2", "llama", "mistral", "qwen2", "gpt_neox"}) {
+  for (const std::string& type : model::supported_model_types()) {
     SCOPED_TRACE(type);
-    std::string text =
-        type == "gpt2"
-            ? R"({"model_type":"gpt2","vocab_size":11,"n_embd":8,"n_layer":2,"n_head":2,"bos_token_id":1})"
-            : R"({"model_type":")" + type +
-                  R"(","vocab_size":11,"hidden_size":24,"num_hidden_layers":2,"num_attention_heads":3,"intermediate_size":7,"rotary_pct":0.34,"eos_token_id":2,"custom_key":"kept"})";
-    auto a = model::parse_config(text, "a.json");
+    nlohmann::json j = nlohmann::json::parse(model::tiny_config(type));
+    j["bos_token_id"] = 1;
+    j["custom_key"] = "kept";
+    auto a = model::parse_config(j.dump(), "a.json");
     auto b = model::parse_config(model::config_to_json(a), "b.json");
     EXPECT_EQ(a.vocab_size, b.vocab_size);
     EXPECT_EQ(a.hidden_size, b.hidden_size);
@@ -311,9 +306,61 @@ TEST(Config, ToJsonRoundTripsEveryFamily) {
     EXPECT_EQ(a.parallel_residual, b.parallel_residual);
     EXPECT_EQ(a.eos_token_ids, b.eos_token_ids);
     EXPECT_EQ(a.bos_token_id, b.bos_token_id);
-    if (type != "gpt2") {
-      EXPECT_EQ(nlohmann::json::parse(model::config_to_json(a))["custom_key"], "kept");
+    EXPECT_EQ(nlohmann::json::parse(model::config_to_json(a))["custom_key"], "kept");
+  }
+}
+
+// The family's checkpoint key table (ArchSpec::checkpoint_keys) is what the built module holds:
+// every name and shape, for every model_type, tied and untied, with and without biases.
+TEST(Registry, CheckpointKeysEqualNamedParameters) {
+  for (const std::string& type : model::supported_model_types()) {
+    for (const char* variant : {"", "tie_word_embeddings", "attention_bias", "mlp_bias"}) {
+      nlohmann::json j = nlohmann::json::parse(model::tiny_config(type));
+      if (*variant != 0) {
+        if (std::string(variant) == "tie_word_embeddings") {
+          j[variant] = !model::parse_config(j.dump(), type).tie_word_embeddings;
+        } else {
+          j[variant] = true;
+        }
+      }
+      SCOPED_TRACE(type + " " + variant + " " + j.dump());
+      model::ModelConfig c;
+      try {
+        c = model::parse_config(j.dump(), type);
+      } catch (const Error&) {
+        continue;  // a variant this type refuses (e.g. attention_bias for qwen2)
+      }
+      auto m = model::create_model(c);
+      std::vector<model::TensorKey> built;
+      for (const auto& item : m->named_parameters(/*recurse=*/true)) {
+        built.push_back({item.key(), item.value().sizes().vec()});
+      }
+      std::vector<model::TensorKey> table = model::checkpoint_keys(c);
+      auto by_name = [](const model::TensorKey& a, const model::TensorKey& b) { return a.name < b.name; };
+      std::sort(built.begin(), built.end(), by_name);
+      std::sort(table.begin(), table.end(), by_name);
+      ASSERT_EQ(table.size(), built.size());
+      for (std::size_t i = 0; i < table.size(); ++i) {
+        EXPECT_EQ(table[i].name, built[i].name);
+        EXPECT_EQ(table[i].shape, built[i].shape) << table[i].name;
+      }
     }
+  }
+}
+
+// Every family declares LoRA targets that adapt every linear of its attention and MLP: 4 + 3
+// modules a layer for the gated Llama family, 4 for GPT-2 and GPT-NeoX.
+TEST(Registry, EveryFamilyDeclaresLoraTargetsAndATinyConfig) {
+  for (const std::string& type : model::supported_model_types()) {
+    SCOPED_TRACE(type);
+    const auto c = model::parse_config(model::tiny_config(type), type);
+    EXPECT_EQ(c.model_type, type);
+    EXPECT_LE(c.hidden_size, 64);
+    auto m = model::create_model(c);
+    train::LoraConfig lora;
+    lora.rank = 4;
+    const auto adapter = train::LoraAdapter::attach(*m, lora, 1);
+    EXPECT_EQ(adapter->module_names().size(), static_cast<std::size_t>(c.num_layers * (c.gated_mlp ? 7 : 4)));
   }
 }
 

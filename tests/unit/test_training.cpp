@@ -573,11 +573,9 @@ TEST(Trainer, ResumedRunEndsBitIdentical) {
 // ---- LoRA -----------------------------------------------------------------------------------------------
 
 TEST(Lora, ZeroBLeavesOutputsAndMergeEqualsUnmerged) {
-  for (const std::string family : {"llama", "gpt2"}) {
+  for (const std::string& family : model::supported_model_types()) {
     SCOPED_TRACE(family);
-    auto m = family == "llama" ? tiny_llama()
-                               : model::create_model(model::parse_config(
-                                     R"({"model_type":"gpt2","n_embd":32,"n_layer":2,"n_head":4,"vocab_size":50})", "g"));
+    auto m = model::create_model(model::parse_config(model::tiny_config(family), family));
     torch::NoGradGuard ng;
     at::Tensor ids = at::randint(3, 50, {2, 9}, at::kLong);
     at::Tensor base = m->forward(ids).logits;

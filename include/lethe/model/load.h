@@ -44,6 +44,19 @@ struct LoadOptions {
 // The model_type values lethe can run.
 std::vector<std::string> supported_model_types();
 
+// One tensor of a checkpoint: its Hugging Face name and shape.
+struct TensorKey {
+  std::string name;
+  std::vector<std::int64_t> shape;
+  bool operator==(const TensorKey&) const = default;
+};
+// The tensors a checkpoint of `config` holds, from its family's table (in the family's order).
+std::vector<TensorKey> checkpoint_keys(const ModelConfig& config);
+// The family's default LoRA targets: a regex over module names (PEFT's defaults).
+const std::string& default_lora_targets(const std::string& model_type);
+// A tiny config.json (text) for `model_type`, for tests and examples of every family.
+std::string tiny_config(const std::string& model_type);
+
 // Parses config.json text. `source` names the file in errors.
 ModelConfig parse_config(const std::string& json_text, const std::string& source);
 // Throws unless `dir` is a folder with config.json that no interrupted write left behind

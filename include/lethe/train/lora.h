@@ -89,7 +89,8 @@ class LoraAdapter {
   bool base_modified_ = false;
 };
 
-// The default LoRA targets of a model family (attention and MLP linears).
+// The default LoRA targets of a model family (attention and MLP linears, as PEFT picks them),
+// declared by the family's ArchSpec.
 std::string default_lora_targets(const model::CausalLM& model);
 
 }  // namespace lethe::train

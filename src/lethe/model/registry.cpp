@@ -32,6 +32,16 @@ std::vector<std::string> supported_model_types() {
   return out;
 }
 
+std::vector<TensorKey> checkpoint_keys(const ModelConfig& config) {
+  return find_arch(config.model_type).checkpoint_keys(config);
+}
+
+const std::string& default_lora_targets(const std::string& model_type) {
+  return find_arch(model_type).lora_targets;
+}
+
+std::string tiny_config(const std::string& model_type) { return find_arch(model_type).tiny_config(model_type); }
+
 Activation parse_activation(const std::string& name, const std::string& where) {
   if (name == "gelu") return Activation::kGeluErf;
   if (name == "gelu_new" || name == "gelu_fast" || name == "gelu_pytorch_tanh")

@@ -8,6 +8,7 @@
 #include "lethe/core/range.h"
 #include "lethe/core/file.h"
 #include "lethe/io/checkpoint.h"
+#include "lethe/model/load.h"
 #include "lethe/model/score.h"
 #include "lethe/train/objective.h"
 #include "lethe/model/blocks.h"
@@ -38,10 +39,7 @@ struct LoraAdapter::Slot {
 };
 
 std::string default_lora_targets(const model::CausalLM& model) {
-  const std::string& t = model.config().model_type;
-  if (t == "gpt2") return R"(.*\.(c_attn|c_proj|c_fc))";
-  if (t == "gpt_neox") return R"(.*\.(query_key_value|dense|dense_h_to_4h|dense_4h_to_h))";
-  return R"(.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj))";
+  return model::default_lora_targets(model.config().model_type);
 }
 
 LoraAdapter::~LoraAdapter() {

@@ -9,9 +9,13 @@
 #include "core/json_util.h"
 #include "lethe/model/causal_lm.h"
 #include "lethe/model/config.h"
+#include "lethe/model/load.h"
 
 namespace lethe::model {
 
+// Everything a family decides, in one place: adding a family is one file defining this and one
+// line in registry.cpp. Tests iterate the registry (supported_model_types) and use
+// `tiny_config`, so a new family is tested without editing test lists.
 struct ArchSpec {
   std::vector<std::string> model_types;  // HF model_type values this family serves
   // config.json (already known to have this model_type) -> ModelConfig. `where` names the file.
@@ -19,6 +23,14 @@ struct ArchSpec {
   // Writes this family's HF keys for `config` into `out` (other keys are left alone).
   void (*write)(const ModelConfig& config, Json& out);
   std::shared_ptr<CausalLM> (*build)(const ModelConfig& config);
+  // The checkpoint's tensor table for `config`: HF names and shapes, as llama.cpp's tensor-name
+  // tables. A test holds it equal to named_parameters() of the built module for every type.
+  std::vector<TensorKey> (*checkpoint_keys)(const ModelConfig& config);
+  // PEFT's default LoRA targets for the family (a regex over module names, full match).
+  std::string lora_targets;
+  // A tiny random-model config.json for `model_type` (hidden 32, 2 layers, vocab 97) that
+  // exercises what the type does differently (grouped KV heads, partial rotary, biases).
+  std::string (*tiny_config)(const std::string& model_type);
 };
 
 const ArchSpec& gpt2_arch();

@@ -191,10 +191,39 @@ std::shared_ptr<CausalLM> build(const ModelConfig& c) {
   return std::make_shared<Gpt2LMHeadModel>(c);
 }
 
+// The table in the header comment, as data (C = n_embd, I = inner, P = n_positions).
+std::vector<TensorKey> key_table(const ModelConfig& c) {
+  const std::int64_t v = c.vocab_size, h = c.hidden_size, i = c.intermediate_size;
+  std::vector<TensorKey> k = {{"transformer.wte.weight", {v, h}}, {"transformer.wpe.weight", {c.max_position_embeddings, h}}};
+  for (std::int64_t n = 0; n < c.num_layers; ++n) {
+    const std::string p = "transformer.h." + std::to_string(n) + ".";
+    k.insert(k.end(), {{p + "ln_1.weight", {h}}, {p + "ln_1.bias", {h}},
+                       {p + "attn.c_attn.weight", {h, 3 * h}}, {p + "attn.c_attn.bias", {3 * h}},
+                       {p + "attn.c_proj.weight", {h, h}}, {p + "attn.c_proj.bias", {h}},
+                       {p + "ln_2.weight", {h}}, {p + "ln_2.bias", {h}},
+                       {p + "mlp.c_fc.weight", {h, i}}, {p + "mlp.c_fc.bias", {i}},
+                       {p + "mlp.c_proj.weight", {i, h}}, {p + "mlp.c_proj.bias", {h}}});
+  }
+  k.insert(k.end(), {{"transformer.ln_f.weight", {h}}, {"transformer.ln_f.bias", {h}}});
+  if (!c.tie_word_embeddings) k.push_back({"lm_head.weight", {v, h}});
+  return k;
+}
+
+std::string tiny(const std::string&) {
+  return R"({"model_type":"gpt2","n_embd":32,"n_layer":2,"n_head":4,"n_positions":256,"vocab_size":97,)"
+         R"("eos_token_id":2,"pad_token_id":0})";
+}
+
 }  // namespace
 
 const ArchSpec& gpt2_arch() {
-  static const ArchSpec spec{{"gpt2"}, &parse, &write, &build};
+  static const ArchSpec spec{.model_types = {"gpt2"},
+                             .parse = &parse,
+                             .write = &write,
+                             .build = &build,
+                             .checkpoint_keys = &key_table,
+                             .lora_targets = R"(.*\.(c_attn|c_proj|c_fc))",
+                             .tiny_config = &tiny};
   return spec;
 }
 

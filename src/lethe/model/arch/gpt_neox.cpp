@@ -218,10 +218,43 @@ std::shared_ptr<CausalLM> build(const ModelConfig& c) {
   return std::make_shared<GptNeoxForCausalLM>(c);
 }
 
+// The table in the header comment, as data.
+std::vector<TensorKey> key_table(const ModelConfig& c) {
+  const std::int64_t v = c.vocab_size, h = c.hidden_size, i = c.intermediate_size;
+  std::vector<TensorKey> k = {{"gpt_neox.embed_in.weight", {v, h}}};
+  auto linear = [&](const std::string& name, std::int64_t out, std::int64_t in, bool bias) {
+    k.push_back({name + ".weight", {out, in}});
+    if (bias) k.push_back({name + ".bias", {out}});
+  };
+  for (std::int64_t n = 0; n < c.num_layers; ++n) {
+    const std::string p = "gpt_neox.layers." + std::to_string(n) + ".";
+    k.insert(k.end(), {{p + "input_layernorm.weight", {h}}, {p + "input_layernorm.bias", {h}},
+                       {p + "post_attention_layernorm.weight", {h}}, {p + "post_attention_layernorm.bias", {h}}});
+    linear(p + "attention.query_key_value", 3 * h, h, c.qkv_bias);
+    linear(p + "attention.dense", h, h, c.o_bias);
+    linear(p + "mlp.dense_h_to_4h", i, h, c.mlp_bias);
+    linear(p + "mlp.dense_4h_to_h", h, i, c.mlp_bias);
+  }
+  k.insert(k.end(), {{"gpt_neox.final_layer_norm.weight", {h}}, {"gpt_neox.final_layer_norm.bias", {h}}});
+  if (!c.tie_word_embeddings) k.push_back({"embed_out.weight", {v, h}});
+  return k;
+}
+
+std::string tiny(const std::string&) {
+  return R"({"model_type":"gpt_neox","hidden_size":32,"num_hidden_layers":2,"num_attention_heads":4,)"
+         R"("intermediate_size":48,"rotary_pct":0.5,"vocab_size":97,"eos_token_id":2,"pad_token_id":0})";
+}
+
 }  // namespace
 
 const ArchSpec& gpt_neox_arch() {
-  static const ArchSpec spec{{"gpt_neox"}, &parse, &write, &build};
+  static const ArchSpec spec{.model_types = {"gpt_neox"},
+                             .parse = &parse,
+                             .write = &write,
+                             .build = &build,
+                             .checkpoint_keys = &key_table,
+                             .lora_targets = R"(.*\.(query_key_value|dense|dense_h_to_4h|dense_4h_to_h))",
+                             .tiny_config = &tiny};
   return spec;
 }
 

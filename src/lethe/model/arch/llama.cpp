@@ -222,10 +222,49 @@ std::shared_ptr<CausalLM> build(const ModelConfig& c) {
   return std::make_shared<LlamaForCausalLM>(c);
 }
 
+// The table in the header comment, as data.
+std::vector<TensorKey> key_table(const ModelConfig& c) {
+  const std::int64_t v = c.vocab_size, h = c.hidden_size, i = c.intermediate_size;
+  const std::int64_t q = c.num_heads * c.head_dim, kv = c.num_kv_heads * c.head_dim;
+  std::vector<TensorKey> k = {{"model.embed_tokens.weight", {v, h}}};
+  auto linear = [&](const std::string& name, std::int64_t out, std::int64_t in, bool bias) {
+    k.push_back({name + ".weight", {out, in}});
+    if (bias) k.push_back({name + ".bias", {out}});
+  };
+  for (std::int64_t n = 0; n < c.num_layers; ++n) {
+    const std::string p = "model.layers." + std::to_string(n) + ".";
+    k.push_back({p + "input_layernorm.weight", {h}});
+    linear(p + "self_attn.q_proj", q, h, c.qkv_bias);
+    linear(p + "self_attn.k_proj", kv, h, c.qkv_bias);
+    linear(p + "self_attn.v_proj", kv, h, c.qkv_bias);
+    linear(p + "self_attn.o_proj", h, q, c.o_bias);
+    k.push_back({p + "post_attention_layernorm.weight", {h}});
+    linear(p + "mlp.gate_proj", i, h, c.mlp_bias);
+    linear(p + "mlp.up_proj", i, h, c.mlp_bias);
+    linear(p + "mlp.down_proj", h, i, c.mlp_bias);
+  }
+  k.push_back({"model.norm.weight", {h}});
+  if (!c.tie_word_embeddings) k.push_back({"lm_head.weight", {v, h}});
+  return k;
+}
+
+// Grouped KV heads (4 query heads over 2 key/value heads) for every type of the family.
+std::string tiny(const std::string& model_type) {
+  return R"({"model_type":")" + model_type +
+         R"(","hidden_size":32,"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,)"
+         R"("intermediate_size":40,"vocab_size":97,"eos_token_id":2,"pad_token_id":0})";
+}
+
 }  // namespace
 
 const ArchSpec& llama_arch() {
-  static const ArchSpec spec{{"llama", "mistral", "qwen2"}, &parse, &write, &build};
+  static const ArchSpec spec{.model_types = {"llama", "mistral", "qwen2"},
+                             .parse = &parse,
+                             .write = &write,
+                             .build = &build,
+                             .checkpoint_keys = &key_table,
+                             .lora_targets = R"(.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj))",
+                             .tiny_config = &tiny};
   return spec;
 }
 
