@@ -2,6 +2,7 @@
 // defines an ArchSpec + one line in registry.cpp + one golden case (docs/HOWTO-add-model.md).
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -39,6 +40,14 @@ const ArchSpec& gpt_neox_arch();
 
 // The one place that maps model_type to a family; errors list the supported types.
 const ArchSpec& find_arch(const std::string& model_type, const std::string& where = "");
+
+// Appends a linear layer's checkpoint keys to a family's key table: `name`.weight (out, in) and,
+// with `bias`, `name`.bias (out).
+inline void add_linear_keys(std::vector<TensorKey>& keys, const std::string& name, std::int64_t out, std::int64_t in,
+                            bool bias) {
+  keys.push_back({name + ".weight", {out, in}});
+  if (bias) keys.push_back({name + ".bias", {out}});
+}
 
 // Helpers every family's parser shares.
 Activation parse_activation(const std::string& name, const std::string& where);

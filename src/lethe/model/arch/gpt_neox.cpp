@@ -222,18 +222,14 @@ std::shared_ptr<CausalLM> build(const ModelConfig& c) {
 std::vector<TensorKey> key_table(const ModelConfig& c) {
   const std::int64_t v = c.vocab_size, h = c.hidden_size, i = c.intermediate_size;
   std::vector<TensorKey> k = {{"gpt_neox.embed_in.weight", {v, h}}};
-  auto linear = [&](const std::string& name, std::int64_t out, std::int64_t in, bool bias) {
-    k.push_back({name + ".weight", {out, in}});
-    if (bias) k.push_back({name + ".bias", {out}});
-  };
   for (std::int64_t n = 0; n < c.num_layers; ++n) {
     const std::string p = "gpt_neox.layers." + std::to_string(n) + ".";
     k.insert(k.end(), {{p + "input_layernorm.weight", {h}}, {p + "input_layernorm.bias", {h}},
                        {p + "post_attention_layernorm.weight", {h}}, {p + "post_attention_layernorm.bias", {h}}});
-    linear(p + "attention.query_key_value", 3 * h, h, c.qkv_bias);
-    linear(p + "attention.dense", h, h, c.o_bias);
-    linear(p + "mlp.dense_h_to_4h", i, h, c.mlp_bias);
-    linear(p + "mlp.dense_4h_to_h", h, i, c.mlp_bias);
+    add_linear_keys(k, p + "attention.query_key_value", 3 * h, h, c.qkv_bias);
+    add_linear_keys(k, p + "attention.dense", h, h, c.o_bias);
+    add_linear_keys(k, p + "mlp.dense_h_to_4h", i, h, c.mlp_bias);
+    add_linear_keys(k, p + "mlp.dense_4h_to_h", h, i, c.mlp_bias);
   }
   k.insert(k.end(), {{"gpt_neox.final_layer_norm.weight", {h}}, {"gpt_neox.final_layer_norm.bias", {h}}});
   if (!c.tie_word_embeddings) k.push_back({"embed_out.weight", {v, h}});

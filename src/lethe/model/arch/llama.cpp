@@ -227,21 +227,17 @@ std::vector<TensorKey> key_table(const ModelConfig& c) {
   const std::int64_t v = c.vocab_size, h = c.hidden_size, i = c.intermediate_size;
   const std::int64_t q = c.num_heads * c.head_dim, kv = c.num_kv_heads * c.head_dim;
   std::vector<TensorKey> k = {{"model.embed_tokens.weight", {v, h}}};
-  auto linear = [&](const std::string& name, std::int64_t out, std::int64_t in, bool bias) {
-    k.push_back({name + ".weight", {out, in}});
-    if (bias) k.push_back({name + ".bias", {out}});
-  };
   for (std::int64_t n = 0; n < c.num_layers; ++n) {
     const std::string p = "model.layers." + std::to_string(n) + ".";
     k.push_back({p + "input_layernorm.weight", {h}});
-    linear(p + "self_attn.q_proj", q, h, c.qkv_bias);
-    linear(p + "self_attn.k_proj", kv, h, c.qkv_bias);
-    linear(p + "self_attn.v_proj", kv, h, c.qkv_bias);
-    linear(p + "self_attn.o_proj", h, q, c.o_bias);
+    add_linear_keys(k, p + "self_attn.q_proj", q, h, c.qkv_bias);
+    add_linear_keys(k, p + "self_attn.k_proj", kv, h, c.qkv_bias);
+    add_linear_keys(k, p + "self_attn.v_proj", kv, h, c.qkv_bias);
+    add_linear_keys(k, p + "self_attn.o_proj", h, q, c.o_bias);
     k.push_back({p + "post_attention_layernorm.weight", {h}});
-    linear(p + "mlp.gate_proj", i, h, c.mlp_bias);
-    linear(p + "mlp.up_proj", i, h, c.mlp_bias);
-    linear(p + "mlp.down_proj", h, i, c.mlp_bias);
+    add_linear_keys(k, p + "mlp.gate_proj", i, h, c.mlp_bias);
+    add_linear_keys(k, p + "mlp.up_proj", i, h, c.mlp_bias);
+    add_linear_keys(k, p + "mlp.down_proj", h, i, c.mlp_bias);
   }
   k.push_back({"model.norm.weight", {h}});
   if (!c.tie_word_embeddings) k.push_back({"lm_head.weight", {v, h}});
