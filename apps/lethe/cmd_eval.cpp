@@ -5,7 +5,7 @@
 #include "commands.h"
 #include "lethe/core/error.h"
 #include "lethe/eval/evaluate.h"
-#include "lethe/eval/metrics.h"
+#include "lethe/eval/metric.h"
 
 namespace lethe::cli {
 namespace {
@@ -21,11 +21,11 @@ std::vector<std::string> split_list(const std::string& s) {
 }
 
 void list_metrics() {
-  for (const auto& m : eval::metric_infos()) {
+  for (const eval::Metric* m : eval::all_metrics()) {
     std::string suites;
-    for (const auto& s : m.suites) suites += (suites.empty() ? "" : ",") + s;
-    std::cout << m.name << "  [" << suites << "]" << (m.needs_reference ? " needs --reference" : "")
-              << (m.opt_in ? " opt-in" : "") << "\n    " << m.description << "\n";
+    for (const auto& s : eval::metric_suites(m->name)) suites += (suites.empty() ? "" : ",") + s;
+    std::cout << m->name << "  [" << suites << "]" << (m->needs_reference() ? " needs --reference" : "")
+              << (m->opt_in ? " opt-in" : "") << "\n    " << m->description << "\n";
   }
 }
 
@@ -39,7 +39,7 @@ void add_eval(CLI::App& app, const GlobalOptions& global) {
     bool list = false, no_report = false, no_progress = false;
   };
   auto o = std::make_shared<Opts>();
-  cmd->add_option("--suite", o->e.suite, "tofu or muse")->check(CLI::IsMember({"tofu", "muse"}));
+  cmd->add_option("--suite", o->e.suite, "tofu or muse")->check(CLI::IsMember(eval::suite_names()));
   cmd->add_option("--model", o->e.model, "Hugging Face model folder to evaluate");
   cmd->add_option("--data", o->e.data, "the suite's data folder (TOFU layout: forget10_perturbed.jsonl, ...; MUSE layout: knowmem/, verbmem/, privleak/)");
   cmd->add_option("--out", o->e.out, "output folder for EVAL.json, SUMMARY.json and report.html (required; new or empty unless --force)");

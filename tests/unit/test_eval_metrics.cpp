@@ -2,9 +2,13 @@
 // small synthetic EVAL logs against independently computed values, and report.html's form.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <set>
 
+#include "eval/suite.h"
 #include "lethe/core/error.h"
+#include "lethe/eval/metric.h"
 #include "lethe/eval/metrics.h"
 #include "lethe/eval/report.h"
 #include "lethe/eval/stats.h"
@@ -86,6 +90,74 @@ TEST(EvalMetrics, RegistryRules) {
   }
 }
 
+// The registry's invariants, which make "a metric is one file and one line" hold: every metric
+// is computed by a suite and aggregates into keys it declares; every metric a suite names is
+// registered and, if it has a per-item part, placed on one of the suite's splits.
+TEST(MetricRegistry, SuitesAndMetricsAgree) {
+  std::set<std::string> names;
+  for (const Metric* m : all_metrics()) {
+    EXPECT_TRUE(names.insert(m->name).second) << "registered twice: " << m->name;
+    EXPECT_FALSE(metric_suites(m->name).empty()) << m->name << " is in no suite";
+    EXPECT_FALSE(m->keys.empty()) << m->name << " declares no summary key";
+    EXPECT_NE(m->aggregate, nullptr) << m->name;
+    EXPECT_FALSE(m->description.empty()) << m->name;
+    for (const auto& r : m->from_reference) EXPECT_NO_THROW(find_metric(r)) << m->name << " -> " << r;
+  }
+  for (const Suite* s : all_suites()) {
+    for (const auto& name : s->metrics) {
+      const Metric& m = find_metric(name);
+      bool placed = false;
+      for (const auto& sp : s->splits) placed = placed || std::count(sp.metrics.begin(), sp.metrics.end(), name) > 0;
+      EXPECT_TRUE(placed || m.per_item == nullptr) << s->name << ": " << name << " is on none of its splits";
+    }
+    for (const auto& sp : s->splits) {
+      for (const auto& name : sp.metrics) {
+        EXPECT_EQ(std::count(s->metrics.begin(), s->metrics.end(), name), 1) << s->name << "/" << sp.name << ": " << name;
+      }
+      EXPECT_NE(sp.files, nullptr);
+      EXPECT_NE(sp.read, nullptr);
+    }
+    EXPECT_NO_THROW(find_metric(s->reference_fallback)) << s->name;
+  }
+  EXPECT_THROW(find_suite("wmdp"), Error);
+}
+
+// The scoring plan is the union of the requested metrics' needs, split by split.
+TEST(MetricRegistry, PlanFollowsTheNeedsOfWhatIsAsked) {
+  EvalOptions o;
+  o.suite = "tofu";
+  const Suite& tofu = find_suite("tofu");
+  auto names = [](const std::vector<PlannedSplit>& plan) {
+    std::vector<std::string> v;
+    for (const auto& p : plan) v.push_back(p.spec->name);
+    return v;
+  };
+  // Memorization alone: the forget split, scored with the distribution extras, nothing else.
+  auto plan = plan_splits(tofu, o, {"exact_memorization"});
+  ASSERT_EQ(names(plan), std::vector<std::string>{"forget"});
+  EXPECT_EQ(plan[0].needs, unsigned{kScores | kExtras});
+  // ROUGE with generation off: the forget split is still scored (it always is), not generated.
+  o.generation = false;
+  plan = plan_splits(tofu, o, {"rouge"});
+  EXPECT_EQ(names(plan), (std::vector<std::string>{"forget", "retain", "ra", "wf"}));
+  for (const auto& p : plan) EXPECT_EQ(p.needs, unsigned{kScores}) << p.spec->name;
+  o.generation = true;
+  // Membership inference adds the holdout split; GradNorm asks for gradients there only.
+  plan = plan_splits(tofu, o, {"mia_gradnorm", "truth_ratio"});
+  EXPECT_EQ(names(plan), (std::vector<std::string>{"forget", "retain", "ra", "wf", "holdout"}));
+  EXPECT_EQ(plan.back().needs, unsigned{kScores | kGradients});
+  EXPECT_EQ(plan[1].needs, unsigned{kScores | kAlternates});
+  // A reference pass scores only what a reference contributes.
+  o.reference_pass = true;
+  EXPECT_EQ(names(plan_splits(tofu, o, default_metrics("tofu", true))), (std::vector<std::string>{"forget", "holdout"}));
+  // MUSE's KnowMem needs nothing but generation: with generation off it is not run at all.
+  o = EvalOptions{};
+  o.suite = "muse";
+  o.generation = false;
+  EXPECT_EQ(names(plan_splits(find_suite("muse"), o, {"knowmem_rouge", "mia_loss"})),
+            (std::vector<std::string>{"privleak_forget", "privleak_holdout"}));
+}
+
 // A small TOFU EVAL log: forget/holdout with MIA scores and truth-ratio inputs, utility splits.
 Json tiny_tofu_eval(double shift) {
   Json splits;
@@ -156,6 +228,30 @@ TEST(EvalSummary, AgainstAReferenceLog) {
   EXPECT_NEAR(s["extraction_strength"].get<double>(), 0.25, 1e-12);
   for (const auto& [k, ci] : s["ci"].items()) {
     EXPECT_LE(ci[0].get<double>(), ci[1].get<double>()) << k;
+  }
+}
+
+// The report's rows come from the registry: every number a summary holds is a key some metric
+// declares (so none is computed and left out of the report).
+TEST(EvalSummary, EveryKeyIsDeclaredByItsMetric) {
+  const Json eval = tiny_tofu_eval(0.0), ref_eval = tiny_tofu_eval(0.3);
+  const ReferenceData ref = reference_from_eval(ref_eval, "ref.json");
+  const Json s = summarize(eval, &ref, default_metrics("tofu", true));
+  std::set<std::string> declared;
+  for (const Metric* m : all_metrics()) {
+    for (const auto& k : m->keys) declared.insert(k.key);
+  }
+  std::size_t numbers = 0;
+  for (const auto& [k, v] : s.items()) {
+    if (!v.is_number() || k == "format_version") continue;
+    ++numbers;
+    EXPECT_EQ(declared.count(k), 1u) << k;
+    EXPECT_TRUE(s["ci"].contains(k)) << k;
+  }
+  EXPECT_GE(numbers, 15u);
+  const std::string html = render_report({"t", {{"model", s, eval}}, {}, {}}, &ref);
+  for (const auto& [k, v] : s.items()) {
+    if (v.is_number() && k != "format_version") EXPECT_NE(html.find("<code>" + k + "</code>"), std::string::npos) << k;
   }
 }
 

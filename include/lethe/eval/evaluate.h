@@ -1,10 +1,10 @@
 // Running an evaluation suite on a model: the `lethe eval` command as a library call.
 //
-//   suite "tofu": forget (<forget_split>_perturbed.jsonl), retain (retain_perturbed.jsonl), real
+//   suite "tofu" (eval/suites/tofu.cpp): forget (<forget_split>_perturbed.jsonl), retain (retain_perturbed.jsonl), real
 //     authors and world facts (*_perturbed.jsonl), holdout (holdoutNN.jsonl, for membership
 //     inference) from a TOFU-layout folder;
-//   suite "muse": verbmem/forget.json, knowmem/{forget,retain}_qa(_icl).json,
-//     privleak/{forget,retain,holdout}.json from a MUSE-layout folder.
+//   suite "muse" (eval/suites/muse.cpp): verbmem/forget.json, knowmem/{forget,retain}_qa(_icl).json,
+//     privleak/{forget,holdout}.json from a MUSE-layout folder.
 //
 // Writes EVAL.json (every item with every metric), SUMMARY.json (aggregates with 95% CIs) and
 // report.html into `out`. Formulas and file formats: docs/metrics.md.

@@ -1,4 +1,5 @@
-// Per-item metric formulas over scored sequences, and the metric registry (architecture.md §3).
+// Per-item metric formulas over scored sequences (the registry of metrics built on them:
+// eval/metric.h).
 // Torch-free: the scorer and generator produce SequenceScores and texts; everything here is
 // arithmetic on them, tested against hand-computed values. Formulas: docs/metrics.md.
 #pragma once
@@ -42,21 +43,5 @@ std::size_t zlib_compressed_size(std::string_view text);  // len(zlib.compress(t
 double mia_auc(const std::vector<double>& forget_scores, const std::vector<double>& holdout_scores);
 // (auc − reference_auc) / reference_auc · 100. reference_auc must be given and > 0.
 double privleak(double auc, double reference_auc);
-
-// ---- registry -------------------------------------------------------------------------------
-
-struct MetricInfo {
-  std::string name;
-  std::string description;
-  std::vector<std::string> suites;  // suites that compute it
-  bool needs_reference = false;     // an error without --reference
-  bool opt_in = false;              // not in the suite's default set (costly)
-};
-const std::vector<MetricInfo>& metric_infos();
-const MetricInfo& metric_info(const std::string& name);  // error listing the known names
-// The metrics a suite computes by default; those that need a reference only when one is given.
-std::vector<std::string> default_metrics(const std::string& suite, bool have_reference);
-// Validates a --metrics list for a suite (unknown, wrong suite, missing reference → error).
-void check_metrics(const std::string& suite, const std::vector<std::string>& metrics, bool have_reference);
 
 }  // namespace lethe::eval

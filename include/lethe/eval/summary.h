@@ -20,9 +20,6 @@ namespace lethe::eval {
 using Json = nlohmann::json;
 
 inline constexpr int kEvalFormatVersion = 1;
-inline constexpr const char* kMiaAttacks[] = {"mia_loss", "mia_zlib", "mia_min_k", "mia_min_k_plus_plus",
-                                              "mia_gradnorm", "mia_reference"};
-inline constexpr const char* kPrivleakAttack = "mia_min_k";
 
 // What the reference contributes, from whichever form it was given in.
 struct ReferenceData {
@@ -44,7 +41,8 @@ Json read_eval_file(const std::filesystem::path& path);
 // TOFU splits of a lethe EVAL.json as per-item numbers.
 std::map<TofuSplit, TofuItems> tofu_items_from_eval(const Json& eval);
 
-// SUMMARY.json of an EVAL.json. `metrics`: what to aggregate (already validated).
+// SUMMARY.json of an EVAL.json: the aggregate of every metric in `metrics` (already validated),
+// in registry order (eval/metric.h).
 Json summarize(const Json& eval, const ReferenceData* reference, const std::vector<std::string>& metrics,
                std::uint64_t seed = 0);
 // SUMMARY.json of a TOFU legacy log (TOFU's nine utility components, forget components,

@@ -6,45 +6,12 @@
 #include <sstream>
 
 #include "lethe/core/version.h"
-#include "lethe/eval/metrics.h"
+#include "eval/suite.h"
+#include "lethe/eval/metric.h"
 #include "lethe/eval/stats.h"
 
 namespace lethe::eval {
 namespace {
-
-// Summary keys in reading order, with what a reader should know about each.
-struct KeyDoc {
-  const char* key;
-  const char* meaning;
-};
-constexpr KeyDoc kKeys[] = {
-    {"forget_quality", "KS p-value of forget truth ratios vs the reference; high = indistinguishable from a model that never saw the forget set"},
-    {"model_utility", "harmonic mean of the nine retain / real-author / world-fact components; higher = more useful"},
-    {"forget_Q_A_Prob", "answer probability on the forget set (lower after unlearning)"},
-    {"forget_Q_A_ROUGE", "ROUGE-L recall of greedy forget answers"},
-    {"forget_truth_ratio", "forget truth ratio, closer-to-1 aggregate"},
-    {"retain_Q_A_Prob", "answer probability on retained people"},
-    {"retain_Q_A_ROUGE", "ROUGE-L recall on retained people"},
-    {"retain_Truth_Ratio", "retain truth ratio (true better)"},
-    {"ra_Q_A_Prob_normalised", "real authors: probability normalised against wrong options"},
-    {"ra_Q_A_ROUGE", "real authors: ROUGE-L recall"},
-    {"ra_Truth_Ratio", "real authors: truth ratio"},
-    {"wf_Q_A_Prob_normalised", "world facts: normalised probability"},
-    {"wf_Q_A_ROUGE", "world facts: ROUGE-L recall"},
-    {"wf_Truth_Ratio", "world facts: truth ratio"},
-    {"forget_verbmem_ROUGE", "MUSE VerbMem: ROUGE-L F1 of continuations of forget text"},
-    {"forget_knowmem_ROUGE", "MUSE KnowMem on forget QA: ROUGE-L F1"},
-    {"retain_knowmem_ROUGE", "MUSE KnowMem on retain QA: ROUGE-L F1"},
-    {"privleak", "(AUC − reference AUC) / reference AUC · 100, Min-K%; ≈ −100 memorised, ≈ 0 like the reference, > 0 over-forgotten"},
-    {"extraction_strength", "longest predicted suffix of forget answers (0 = nothing extracted)"},
-    {"exact_memorization", "share of forget answer tokens predicted exactly"},
-    {"mia_loss", "LOSS attack AUC (≈ 0 memorised, ≈ 0.5 unseen)"},
-    {"mia_zlib", "ZLib attack AUC"},
-    {"mia_min_k", "Min-K% attack AUC"},
-    {"mia_min_k_plus_plus", "Min-K%++ attack AUC"},
-    {"mia_gradnorm", "GradNorm attack AUC"},
-    {"mia_reference", "Reference attack AUC"},
-};
 
 std::string fmt(double v, int prec = 4) {
   if (!std::isfinite(v)) return "—";
@@ -66,27 +33,29 @@ std::string summary_table(const ReportInput& in) {
   h << "<table class=\"summary\"><thead><tr><th>metric</th>";
   for (const auto& m : in.models) h << "<th>" << html_escape(m.name) << "</th>";
   h << "<th>meaning</th></tr></thead><tbody>\n";
-  for (const auto& k : kKeys) {
-    bool any = false;
-    for (const auto& m : in.models) any = any || m.summary.contains(k.key);
-    if (!any) continue;
-    h << "<tr><td><code>" << k.key << "</code></td>";
-    for (const auto& m : in.models) {
-      if (!m.summary.contains(k.key)) {
-        std::string why = m.summary.contains("omitted") && m.summary["omitted"].contains(k.key)
-                              ? m.summary["omitted"][k.key].get<std::string>()
-                              : "not computed";
-        h << "<td class=\"na\" title=\"" << html_escape(why) << "\">—</td>";
-        continue;
+  for (const Metric* metric : all_metrics()) {
+    for (const SummaryKey& k : metric->keys) {
+      bool any = false;
+      for (const auto& m : in.models) any = any || m.summary.contains(k.key);
+      if (!any) continue;
+      h << "<tr><td><code>" << k.key << "</code></td>";
+      for (const auto& m : in.models) {
+        if (!m.summary.contains(k.key)) {
+          std::string why = m.summary.contains("omitted") && m.summary["omitted"].contains(k.key)
+                                ? m.summary["omitted"][k.key].get<std::string>()
+                                : "not computed";
+          h << "<td class=\"na\" title=\"" << html_escape(why) << "\">—</td>";
+          continue;
+        }
+        h << "<td>" << fmt(m.summary[k.key].get<double>());
+        if (m.summary.contains("ci") && m.summary["ci"].contains(k.key)) {
+          const auto& ci = m.summary["ci"][k.key];
+          h << "<span class=\"ci\"> [" << fmt(ci[0].get<double>()) << ", " << fmt(ci[1].get<double>()) << "]</span>";
+        }
+        h << "</td>";
       }
-      h << "<td>" << fmt(m.summary[k.key].get<double>());
-      if (m.summary.contains("ci") && m.summary["ci"].contains(k.key)) {
-        const auto& ci = m.summary["ci"][k.key];
-        h << "<span class=\"ci\"> [" << fmt(ci[0].get<double>()) << ", " << fmt(ci[1].get<double>()) << "]</span>";
-      }
-      h << "</td>";
+      h << "<td class=\"doc\">" << html_escape(k.meaning) << "</td></tr>\n";
     }
-    h << "<td class=\"doc\">" << html_escape(k.meaning) << "</td></tr>\n";
   }
   h << "</tbody></table>\n";
   // Omissions, said once per model.
@@ -173,7 +142,7 @@ std::vector<double> item_values(const Json& eval, const std::string& split, cons
   return v;
 }
 
-std::vector<double> mia_values(const Json& eval, const std::string& split, const std::string& attack) {
+std::vector<double> split_mia_values(const Json& eval, const std::string& split, const std::string& attack) {
   std::vector<double> v;
   if (eval.is_null() || !eval.contains("splits") || !eval["splits"].contains(split)) return v;
   for (const auto& it : eval["splits"][split]["items"]) {
@@ -259,13 +228,15 @@ std::string render_report(const ReportInput& in, const ReferenceData* reference)
 
   // ROC curves per attack.
   bool roc_header = false;
-  for (const char* attack : kMiaAttacks) {
+  // Every metric whose per-item score is an attack score (item.mia), in registry order.
+  for (const Metric* metric : all_metrics()) {
+    const std::string& attack = metric->name;
     std::vector<std::pair<std::string, std::vector<RocPoint>>> curves;
     for (const auto& m : in.models) {
-      const std::string suite = m.eval.is_null() ? "" : m.eval.value("suite", "");
-      const std::string fs = suite == "muse" ? "privleak_forget" : "forget";
-      const std::string hs = suite == "muse" ? "privleak_holdout" : "holdout";
-      const auto f = mia_values(m.eval, fs, attack), ho = mia_values(m.eval, hs, attack);
+      if (m.eval.is_null()) continue;
+      const Suite& suite = find_suite(m.eval.value("suite", ""));
+      const auto f = split_mia_values(m.eval, suite.mia_forget, attack);
+      const auto ho = split_mia_values(m.eval, suite.mia_holdout, attack);
       if (f.empty() || ho.empty()) continue;
       curves.emplace_back(m.name + " AUC " + fmt(mia_auc(f, ho), 3), roc_curve(ho, f));
     }

@@ -15,6 +15,7 @@
 #include "lethe/core/version.h"
 #include "lethe/data/records.h"
 #include "lethe/eval/evaluate.h"
+#include "lethe/eval/metric.h"
 #include "lethe/eval/report.h"
 #include "lethe/model/load.h"
 #include "lethe/text/tokenizer.h"
