@@ -4,10 +4,6 @@
 
 #include "commands.h"
 #include "lethe/core/error.h"
-#include "lethe/core/log.h"
-#include "lethe/core/output.h"
-#include "lethe/eval/evaluate.h"
-#include "lethe/text/tokenizer.h"
 #include "lethe/run/run.h"
 #include "lethe/unlearn/method.h"
 
@@ -36,45 +32,6 @@ void describe_methods() {
   }
 }
 
-// The config's `eval:` section as run hooks: the suite every N steps (summary numbers into
-// train_log.jsonl) and on the final model (EVAL.json, SUMMARY.json, report.html in eval/).
-run::RunHooks eval_hooks(const run::RunConfig& cfg) {
-  run::RunHooks hooks;
-  if (cfg.eval_section.empty()) return hooks;
-  std::int64_t every = 0;
-  auto opt = std::make_shared<eval::EvalOptions>(
-      eval::eval_options_from_config(eval::Json::parse(cfg.eval_section), cfg.config_dir, cfg.output_dir / "eval", every));
-  check_output_apart(cfg.output_dir, "output_dir", {{"eval.data", opt->data}, {"eval.reference", opt->reference}});
-  opt->prompt_template = cfg.data.prompt_template;
-  opt->device = cfg.device;
-  auto tok = text::load_tokenizer(cfg.tokenizer.empty() ? cfg.model : cfg.tokenizer);
-  auto metrics = std::make_shared<std::vector<std::string>>(eval::eval_metrics(*opt));
-  auto ref = std::make_shared<std::optional<eval::ReferenceData>>(eval::prepare_reference(*opt, *metrics));
-  const eval::ReferenceData* r = ref->has_value() ? &**ref : nullptr;
-  hooks.every = every;
-  if (every > 0) {
-    hooks.periodic = [opt, tok, metrics, ref, r](model::CausalLM& m, std::int64_t) {
-      eval::EvalOptions quiet = *opt;
-      quiet.progress = false;
-      const eval::Json summary = eval::summarize(eval::evaluate_model(m, *tok, quiet, r), r, *metrics, opt->seed);
-      std::map<std::string, double> out;
-      for (const auto& [k, v] : summary.items()) {
-        if (v.is_number() && k != "format_version") out[k] = v.get<double>();
-      }
-      return out;
-    };
-  }
-  hooks.at_end = [opt, tok, metrics, ref, r](model::CausalLM& m) {
-    eval::Json e = eval::evaluate_model(m, *tok, *opt, r);
-    eval::Json summary = eval::summarize(e, r, *metrics, opt->seed);
-    const auto out = eval::write_eval_outputs(opt->out, std::move(e), std::move(summary), r,
-                                              "lethe " + opt->suite + " evaluation of the run's final model",
-                                              /*report=*/true, /*replace=*/true);  // the run's own folder
-    std::cout << "eval " << out.summary_path.string() << "\n";
-  };
-  return hooks;
-}
-
 void add_run(CLI::App& app, const GlobalOptions& global, const char* name, const char* help, run::RunKind kind) {
   auto* cmd = app.add_subcommand(name, help);
   struct Opts {
@@ -98,7 +55,7 @@ void add_run(CLI::App& app, const GlobalOptions& global, const char* name, const
     std::vector<std::string> overrides = o->overrides;
     if (global.device_given) overrides.push_back("device=" + global.device);
     const run::RunConfig cfg = run::load_run_config(o->config, overrides, kind);
-    const run::RunSummary s = run::run(cfg, eval_hooks(cfg));
+    const run::RunSummary s = run::run(cfg);
     std::cout << "steps " << s.result.steps;
     if (s.result.resumed_from > 0) std::cout << " (resumed from " << s.result.resumed_from << ")";
     std::cout << "\n";
@@ -106,6 +63,7 @@ void add_run(CLI::App& app, const GlobalOptions& global, const char* name, const
     for (const auto& [k, v] : s.final_eval) std::cout << k << " " << v << "\n";
     if (!s.model_dir.empty()) std::cout << "model " << s.model_dir.string() << "\n";
     if (!s.adapter_dir.empty()) std::cout << "adapter " << s.adapter_dir.string() << "\n";
+    if (!s.eval_summary.empty()) std::cout << "eval " << s.eval_summary.string() << "\n";
     if (s.result.stopped) {
       std::cout << "stopped by the collapse guard: " << s.result.stop_reason << "\n";
     }

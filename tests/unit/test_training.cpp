@@ -736,5 +736,64 @@ TEST(RunConfig, ErrorsNameTheKeyAndListWhatIsAccepted) {
   EXPECT_EQ(c.model, dir / "m");
 }
 
+// A program that builds its run config (the demo) runs the tree it writes out as YAML: the file
+// read back is the same run.
+TEST(RunConfig, ATreeAndItsYamlAreTheSameRun) {
+  const fs::path dir = temp_dir("cfg-tree");
+  const Json tree = {{"model", "m"}, {"output_dir", "o"}, {"seed", 7}, {"from_scratch", true},
+                     {"data", {{"train", "t.jsonl"}, {"max_length", 128}}},
+                     {"train", {{"epochs", 24}, {"lr", 3.0e-3}, {"warmup_ratio", 0.05}, {"schedule", "cosine"},
+                                {"progress", false}}}};
+  write_file_atomic(dir / "c.yaml", tree.dump(2) + "\n");
+  const auto a = run::parse_run_config(tree, dir, run::RunKind::kFinetune);
+  const auto b = run::load_run_config(dir / "c.yaml", {}, run::RunKind::kFinetune);
+  EXPECT_EQ(a.resolved_json, b.resolved_json);
+  EXPECT_EQ(a.model, b.model);
+  EXPECT_EQ(a.output_dir, dir / "o");
+  EXPECT_EQ(a.data.train, b.data.train);
+  EXPECT_EQ(a.seed, 7u);
+  EXPECT_EQ(a.train.optimizer.lr, b.train.optimizer.lr);
+  EXPECT_EQ(a.train.warmup_ratio, b.train.warmup_ratio);
+  EXPECT_EQ(a.train.epochs, b.train.epochs);
+  EXPECT_FALSE(a.eval.has_value());
+}
+
+// The eval: section is typed options, parsed and checked with the rest of the config.
+TEST(RunConfig, EvalSectionIsTypedAndCheckedAtLoad) {
+  const fs::path dir = temp_dir("cfg-eval");
+  fs::create_directories(dir / "tofu");
+  for (const char* f : {"forget10_perturbed.jsonl", "retain_perturbed.jsonl", "real_authors_perturbed.jsonl",
+                        "world_facts_perturbed.jsonl", "holdout10.jsonl"}) {
+    write_file_atomic(dir / "tofu" / f, "");
+  }
+  Json tree = {{"model", "m"}, {"output_dir", "o"}, {"data", {{"forget", "f.jsonl"}, {"template", "llama3-chat"}}},
+               {"method", {{"name", "NPO"}}},
+               {"eval", {{"data", "tofu"}, {"every", 5}, {"max_items", 3}, {"metrics", Json::array({"probability", "mia_loss"})}}}};
+  const auto c = run::parse_run_config(tree, dir, run::RunKind::kUnlearn);
+  ASSERT_TRUE(c.eval.has_value());
+  EXPECT_EQ(c.eval->suite, "tofu");
+  EXPECT_EQ(c.eval->data, dir / "tofu");
+  EXPECT_EQ(c.eval->out, dir / "o" / "eval");
+  EXPECT_EQ(c.eval->max_items, 3);
+  EXPECT_EQ(c.eval->metrics, (std::vector<std::string>{"probability", "mia_loss"}));
+  EXPECT_EQ(c.eval->prompt_template.name, "llama3-chat");  // the run's template
+  EXPECT_EQ(c.eval_every, 5);
+  auto error_of = [&](const char* key, const Json& value) -> std::string {
+    Json t = tree;
+    t["eval"][key] = value;
+    try {
+      run::parse_run_config(t, dir, run::RunKind::kUnlearn);
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "";
+  };
+  EXPECT_NE(error_of("metrics", Json::array({"bleu"})).find("unknown metric 'bleu'"), std::string::npos);
+  EXPECT_NE(error_of("suite", "wmdp").find("'eval.suite' must be one of tofu, muse"), std::string::npos);
+  EXPECT_NE(error_of("metrics", Json::array({"forget_quality"})).find("needs a reference"), std::string::npos);
+  EXPECT_NE(error_of("data", "nowhere").find("no such data folder"), std::string::npos);
+  EXPECT_NE(error_of("evry", 2).find("unknown key 'eval.evry'"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace lethe::test

@@ -5,14 +5,23 @@
 //   train_log.jsonl   one line per optimizer step: loss, every loss term, lr, grad norm, evals
 //   run.json          the resolved config, versions, input fingerprints and the outcome
 //   checkpoints/      resumable state (when train.checkpoint_every > 0)
+//   eval/             the `eval:` section's suite on the final model (EVAL.json, SUMMARY.json, report.html)
+//
+// A run is named stages over its typed config: check the inputs, prepare the evaluation (the
+// reference is evaluated before training), prepare the inputs (tokenizer, model, fingerprints),
+// make the job (data, objective, reference copy, probe set: the one place finetune and unlearn
+// differ), select the trainable parameters (LoRA, the method's selection, or all), train, write
+// the outputs, evaluate, write run.json.
 #pragma once
 
 #include <filesystem>
-#include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "lethe/core/config.h"
+#include "lethe/eval/evaluate.h"
 #include "lethe/text/template.h"
 #include "lethe/train/lora.h"
 #include "lethe/train/trainer.h"
@@ -56,9 +65,11 @@ struct RunConfig {
   bool lora_merge = true;            // also write the merged model/ for LoRA runs
   std::int64_t eval_examples = 32;   // per set, for the train.eval_every probability callback
   std::string resolved_json;         // the whole config after overrides, as JSON
-  // The `eval:` section, unparsed (JSON; empty when absent), run by the program that runs the
-  // config (apps/lethe/cmd_train.cpp, RunHooks).
-  std::string eval_section;
+  // The `eval:` section: the suite on the final model into output_dir/eval/, and its summary
+  // numbers into train_log.jsonl every `eval_every` steps (0: only at the end). Checked when the
+  // config is parsed (suite, metrics, files, reference), before any training.
+  std::optional<eval::EvalOptions> eval;
+  std::int64_t eval_every = 0;
   std::filesystem::path config_dir;  // relative paths in the config are resolved against it
 };
 
@@ -67,22 +78,17 @@ struct RunConfig {
 // lists what is accepted.
 RunConfig load_run_config(const std::filesystem::path& yaml, const std::vector<std::string>& overrides,
                           RunKind kind);
-
-// Optional work around a run, supplied by its caller: `periodic` adds numbers to the step's
-// train_log entry every `every` optimizer steps; `at_end` sees the final model (merged when
-// LoRA) after the outputs are written.
-struct RunHooks {
-  std::int64_t every = 0;
-  std::function<std::map<std::string, double>(model::CausalLM& model, std::int64_t step)> periodic;
-  std::function<void(model::CausalLM& model)> at_end;
-};
+// The same from a config tree already in memory (what the YAML file holds, e.g. one a program
+// builds and also writes out for its user to rerun); relative paths resolve against `base`.
+RunConfig parse_run_config(const Json& root, const std::filesystem::path& base, RunKind kind);
 
 struct RunSummary {
   TrainResult result;
   std::filesystem::path model_dir, adapter_dir;
+  std::filesystem::path eval_summary;  // eval/SUMMARY.json when the config has an eval: section
   std::map<std::string, double> final_eval;
 };
 
-RunSummary run(const RunConfig& config, const RunHooks& hooks = {});
+RunSummary run(const RunConfig& config);
 
 }  // namespace lethe::run

@@ -1,16 +1,16 @@
-// finetune / unlearn runs: YAML config (strict), data, model, LoRA, training, outputs.
+// finetune / unlearn runs as named stages over the typed config (run.h; the config: config.cpp).
 #include "lethe/run/run.h"
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
+#include <memory>
+#include <numeric>
 #include <set>
 #include <torch/version.h>
 
-#include "core/json_util.h"
-#include "lethe/core/config.h"
 #include "lethe/core/error.h"
 #include "lethe/core/random.h"
-#include "lethe/core/range.h"
 #include "lethe/core/file.h"
 #include "lethe/core/log.h"
 #include "lethe/core/output.h"
@@ -34,168 +34,6 @@ using train::NamedGenerators;
 using train::Objective;
 using train::planned_steps;
 using train::Probe;
-using train::Schedule;
-
-namespace {
-
-fs::path resolve(const fs::path& base, const std::string& p) {
-  if (p.empty()) return {};
-  fs::path q(p);
-  return q.is_absolute() ? q : base / q;
-}
-
-text::PromptTemplate parse_template(const Json& j, const std::string& where) {
-  if (j.is_null()) return text::PromptTemplate::named("plain");
-  if (j.is_string()) return text::PromptTemplate::named(j.get<std::string>());
-  ConfigSection s(j, where);
-  text::PromptTemplate t;
-  t.name = "custom";
-  t.system = s.get<std::string>("system", "");
-  t.user_start = s.get<std::string>("user_start", "");
-  t.user_end = s.get<std::string>("user_end", "");
-  t.assistant_start = s.get<std::string>("assistant_start", "");
-  t.assistant_end = s.get<std::string>("assistant_end", "");
-  s.done();
-  return t;
-}
-
-unlearn::Params parse_method_params(const Json& j, const std::string& where) {
-  unlearn::Params p;
-  for (const auto& [k, v] : j.items()) {
-    if (k == "name") continue;
-    if (v.is_number()) {
-      p[k] = v.get<double>();
-    } else if (v.is_string()) {
-      p[k] = v.get<std::string>();
-    } else if (v.is_array()) {
-      std::vector<std::string> list;
-      for (const auto& e : v) {
-        LETHE_CHECK(e.is_string(), "config: '", where, ".", k, "' must be a list of strings");
-        list.push_back(e.get<std::string>());
-      }
-      p[k] = list;
-    } else {
-      fail("config: '", where, ".", k, "' must be a number, a string or a list of strings");
-    }
-  }
-  return p;
-}
-
-}  // namespace
-
-RunConfig load_run_config(const fs::path& yaml, const std::vector<std::string>& overrides, RunKind kind) {
-  Json root = load_yaml_file(yaml);
-  LETHE_CHECK(root.is_object(), yaml.string(), ": the config must be a mapping");
-  for (const auto& o : overrides) apply_override(root, o);
-  const fs::path base = yaml.parent_path();
-
-  RunConfig c;
-  c.kind = kind;
-  c.resolved_json = root.dump(2);
-  c.config_dir = base;
-  ConfigSection top(root, "");
-  c.model = resolve(base, top.need_path("model"));
-  c.from_scratch = top.get<bool>("from_scratch", false);
-  c.tokenizer = resolve(base, top.get_path("tokenizer"));
-  c.output_dir = resolve(base, top.need_path("output_dir"));
-  c.seed = static_cast<std::uint64_t>(top.get<std::int64_t>("seed", 0, Range::count()));
-  c.device = top.get<std::string>("device", "cpu");
-  (void)parse_device(c.device);  // a device this build cannot use fails now, not after loading
-  c.eval_examples = top.get<std::int64_t>("eval_examples", 32, Range::count());
-
-  ConfigSection d = top.sub("data");
-  c.data.max_length = d.get<std::int64_t>("max_length", 512, Range::at_least(2).whole());
-  c.data.prompt_template = parse_template(d.raw("template"), "data.template");
-  const std::string rule = d.get<std::string>("answer_span", "common_prefix");
-  LETHE_CHECK(rule == "common_prefix" || rule == "openunlearning",
-              "config: 'data.answer_span' must be common_prefix or openunlearning, got '", rule, "'");
-  c.data.span_rule = rule == "openunlearning" ? text::SpanRule::kOpenUnlearning : text::SpanRule::kCommonPrefix;
-  c.data.prompt_key = d.get<std::string>("prompt_key", "prompt");
-  c.data.continuation_key = d.get<std::string>("continuation_key", "gt");
-  c.data.text_key = d.get<std::string>("text_key", "text");
-  if (kind == RunKind::kFinetune) {
-    c.data.train = resolve(base, d.need_path("train"));
-    c.data.format = d.get<std::string>("format", "qa");
-    c.data.train_text = resolve(base, d.get_path("train_text"));
-    LETHE_CHECK(c.data.format == "qa" || c.data.format == "completion" || c.data.format == "text",
-                "config: 'data.format' must be qa, completion or text, got '", c.data.format, "'");
-  } else {
-    c.data.forget = resolve(base, d.need_path("forget"));
-    c.data.retain = resolve(base, d.get_path("retain"));
-    c.data.idk = resolve(base, d.get_path("idk"));
-  }
-  d.done();
-
-  if (kind == RunKind::kUnlearn) {
-    ConfigSection m = top.sub("method");
-    c.method = m.need<std::string>("name");
-    c.method_params = parse_method_params(m.json(), "method");
-    // Validate now (unknown method / parameter / type) rather than after loading the model.
-    (void)unlearn::make_method(c.method, c.method_params);
-  } else {
-    LETHE_CHECK(!root.contains("method"), "config: 'method' belongs to unlearn configs, not finetune");
-  }
-
-  ConfigSection t = top.sub("train");
-  TrainerConfig& tc = c.train;
-  tc.epochs = t.get<std::int64_t>("epochs", 1, Range::count());
-  tc.max_steps = t.get<std::int64_t>("max_steps", 0, Range::count());
-  tc.batch_size = t.get<std::int64_t>("batch_size", 4, Range::at_least(1).whole());
-  tc.grad_accum = t.get<std::int64_t>("grad_accum", 1, Range::at_least(1).whole());
-  tc.max_grad_norm = t.get<double>("max_grad_norm", 1.0, Range::non_negative());
-  tc.optimizer.lr = t.get<double>("lr", 1e-5, Range::positive());
-  tc.optimizer.weight_decay = t.get<double>("weight_decay", 0.0, Range::non_negative());
-  tc.optimizer.beta1 = t.get<double>("beta1", 0.9, Range::unit_right_open());
-  tc.optimizer.beta2 = t.get<double>("beta2", 0.999, Range::unit_right_open());
-  tc.optimizer.eps = t.get<double>("eps", 1e-8, Range::positive());
-  tc.schedule = t.get<std::string>("schedule", "linear");
-  {
-    const auto& kinds = Schedule::kinds();
-    if (std::find(kinds.begin(), kinds.end(), tc.schedule) == kinds.end()) {
-      std::string known;
-      for (const auto& k : kinds) known += (known.empty() ? "" : ", ") + k;
-      fail("config: 'train.schedule' must be one of ", known, ", got '", tc.schedule, "'");
-    }
-  }
-  tc.warmup_steps = t.get<std::int64_t>("warmup_steps", 0, Range::count());
-  tc.warmup_ratio = t.get<double>("warmup_ratio", 0.0, Range::unit());
-  tc.checkpoint_every = t.get<std::int64_t>("checkpoint_every", 0, Range::count());
-  tc.keep_checkpoints = t.get<std::int64_t>("keep_checkpoints", 2, Range::at_least(1).whole());
-  tc.eval_every = t.get<std::int64_t>("eval_every", 0, Range::count());
-  tc.resume = t.get<bool>("resume", true);
-  tc.progress = t.get<bool>("progress", true);
-  t.done();
-  LETHE_CHECK(tc.epochs > 0 || tc.max_steps > 0, "config: 'train.epochs' or 'train.max_steps' must be positive");
-
-  ConfigSection g = top.sub("guard");
-  tc.guard.action = g.get<std::string>("action", tc.guard.action);
-  tc.guard.retain_loss_factor = g.get<double>("retain_loss_factor", tc.guard.retain_loss_factor);
-  tc.guard.retain_loss_floor = g.get<double>("retain_loss_floor", tc.guard.retain_loss_floor);
-  tc.guard.repetition_every = g.get<std::int64_t>("repetition_every", tc.guard.repetition_every);
-  tc.guard.repetition_threshold = g.get<double>("repetition_threshold", tc.guard.repetition_threshold);
-  g.done();
-  tc.guard.validate();
-
-  ConfigSection l = top.sub("lora");
-  c.lora = l.get<bool>("enabled", l.json().size() > 0);
-  c.lora_config.rank = l.get<std::int64_t>("rank", c.lora_config.rank);
-  c.lora_config.alpha = l.get<double>("alpha", c.lora_config.alpha);
-  c.lora_config.dropout = l.get<double>("dropout", c.lora_config.dropout);
-  c.lora_config.target_regex = l.get<std::string>("target_modules", "");
-  c.lora_config.init = l.get<std::string>("init", c.lora_config.init);
-  c.lora_merge = l.get<bool>("merge", true);
-  l.done();
-  c.lora_config.validate();
-  LETHE_CHECK(c.lora_config.init != "fila" || kind == RunKind::kUnlearn,
-              "config: lora.init: fila needs forget and retain data (unlearn runs)");
-  const Json& ev = top.raw("eval");
-  if (!ev.is_null()) {
-    LETHE_CHECK(ev.is_object(), "config: 'eval' must be a mapping (suite, data, reference, ...)");
-    c.eval_section = ev.dump();
-  }
-  top.done();
-  return c;
-}
 
 namespace {
 
@@ -280,7 +118,8 @@ Json fingerprint_config(const RunConfig& c) {
   Json j = Json::parse(c.resolved_json);
   auto canon = [&](Json& parent, const char* key) {
     if (parent.is_object() && parent.contains(key) && parent[key].is_string() && !parent[key].get<std::string>().empty()) {
-      parent[key] = canonical_path(resolve(c.config_dir, parent[key].get<std::string>())).string();
+      const fs::path p(parent[key].get<std::string>());
+      parent[key] = canonical_path(p.is_absolute() ? p : c.config_dir / p).string();
     }
   };
   for (const char* k : {"model", "tokenizer", "output_dir"}) canon(j, k);
@@ -303,22 +142,33 @@ std::string now_utc() {
 
 }  // namespace
 
-RunSummary run(const RunConfig& c, const RunHooks& hooks) {
-  const auto started = std::chrono::steady_clock::now();
-  const std::string started_at = now_utc();
+// ---- the stages of a run ------------------------------------------------------------------------
+
+namespace {
+
+const char* kind_name(RunKind k) { return k == RunKind::kFinetune ? "finetune" : "unlearn"; }
+
+std::vector<NamedPath> data_paths(const RunConfig& c) {
+  return {{"data.train", c.data.train}, {"data.train_text", c.data.train_text}, {"data.forget", c.data.forget},
+          {"data.retain", c.data.retain}, {"data.idk", c.data.idk}};
+}
+
+// Every input before any work: a missing retain file must not surface after the model loaded,
+// and no output may land inside an input.
+void check_inputs(const RunConfig& c) {
   LETHE_CHECK(fs::exists(c.from_scratch ? c.model / "config.json" : c.model), c.model.string(),
               ": no such model folder");
-  // Every input before any work: a missing retain file must not surface after the model loaded.
-  for (const auto& [key, p] : std::vector<NamedPath>{{"data.train", c.data.train}, {"data.train_text", c.data.train_text},
-                                                     {"data.forget", c.data.forget}, {"data.retain", c.data.retain},
-                                                     {"data.idk", c.data.idk}}) {
+  for (const auto& [key, p] : data_paths(c)) {
     LETHE_CHECK(p.empty() || fs::is_regular_file(p), p.string(), ": no such file (", key, ")");
   }
   LETHE_CHECK(c.tokenizer.empty() || fs::exists(c.tokenizer), c.tokenizer.string(), ": no such tokenizer (tokenizer)");
-  check_output_apart(c.output_dir, "output_dir",
-                     {{"model", c.model}, {"tokenizer", c.tokenizer}, {"data.train", c.data.train},
-                      {"data.train_text", c.data.train_text}, {"data.forget", c.data.forget},
-                      {"data.retain", c.data.retain}, {"data.idk", c.data.idk}});
+  std::vector<NamedPath> inputs = {{"model", c.model}, {"tokenizer", c.tokenizer}};
+  for (const auto& d : data_paths(c)) inputs.push_back(d);
+  if (c.eval) {
+    inputs.push_back({"eval.data", c.eval->data});
+    inputs.push_back({"eval.reference", c.eval->reference});
+  }
+  check_output_apart(c.output_dir, "output_dir", inputs);
   // A run folder is new, empty, or one of lethe's own (resumed or rerun); never a user's folder.
   LETHE_CHECK(is_absent_or_empty(c.output_dir) || owned_by_lethe(c.output_dir) ||
                   fs::exists(c.output_dir / "run.json") || fs::exists(c.output_dir / "checkpoints"),
@@ -327,196 +177,271 @@ RunSummary run(const RunConfig& c, const RunHooks& hooks) {
               "checkpoints/, train_log.jsonl and run.json there)");
   // What will be copied into model/ is checked now, not after training.
   (void)text::check_tokenizer_files(c.tokenizer.empty() ? c.model : c.tokenizer);
-  FolderLock lock(c.output_dir, c.kind == RunKind::kFinetune ? "finetune run" : "unlearn run");
-  remove_stale_temporaries(c.output_dir);
-  at::manual_seed(c.seed);
+}
 
-  // Inputs and their fingerprints.
-  Json inputs = Json::object();
-  auto fingerprint = [&](const fs::path& p) {
-    if (!p.empty() && fs::is_regular_file(p)) inputs[canonical_path(p).string()] = file_fingerprint(p);
-  };
-  for (const auto& p : {c.data.train, c.data.train_text, c.data.forget, c.data.retain, c.data.idk}) fingerprint(p);
-  fingerprint(c.model / "config.json");
-  if (!c.from_scratch) {
-    if (fs::exists(c.model / "model.safetensors")) fingerprint(c.model / "model.safetensors");
+// The `eval:` section, ready before training: its tokenizer, metrics and the reference's
+// numbers (a reference model folder is evaluated now, once).
+struct Evaluation {
+  eval::EvalOptions opt;
+  std::shared_ptr<const text::Tokenizer> tok;
+  std::vector<std::string> metrics;
+  std::optional<eval::ReferenceData> ref;
+  std::int64_t every = 0;
+
+  const eval::ReferenceData* reference() const { return ref ? &*ref : nullptr; }
+  // SUMMARY.json's numbers on the model as it is now, for train_log.jsonl.
+  std::map<std::string, double> numbers(model::CausalLM& m) const {
+    eval::EvalOptions quiet = opt;
+    quiet.progress = false;
+    const eval::Json summary = eval::summarize(eval::evaluate_model(m, *tok, quiet, reference()), reference(), metrics, opt.seed);
+    std::map<std::string, double> out;
+    for (const auto& [k, v] : summary.items()) {
+      if (v.is_number() && k != "format_version") out[k] = v.get<double>();
+    }
+    return out;
   }
+  // EVAL.json, SUMMARY.json and report.html of the final model, as the run's own eval/ folder.
+  fs::path write_final(model::CausalLM& m) const {
+    eval::Json e = eval::evaluate_model(m, *tok, opt, reference());
+    eval::Json summary = eval::summarize(e, reference(), metrics, opt.seed);
+    return eval::write_eval_outputs(opt.out, std::move(e), std::move(summary), reference(),
+                                    "lethe " + opt.suite + " evaluation of the run's final model",
+                                    /*report=*/true, /*replace=*/true)
+        .summary_path;
+  }
+};
 
-  const fs::path tok_path = c.tokenizer.empty() ? c.model : c.tokenizer;
-  auto tok = text::load_tokenizer(tok_path);
-  const std::int64_t pad_id = text::padding_id(*tok);
+std::unique_ptr<Evaluation> prepare_evaluation(const RunConfig& c) {
+  if (!c.eval) return nullptr;
+  auto e = std::make_unique<Evaluation>();
+  e->opt = *c.eval;
+  e->every = c.eval_every;
+  e->tok = text::load_tokenizer(c.tokenizer.empty() ? c.model : c.tokenizer);
+  e->metrics = eval::eval_metrics(e->opt);
+  e->ref = eval::prepare_reference(e->opt, e->metrics);
+  return e;
+}
 
+// The model, its tokenizer and the fingerprints of every input.
+struct Inputs {
+  Json fingerprints = Json::object();
+  fs::path tok_path;
+  std::shared_ptr<const text::Tokenizer> tok;
+  std::int64_t pad_id = 0;
+  std::shared_ptr<model::CausalLM> model;
+  std::size_t max_len = 0;  // tokens per sequence: data.max_length within the model's positions
+};
+
+Inputs prepare_inputs(const RunConfig& c) {
+  Inputs in;
+  auto fingerprint = [&](const fs::path& p) {
+    if (!p.empty() && fs::is_regular_file(p)) in.fingerprints[canonical_path(p).string()] = file_fingerprint(p);
+  };
+  for (const auto& [_, p] : data_paths(c)) fingerprint(p);
+  fingerprint(c.model / "config.json");
+  if (!c.from_scratch && fs::exists(c.model / "model.safetensors")) fingerprint(c.model / "model.safetensors");
+
+  in.tok_path = c.tokenizer.empty() ? c.model : c.tokenizer;
+  in.tok = text::load_tokenizer(in.tok_path);
+  in.pad_id = text::padding_id(*in.tok);
   model::LoadOptions lo;
   lo.device = parse_device(c.device);
-  std::shared_ptr<model::CausalLM> m =
-      c.from_scratch ? model::create_model(model::read_config(c.model), lo, c.seed) : model::load_model(c.model, lo);
-  LETHE_CHECK(tok->vocab_size() <= m->config().vocab_size, tok_path.string(), ": the tokenizer has ",
-              tok->vocab_size(), " tokens but the model only ", m->config().vocab_size);
-  m->train();
-
-  // Data: sequences within the model's positions (one left for the EOS of a QA item).
-  const std::int64_t fits = m->config().max_position_embeddings - 1;
+  in.model = c.from_scratch ? model::create_model(model::read_config(c.model), lo, c.seed) : model::load_model(c.model, lo);
+  LETHE_CHECK(in.tok->vocab_size() <= in.model->config().vocab_size, in.tok_path.string(), ": the tokenizer has ",
+              in.tok->vocab_size(), " tokens but the model only ", in.model->config().vocab_size);
+  in.model->train();
+  // Sequences within the model's positions (one left for the EOS of a QA item).
+  const std::int64_t fits = in.model->config().max_position_embeddings - 1;
   if (c.data.max_length > fits) {
-    log_info("data.max_length ", c.data.max_length, " is beyond this model's ", m->config().max_position_embeddings,
+    log_info("data.max_length ", c.data.max_length, " is beyond this model's ", in.model->config().max_position_embeddings,
              " positions: sequences are cut at ", fits, " tokens (what that cuts from answers is reported)");
   }
-  const auto n = static_cast<std::size_t>(std::max<std::int64_t>(std::min(c.data.max_length, fits), 2));
+  in.max_len = static_cast<std::size_t>(std::max<std::int64_t>(std::min(c.data.max_length, fits), 2));
+  return in;
+}
+
+// What a run trains on and against: the one place finetune and unlearn differ. Its objective
+// refers to its own data, so a Job stays where it was made (held by pointer).
+struct Job {
+  std::string label;  // for the log: "finetune", "unlearn (NPO)"
   std::vector<data::Example> train_set, forget, retain, alternate;
   std::unique_ptr<unlearn::Method> method;
+  std::shared_ptr<model::CausalLM> reference;  // a frozen copy, for methods that compare with it
   text::Truncation truncation;
-  if (c.kind == RunKind::kFinetune) {
-    train_set = finetune_examples(c, *tok, n, truncation);
-  } else {
-    method = unlearn::make_method(c.method, c.method_params);
-    const auto forget_records = data::read_qa(c.data.forget);
-    forget = data::qa_examples(*tok, c.data.prompt_template, forget_records, n, c.data.span_rule, &truncation);
-    if (!c.data.retain.empty()) {
-      retain = data::qa_examples(*tok, c.data.prompt_template, data::read_qa(c.data.retain), n, c.data.span_rule,
-                                 &truncation);
-    }
-    LETHE_CHECK(!method->needs_retain() || !retain.empty(), "method ", method->name(),
-                " needs a retain set: set data.retain");
-    if (method->needs_alternate()) {
-      LETHE_CHECK(!c.data.idk.empty(), "method ", method->name(), " needs refusal answers: set data.idk");
-      alternate = data::idk_examples(*tok, c.data.prompt_template, forget_records,
-                                     data::read_texts(c.data.idk, "text"), c.seed, n, &truncation);
-    }
+  std::unique_ptr<Objective> objective;
+  const std::vector<data::Example>* probe_set = nullptr;  // the collapse guard's repetition probe
+
+  // The mean answer probabilities logged every train.eval_every steps and at the end.
+  std::map<std::string, double> probabilities(model::CausalLM& m, std::size_t limit, std::int64_t pad_id) const {
+    std::map<std::string, double> r;
+    if (!train_set.empty()) r["train_prob"] = mean_answer_probability(m, train_set, limit, pad_id);
+    if (!forget.empty()) r["forget_prob"] = mean_answer_probability(m, forget, limit, pad_id);
+    if (!retain.empty()) r["retain_prob"] = mean_answer_probability(m, retain, limit, pad_id);
+    return r;
   }
-  if (truncation.truncated_items > 0) {
-    log_warn("data.max_length ", c.data.max_length, " truncated the answers of ", truncation.truncated_items, " of ",
-             truncation.items, " QA items (", truncation.answer_tokens_lost,
+};
+
+std::unique_ptr<Job> make_job(const RunConfig& c, const Inputs& in) {
+  auto job = std::make_unique<Job>();
+  Job& j = *job;
+  const auto n = in.max_len;
+  if (c.kind == RunKind::kFinetune) {
+    j.label = "finetune";
+    j.train_set = finetune_examples(c, *in.tok, n, j.truncation);
+    j.objective = std::make_unique<FinetuneObjective>(*in.model, j.train_set, in.pad_id);
+    j.probe_set = &j.train_set;
+  } else {
+    j.label = "unlearn (" + c.method + ")";
+    j.method = unlearn::make_method(c.method, c.method_params);
+    const auto forget_records = data::read_qa(c.data.forget);
+    j.forget = data::qa_examples(*in.tok, c.data.prompt_template, forget_records, n, c.data.span_rule, &j.truncation);
+    if (!c.data.retain.empty()) {
+      j.retain = data::qa_examples(*in.tok, c.data.prompt_template, data::read_qa(c.data.retain), n, c.data.span_rule,
+                                   &j.truncation);
+    }
+    LETHE_CHECK(!j.method->needs_retain() || !j.retain.empty(), "method ", j.method->name(),
+                " needs a retain set: set data.retain");
+    if (j.method->needs_alternate()) {
+      LETHE_CHECK(!c.data.idk.empty(), "method ", j.method->name(), " needs refusal answers: set data.idk");
+      j.alternate = data::idk_examples(*in.tok, c.data.prompt_template, forget_records,
+                                       data::read_texts(c.data.idk, "text"), c.seed, n, &j.truncation);
+    }
+    // The reference copy is taken before any adapter or FILA changes the model.
+    if (j.method->needs_reference()) {
+      j.reference = model::clone_model(*in.model);
+      j.reference->eval();
+      for (auto& p : j.reference->parameters()) p.set_requires_grad(false);
+    }
+    j.objective = std::make_unique<unlearn::UnlearnObjective>(*in.model, j.reference.get(), *j.method, j.forget,
+                                                              j.retain, j.alternate, in.pad_id, c.seed);
+    j.probe_set = j.retain.empty() ? &j.forget : &j.retain;
+  }
+  if (j.truncation.truncated_items > 0) {
+    log_warn("data.max_length ", c.data.max_length, " truncated the answers of ", j.truncation.truncated_items, " of ",
+             j.truncation.items, " QA items (", j.truncation.answer_tokens_lost,
              " answer tokens lost); training sees only the tokens kept");
   }
+  return job;
+}
 
-  // Reference copy before any adapter or FILA changes the model.
-  std::shared_ptr<model::CausalLM> reference;
-  if (method && method->needs_reference()) {
-    reference = model::clone_model(*m);
-    reference->eval();
-    for (auto& p : reference->parameters()) p.set_requires_grad(false);
+// FILA's initialisation batches: the forget set in training-sized batches, each with the retain
+// items paired with it as training pairs them.
+void fila_init(const RunConfig& c, const Inputs& in, const Job& j, LoraAdapter& adapter) {
+  LETHE_CHECK(!j.retain.empty(), "lora.init: fila needs a retain set (data.retain)");
+  const auto bs = static_cast<std::size_t>(c.train.batch_size);
+  std::vector<data::Batch> fb, rb;
+  for (std::size_t i = 0; i < j.forget.size(); i += bs) {
+    std::vector<const data::Example*> chunk;
+    for (std::size_t k = i; k < std::min(j.forget.size(), i + bs); ++k) chunk.push_back(&j.forget[k]);
+    fb.push_back(data::collate(chunk, in.pad_id));
   }
+  for (std::size_t k = 0; k < fb.size(); ++k) {
+    std::vector<const data::Example*> chunk;
+    for (std::int64_t i = 0; i < fb[k].size(); ++i) {
+      chunk.push_back(&j.retain[data::paired_retain_index(k * bs + i, j.retain.size(), c.seed, 0)]);
+    }
+    rb.push_back(data::collate(chunk, in.pad_id));
+  }
+  adapter.fila_init(*in.model, fb, rb);
+}
 
-  // What trains.
+// The parameters the optimizer updates: a LoRA adapter's, the method's selection, or all.
+struct Trainable {
   std::vector<std::pair<std::string, at::Tensor>> params;
   std::shared_ptr<LoraAdapter> adapter;
+};
+
+Trainable select_trainable(const RunConfig& c, const Inputs& in, const Job& j) {
+  Trainable t;
+  model::CausalLM& m = *in.model;
   if (c.lora) {
-    LETHE_CHECK(!method || method->trainable_parameters().empty(), "method ", c.method,
+    LETHE_CHECK(!j.method || j.method->trainable_parameters().empty(), "method ", c.method,
                 " trains selected base parameters; run it without lora");
-    adapter = LoraAdapter::attach(*m, c.lora_config, c.seed);
-    if (c.lora_config.init == "fila") {
-      LETHE_CHECK(!retain.empty(), "lora.init: fila needs a retain set (data.retain)");
-      std::vector<data::Batch> fb, rb;
-      for (std::size_t i = 0; i < forget.size(); i += static_cast<std::size_t>(c.train.batch_size)) {
-        std::vector<const data::Example*> chunk;
-        for (std::size_t j = i; j < std::min(forget.size(), i + static_cast<std::size_t>(c.train.batch_size)); ++j)
-          chunk.push_back(&forget[j]);
-        fb.push_back(data::collate(chunk, pad_id));
-      }
-      for (std::size_t k = 0; k < fb.size(); ++k) {
-        std::vector<const data::Example*> chunk;
-        for (std::int64_t j = 0; j < fb[k].size(); ++j) {
-          chunk.push_back(&retain[data::paired_retain_index(k * static_cast<std::size_t>(c.train.batch_size) + j,
-                                                            retain.size(), c.seed, 0)]);
-        }
-        rb.push_back(data::collate(chunk, pad_id));
-      }
-      adapter->fila_init(*m, fb, rb);
-    }
-    params = adapter->named_parameters();
-  } else if (method && !method->trainable_parameters().empty()) {
+    t.adapter = LoraAdapter::attach(m, c.lora_config, c.seed);
+    if (c.lora_config.init == "fila") fila_init(c, in, j, *t.adapter);
+    t.params = t.adapter->named_parameters();
+  } else if (j.method && !j.method->trainable_parameters().empty()) {
     std::vector<std::unique_ptr<text::Regex>> res;
-    for (const auto& r : method->trainable_parameters()) res.push_back(std::make_unique<text::Regex>(r, "method.trainable_params"));
-    for (auto& item : m->named_parameters()) {
+    for (const auto& r : j.method->trainable_parameters()) {
+      res.push_back(std::make_unique<text::Regex>(r, "method.trainable_params"));
+    }
+    for (auto& item : m.named_parameters()) {
       const bool hit = std::any_of(res.begin(), res.end(), [&](const auto& re) { return re->full_match(item.key()); });
       item.value().set_requires_grad(hit);
-      if (hit) params.emplace_back(item.key(), item.value());
+      if (hit) t.params.emplace_back(item.key(), item.value());
     }
-    LETHE_CHECK(!params.empty(), "method ", c.method, ": no parameter matches its trainable_params");
+    LETHE_CHECK(!t.params.empty(), "method ", c.method, ": no parameter matches its trainable_params");
   } else {
-    for (auto& item : m->named_parameters()) params.emplace_back(item.key(), item.value());
+    for (auto& item : m.named_parameters()) t.params.emplace_back(item.key(), item.value());
   }
+  return t;
+}
 
-  // Training.
+// Training, with the numbers logged along the way: answer probabilities every train.eval_every
+// steps (and at the last), the evaluation every eval.every steps.
+TrainResult train_stage(const RunConfig& c, const Inputs& in, const Job& j, const Trainable& t, const Evaluation* ev) {
   TrainerConfig tc = c.train;
   tc.run_dir = c.output_dir;
   tc.seed = c.seed;
   {
     std::string fp = fingerprint_config(c).dump();
-    for (const auto& [k, v] : inputs.items()) fp += k + v.get<std::string>();
+    for (const auto& [k, v] : in.fingerprints.items()) fp += k + v.get<std::string>();
     tc.fingerprint = std::to_string(fnv1a64(fp.data(), fp.size()));
   }
-  std::unique_ptr<Objective> objective;
-  if (c.kind == RunKind::kFinetune) {
-    objective = std::make_unique<FinetuneObjective>(*m, train_set, pad_id);
-  } else {
-    objective = std::make_unique<unlearn::UnlearnObjective>(*m, reference.get(), *method, forget, retain, alternate,
-                                                   pad_id, c.seed);
-  }
+  model::CausalLM& m = *in.model;
   const auto limit = static_cast<std::size_t>(std::max<std::int64_t>(c.eval_examples, 0));
-  auto probabilities = [&]() {
-    std::map<std::string, double> r;
-    if (c.kind == RunKind::kFinetune) {
-      r["train_prob"] = mean_answer_probability(*m, train_set, limit, pad_id);
-    } else {
-      r["forget_prob"] = mean_answer_probability(*m, forget, limit, pad_id);
-      if (!retain.empty()) r["retain_prob"] = mean_answer_probability(*m, retain, limit, pad_id);
-    }
-    return r;
-  };
   // The trainer calls back every tc.eval_every steps and at the last one; each part keeps its own
-  // period (probabilities: train.eval_every; the caller's hook: hooks.every).
+  // period.
   const std::int64_t prob_every = tc.eval_every;
-  const bool periodic = hooks.periodic && hooks.every > 0;
-  if (periodic) tc.eval_every = prob_every > 0 ? std::gcd(prob_every, hooks.every) : hooks.every;
-  const std::int64_t total_steps = planned_steps(tc, objective->size());
-  EvalCallback eval = [&](std::int64_t step) {
+  const bool periodic = ev && ev->every > 0;
+  if (periodic) tc.eval_every = prob_every > 0 ? std::gcd(prob_every, ev->every) : ev->every;
+  const std::int64_t total_steps = planned_steps(tc, j.objective->size());
+  EvalCallback callback = [&](std::int64_t step) {
     std::map<std::string, double> r;
-    if (prob_every > 0 && (step % prob_every == 0 || step == total_steps)) r = probabilities();
-    if (periodic && step % hooks.every == 0) {
-      for (const auto& [k, v] : hooks.periodic(*m, step)) r[k] = v;
+    if (prob_every > 0 && (step % prob_every == 0 || step == total_steps)) r = j.probabilities(m, limit, in.pad_id);
+    if (periodic && step % ev->every == 0) {
+      for (const auto& [k, v] : ev->numbers(m)) r[k] = v;
     }
     return r;
   };
-  const auto& probe_set = c.kind == RunKind::kFinetune ? train_set : (retain.empty() ? forget : retain);
-  Probe probe = [&]() { return repetition_share(*m, probe_set, pad_id); };
-  log_info(c.kind == RunKind::kFinetune ? "finetune" : "unlearn (" + c.method + ")", ": ", params.size(),
-           " trainable tensors, ", planned_steps(tc, objective->size()), " steps, output ", c.output_dir.string());
+  Probe probe = [&]() { return repetition_share(m, *j.probe_set, in.pad_id); };
+  log_info(j.label, ": ", t.params.size(), " trainable tensors, ", total_steps, " steps, output ",
+           c.output_dir.string());
+  return train::train(t.params, *j.objective, tc, callback, probe,
+                      t.adapter ? t.adapter->generators() : NamedGenerators{});
+}
 
-  RunSummary summary;
-  summary.result = train::train(params, *objective, tc, eval, probe, adapter ? adapter->generators() : NamedGenerators{});
-  m->eval();
-  summary.final_eval = probabilities();
-
-  // Outputs.
-  // Each output folder is built beside its place and renamed into it when complete; the run
-  // owns them, so a rerun replaces them as a whole.
+// model/ (merged, for LoRA runs unless lora.merge is off and the base is untouched) and
+// adapter/. Each folder is built beside its place and renamed into it when complete; the run
+// owns them, so a rerun replaces them as a whole.
+void write_outputs(const RunConfig& c, const Inputs& in, const Trainable& t, RunSummary& summary) {
+  model::CausalLM& m = *in.model;
   auto save_full = [&](const fs::path& dir) {
     StagedFolder out(dir, /*replace=*/true, "output_dir/model");
-    model::write_model(*m, out.path());
-    text::install_tokenizer(tok_path, out.path(), m->config().vocab_size);
+    model::write_model(m, out.path());
+    text::install_tokenizer(in.tok_path, out.path(), m.config().vocab_size);
     out.commit();
   };
-  if (adapter) {
+  if (t.adapter) {
     summary.adapter_dir = c.output_dir / "adapter";
     StagedFolder out(summary.adapter_dir, /*replace=*/true, "output_dir/adapter");
-    adapter->save(out.path(), c.model.string());
+    t.adapter->save(out.path(), c.model.string());
     out.commit();
-    if (c.lora_merge || adapter->base_modified()) {
-      adapter->merge();
+    if (c.lora_merge || t.adapter->base_modified()) {
+      t.adapter->merge();
       summary.model_dir = c.output_dir / "model";
       save_full(summary.model_dir);
-      adapter->unmerge();
+      t.adapter->unmerge();
     }
   } else {
     summary.model_dir = c.output_dir / "model";
     save_full(summary.model_dir);
   }
+}
 
-  if (hooks.at_end) {
-    m->eval();
-    hooks.at_end(*m);
-  }
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+// run.json: the resolved config, versions, input fingerprints, what was cut, the outcome.
+void write_record(const RunConfig& c, const Inputs& in, const Job& j, const Trainable& t, const RunSummary& summary,
+                  const std::string& started_at, double seconds) {
   Json result = {{"steps", summary.result.steps},
                  {"resumed_from", summary.result.resumed_from},
                  {"stopped_by_guard", summary.result.stopped},
@@ -525,23 +450,49 @@ RunSummary run(const RunConfig& c, const RunHooks& hooks) {
                  {"final_eval", summary.final_eval},
                  {"seconds", seconds}};
   Json record = {{"format_version", 1},
-                 {"kind", c.kind == RunKind::kFinetune ? "finetune" : "unlearn"},
+                 {"kind", kind_name(c.kind)},
                  {"lethe_version", version()},
                  {"torch_version", TORCH_VERSION},
                  {"threads", threads()},
                  {"started", started_at},
                  {"finished", now_utc()},
                  {"config", Json::parse(c.resolved_json)},
-                 {"inputs", inputs},
+                 {"inputs", in.fingerprints},
                  {"truncation",
-                  {{"items", truncation.items}, {"truncated_items", truncation.truncated_items},
-                   {"answer_tokens_lost", truncation.answer_tokens_lost}}},
+                  {{"items", j.truncation.items}, {"truncated_items", j.truncation.truncated_items},
+                   {"answer_tokens_lost", j.truncation.answer_tokens_lost}}},
                  {"outputs",
                   {{"model", summary.model_dir.empty() ? Json(nullptr) : Json(summary.model_dir.string())},
                    {"adapter", summary.adapter_dir.empty() ? Json(nullptr) : Json(summary.adapter_dir.string())},
-                   {"adapter_needs_modified_base", adapter && adapter->base_modified()}}},
+                   {"adapter_needs_modified_base", t.adapter && t.adapter->base_modified()}}},
                  {"result", result}};
   write_file_atomic(c.output_dir / "run.json", record.dump(2) + "\n");
+}
+
+}  // namespace
+
+RunSummary run(const RunConfig& c) {
+  const auto started = std::chrono::steady_clock::now();
+  const std::string started_at = now_utc();
+  check_inputs(c);
+  FolderLock lock(c.output_dir, std::string(kind_name(c.kind)) + " run");
+  remove_stale_temporaries(c.output_dir);
+  // Before the run's seed: loading and evaluating a reference draws nothing from its streams.
+  const std::unique_ptr<Evaluation> evaluation = prepare_evaluation(c);
+  at::manual_seed(c.seed);
+
+  const Inputs in = prepare_inputs(c);
+  const std::unique_ptr<Job> job = make_job(c, in);
+  const Trainable trainable = select_trainable(c, in, *job);
+  RunSummary summary;
+  summary.result = train_stage(c, in, *job, trainable, evaluation.get());
+  in.model->eval();
+  summary.final_eval = job->probabilities(*in.model, static_cast<std::size_t>(std::max<std::int64_t>(c.eval_examples, 0)),
+                                          in.pad_id);
+  write_outputs(c, in, trainable, summary);
+  if (evaluation) summary.eval_summary = evaluation->write_final(*in.model);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  write_record(c, in, *job, trainable, summary, started_at, seconds);
   return summary;
 }
 

@@ -130,7 +130,8 @@ fs::path train_model(const std::string& name, const fs::path& cache, const fs::p
   const fs::path yaml = cache / (name + ".yaml");
   write_file_atomic(yaml, yaml_of(cfg));
   log_info("demo: training the ", name, " (", yaml.string(), ")");
-  run::run(run::load_run_config(yaml, {}, run::RunKind::kFinetune));
+  // The plan is built here; the YAML beside it is the same config, for a user to rerun.
+  run::run(run::parse_run_config(cfg, cache, run::RunKind::kFinetune));
   return dir / "model";
 }
 
@@ -282,7 +283,7 @@ DemoResult run_demo(const DemoOptions& options) {
   fs::create_directories(o.out);
   write_file_atomic(o.out / "unlearn.yaml", yaml_of(ucfg));
   log_info("demo: unlearning ", o.forget_split, " with ", r.method, " (", (o.out / "unlearn.yaml").string(), ")");
-  run::run(run::load_run_config(o.out / "unlearn.yaml", {}, run::RunKind::kUnlearn));
+  run::run(run::parse_run_config(ucfg, o.out, run::RunKind::kUnlearn));
   timing["unlearn_s"] = seconds_since(tt);
 
   // Evaluation: the oracle first (it is the reference), then target and unlearned model.
