@@ -52,8 +52,25 @@ std::vector<std::vector<float>> score_sequences(CausalLM& model,
                                                 const std::vector<std::vector<std::int64_t>>& seqs,
                                                 std::int64_t batch_size = 8);
 
-// Differentiable counterparts for training losses. logits (B, T, V), labels (B, T) with
-// kIgnoreIndex; targets are labels shifted left by one, as in HF.
+// ---- the differentiable label path (training losses) ---------------------------------------
+// The scorer above is the inference path: no gradients, the vocabulary projection in chunks.
+// Training has one path of its own, shared by causal_lm_loss, every unlearning loss term and
+// token_logprobs: the view below, then one log-softmax gathered at the targets.
+
+// logits[:, :-1] in fp32 (reduced precision promoted; fp64 stays fp64 for gradient checks), the
+// targets labels[:, 1:] with ignored positions set to 0, and the mask of scored positions, as
+// HF's causal-LM loss shifts them. logits (B, T, V), labels (B, T) with kIgnoreIndex.
+struct ShiftedLabels {
+  at::Tensor logits;   // (B, T-1, V)
+  at::Tensor targets;  // (B, T-1) int64
+  at::Tensor mask;     // (B, T-1) bool
+};
+ShiftedLabels shift_labels(const at::Tensor& logits, const at::Tensor& labels);
+// log p(target) at every shifted position (B, T-1): log_softmax over the vocabulary, gathered.
+// Ignored positions hold the log-prob of token 0; mask them.
+at::Tensor label_logprobs(const ShiftedLabels& shifted);
+
+// token_logprobs on the training path: logprobs 0 where ignored.
 TokenLogprobs token_logprobs(const at::Tensor& logits, const at::Tensor& labels);
 // Mean -log p over the non-ignored shifted targets (HF's causal-LM loss): the one loss that
 // fine-tuning, the retain terms, FILA and GradNorm train or differentiate, and the golden tests

@@ -125,34 +125,34 @@ std::vector<std::vector<float>> score_sequences(CausalLM& model,
   return out;
 }
 
-TokenLogprobs token_logprobs(const at::Tensor& logits, const at::Tensor& labels) {
-  LETHE_CHECK(logits.dim() == 3 && labels.dim() == 2 && logits.size(0) == labels.size(0) &&
-                  logits.size(1) == labels.size(1),
-              "token_logprobs: logits (B,T,V) ", logits.sizes(), " and labels (B,T) ",
-              labels.sizes(), " do not match");
-  const std::int64_t t = logits.size(1);
-  at::Tensor l = logits.narrow(1, 0, t - 1).to(at::kFloat);  // (B, T-1, V)
-  at::Tensor targets = labels.narrow(1, 1, t - 1).to(logits.device(), at::kLong);
-  at::Tensor keep = targets.ne(kIgnoreIndex);
-  at::Tensor tgt = targets.masked_fill(keep.logical_not(), 0).unsqueeze(-1);
-  at::Tensor lp = l.gather(-1, tgt).squeeze(-1) - at::logsumexp(l, {-1});
-  return {lp.masked_fill(keep.logical_not(), 0.0), keep};
-}
-
-at::Tensor causal_lm_loss(const at::Tensor& logits, const at::Tensor& labels) {
+ShiftedLabels shift_labels(const at::Tensor& logits, const at::Tensor& labels) {
   LETHE_CHECK(logits.dim() == 3 && labels.dim() == 2 && logits.size(0) == labels.size(0) &&
                   logits.size(1) == labels.size(1),
               "loss: logits (B,T,V) ", logits.sizes(), " do not match labels (B,T) ", labels.sizes());
   const std::int64_t t = logits.size(1);
-  // Reduced-precision logits are promoted to fp32; fp64 stays fp64 (gradient checks use it).
-  at::Tensor l = logits.narrow(1, 0, t - 1);
-  if (l.scalar_type() != at::kDouble) l = l.to(at::kFloat);
-  at::Tensor y = labels.narrow(1, 1, t - 1).to(logits.device(), at::kLong);
-  at::Tensor mask = y.ne(kIgnoreIndex);
-  at::Tensor lp = at::log_softmax(l, -1).gather(-1, y.masked_fill(mask.logical_not(), 0).unsqueeze(-1)).squeeze(-1);
-  const at::Tensor n = mask.sum();
+  ShiftedLabels s;
+  s.logits = logits.narrow(1, 0, t - 1);
+  if (s.logits.scalar_type() != at::kDouble) s.logits = s.logits.to(at::kFloat);
+  const at::Tensor y = labels.narrow(1, 1, t - 1).to(logits.device(), at::kLong);
+  s.mask = y.ne(kIgnoreIndex);
+  s.targets = y.masked_fill(s.mask.logical_not(), 0);
+  return s;
+}
+
+at::Tensor label_logprobs(const ShiftedLabels& s) {
+  return at::log_softmax(s.logits, -1).gather(-1, s.targets.unsqueeze(-1)).squeeze(-1);
+}
+
+TokenLogprobs token_logprobs(const at::Tensor& logits, const at::Tensor& labels) {
+  const ShiftedLabels s = shift_labels(logits, labels);
+  return {label_logprobs(s).masked_fill(s.mask.logical_not(), 0.0), s.mask};
+}
+
+at::Tensor causal_lm_loss(const at::Tensor& logits, const at::Tensor& labels) {
+  const ShiftedLabels s = shift_labels(logits, labels);
+  const at::Tensor n = s.mask.sum();
   LETHE_CHECK(n.item<std::int64_t>() > 0, "loss: the batch has no label tokens");
-  return (-lp).masked_select(mask).sum() / n;
+  return (-label_logprobs(s)).masked_select(s.mask).sum() / n;
 }
 
 }  // namespace lethe::model

@@ -6,38 +6,17 @@
 
 #include "lethe/core/error.h"
 #include "lethe/core/labels.h"
+#include "lethe/model/score.h"
 
 namespace lethe::unlearn {
 namespace {
 
-
 // Reduced-precision logits are promoted to fp32; fp64 stays fp64 (gradient checks use it).
 at::Tensor promote(const at::Tensor& t) { return t.scalar_type() == at::kDouble ? t : t.to(at::kFloat); }
 
-struct Shifted {
-  at::Tensor logits;  // (B, T-1, V) float
-  at::Tensor labels;  // (B, T-1), ignored set to 0
-  at::Tensor mask;    // (B, T-1) bool
-};
-
-Shifted shift(const at::Tensor& logits, const at::Tensor& labels) {
-  LETHE_CHECK(logits.dim() == 3 && labels.dim() == 2 && logits.size(0) == labels.size(0) &&
-                  logits.size(1) == labels.size(1),
-              "loss: logits (B,T,V) ", logits.sizes(), " do not match labels (B,T) ", labels.sizes());
-  const std::int64_t t = logits.size(1);
-  Shifted s;
-  s.logits = promote(logits.narrow(1, 0, t - 1));
-  at::Tensor y = labels.narrow(1, 1, t - 1).to(logits.device(), at::kLong);
-  s.mask = y.ne(kIgnoreIndex);
-  s.labels = y.masked_fill(s.mask.logical_not(), 0);
-  return s;
-}
-
-// log p of every label and the full log-softmax. (B, T-1), (B, T-1, V)
-std::pair<at::Tensor, at::Tensor> label_logprobs(const Shifted& s) {
-  at::Tensor logp = at::log_softmax(s.logits, -1);
-  return {logp.gather(-1, s.labels.unsqueeze(-1)).squeeze(-1), logp};
-}
+// The shifted view of the training label path (model/score.h): every term starts from it.
+using Shifted = model::ShiftedLabels;
+Shifted shift(const at::Tensor& logits, const at::Tensor& labels) { return model::shift_labels(logits, labels); }
 
 at::Tensor masked_mean(const at::Tensor& per_token, const at::Tensor& mask) {
   const at::Tensor n = mask.sum();
@@ -49,8 +28,7 @@ at::Tensor masked_mean(const at::Tensor& per_token, const at::Tensor& mask) {
 
 at::Tensor sequence_nll(const at::Tensor& logits, const at::Tensor& labels) {
   Shifted s = shift(logits, labels);
-  auto [lp, _] = label_logprobs(s);
-  return (-lp).masked_fill(s.mask.logical_not(), 0.0).sum(-1);
+  return (-model::label_logprobs(s)).masked_fill(s.mask.logical_not(), 0.0).sum(-1);
 }
 
 at::Tensor label_counts(const at::Tensor& labels) { return labels.ne(kIgnoreIndex).sum(-1).to(at::kDouble); }
@@ -89,8 +67,8 @@ at::Tensor undial_loss(const at::Tensor& logits, const at::Tensor& ref_logits, c
   Shifted s = shift(logits, labels);
   const std::int64_t t = ref_logits.size(1);
   at::Tensor teacher = promote(ref_logits.narrow(1, 0, t - 1)).to(s.logits.scalar_type()).clone();
-  teacher.scatter_add_(-1, s.labels.unsqueeze(-1),
-                       at::full_like(s.labels.unsqueeze(-1), -beta, teacher.options()));
+  teacher.scatter_add_(-1, s.targets.unsqueeze(-1),
+                       at::full_like(s.targets.unsqueeze(-1), -beta, teacher.options()));
   at::Tensor target = at::softmax(teacher, -1).detach();
   at::Tensor ce = -(target * at::log_softmax(s.logits, -1)).sum(-1);  // (B, T-1)
   return masked_mean(ce, s.mask);
@@ -98,14 +76,14 @@ at::Tensor undial_loss(const at::Tensor& logits, const at::Tensor& ref_logits, c
 
 at::Tensor wga_loss(const at::Tensor& logits, const at::Tensor& labels, double beta) {
   Shifted s = shift(logits, labels);
-  auto [lp, _] = label_logprobs(s);
+  const at::Tensor lp = model::label_logprobs(s);
   at::Tensor w = lp.detach().exp().pow(beta);
   return -masked_mean(w * (-lp), s.mask);
 }
 
 at::Tensor satimp_loss(const at::Tensor& logits, const at::Tensor& labels, double beta1, double beta2) {
   Shifted s = shift(logits, labels);
-  auto [lp, _] = label_logprobs(s);
+  const at::Tensor lp = model::label_logprobs(s);
   at::Tensor p = lp.detach().exp();
   at::Tensor w = p.pow(beta1) * (1.0 - p).pow(beta2);
   return -masked_mean(w * (-lp), s.mask);
@@ -117,7 +95,7 @@ at::Tensor ceu_loss(const at::Tensor& logits, const at::Tensor& labels, std::int
   at::Tensor drop = valid.to(at::kLong).cumsum(-1).le(ignore_first).logical_and(valid);
   Shifted s = shift(logits, labels.masked_fill(drop, kIgnoreIndex));
   at::Tensor target_logits = s.logits.detach().clone();
-  target_logits.scatter_(-1, s.labels.unsqueeze(-1), -std::numeric_limits<float>::infinity());
+  target_logits.scatter_(-1, s.targets.unsqueeze(-1), -std::numeric_limits<float>::infinity());
   at::Tensor target = at::softmax(target_logits, -1);
   at::Tensor logp = at::log_softmax(s.logits, -1);
   at::Tensor ce = -(target * logp).nan_to_num(0.0).sum(-1);
@@ -127,8 +105,8 @@ at::Tensor ceu_loss(const at::Tensor& logits, const at::Tensor& labels, std::int
 at::Tensor ihl_loss(const at::Tensor& logits, const at::Tensor& labels, double margin) {
   Shifted s = shift(logits, labels);
   at::Tensor p = at::softmax(s.logits, -1);
-  at::Tensor p_label = p.gather(-1, s.labels.unsqueeze(-1)).squeeze(-1);
-  at::Tensor others = p.scatter(-1, s.labels.unsqueeze(-1), -1.0);  // the label can never win
+  at::Tensor p_label = p.gather(-1, s.targets.unsqueeze(-1)).squeeze(-1);
+  at::Tensor others = p.scatter(-1, s.targets.unsqueeze(-1), -1.0);  // the label can never win
   at::Tensor p_other = std::get<0>(others.max(-1));
   at::Tensor h = at::clamp_min(margin + p_label - p_other, 0.0);
   return masked_mean(h, s.mask);
