@@ -87,6 +87,19 @@ TEST(Output, StaleTemporariesOfDeadProcessesAreRemoved) {
   EXPECT_FALSE(is_temporary_name(".partial.12.3"));
 }
 
+// A folder of nothing but lethe's temporaries (a run killed before its lock reached the disk)
+// is lethe's own; one file of the user's makes it the user's (found as a flaky
+// Reliability.KilledRunsLeaveNothingThatLooksComplete under load).
+TEST(Output, AFolderOfOnlyLetheTemporariesIsLethes) {
+  const fs::path d = temp_dir("owned");
+  EXPECT_FALSE(owned_by_lethe(d));  // empty: nobody's yet
+  write_file_atomic(d / ".train_log.jsonl.tmp.99999999.0", "torn");
+  fs::create_directories(d / ".model.partial.99999999.3");
+  EXPECT_TRUE(owned_by_lethe(d));
+  write_file_atomic(d / "notes.txt", "the user's");
+  EXPECT_FALSE(owned_by_lethe(d));
+}
+
 TEST(Output, CopiesDoNotFollowLinksOutOfTheFolder) {
   const fs::path d = temp_dir("links");
   fs::create_directories(d / "model");

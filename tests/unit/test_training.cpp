@@ -736,6 +736,37 @@ TEST(RunConfig, ErrorsNameTheKeyAndListWhatIsAccepted) {
   EXPECT_EQ(c.model, dir / "m");
 }
 
+// YAML aliases make a document a graph (found by fuzz.run_config: an anchor inside itself
+// recursed until the stack overflowed): a self-containing alias and an exponential expansion
+// are each one error naming the file.
+TEST(RunConfig, AliasesThatNeverEndAreOneError) {
+  const fs::path dir = temp_dir("cfg-alias");
+  auto error_of = [&](const std::string& yaml) -> std::string {
+    write_file_atomic(dir / "c.yaml", yaml);
+    try {
+      run::load_run_config(dir / "c.yaml", {}, run::RunKind::kUnlearn);
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "";
+  };
+  const std::string ok = "model: m\noutput_dir: o\ndata: {forget: f.jsonl}\nmethod: {name: NPO}\n";
+  // An alias used as one (the same file twice) is fine.
+  EXPECT_EQ(error_of("model: m\noutput_dir: o\ndata: {forget: &f f.jsonl, retain: *f}\nmethod: {name: NPO}\n"), "");
+  const std::string self = error_of("base: &b {x: *b}\n" + ok);
+  EXPECT_NE(self.find("c.yaml"), std::string::npos) << self;
+  EXPECT_NE(self.find("nested deeper than 64 levels"), std::string::npos) << self;
+  std::string laughs = "l0: &l0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n";
+  for (int i = 1; i < 7; ++i) {
+    const std::string prev = "*l" + std::to_string(i - 1);
+    laughs += "l" + std::to_string(i) + ": &l" + std::to_string(i) + " [";
+    for (int k = 0; k < 10; ++k) laughs += (k ? ", " : "") + prev;
+    laughs += "]\n";
+  }
+  const std::string big = error_of(laughs + ok);
+  EXPECT_NE(big.find("more than 1000000 values once aliases are expanded"), std::string::npos) << big;
+}
+
 // A program that builds its run config (the demo) runs the tree it writes out as YAML: the file
 // read back is the same run.
 TEST(RunConfig, ATreeAndItsYamlAreTheSameRun) {

@@ -94,7 +94,8 @@ class FolderLock {
   int fd_ = -1;
 };
 
-// True when `dir` holds lethe's lock file (a run, demo or similar folder lethe made).
+// True when `dir` holds lethe's lock file (a run, demo or similar folder lethe made), or holds
+// nothing but lethe's temporaries (`.NAME.tmp.PID.N`, `.NAME.partial.PID.N`).
 bool owned_by_lethe(const std::filesystem::path& dir);
 
 // The lock file's name, for listings that must leave it out.

@@ -20,14 +20,29 @@ const std::string& checked_text(const std::string& s, const YAML::Node& n, const
   return s;
 }
 
-Json to_json(const YAML::Node& n, const std::string& where) {
+// Aliases make a YAML document a graph: one that refers to itself never ends, and nested
+// aliases can multiply its size exponentially. A config needs neither, so depth and size are
+// bounded and either limit is an error naming the line.
+constexpr int kMaxDepth = 64;
+constexpr std::size_t kMaxNodes = 1'000'000;
+
+struct Conversion {
+  const std::string& where;
+  std::size_t nodes = 0;
+};
+
+Json to_json(const YAML::Node& n, Conversion& c, int depth) {
+  const std::string& where = c.where;
+  LETHE_CHECK(depth <= kMaxDepth, where, ": line ", n.Mark().line + 1, ": nested deeper than ", kMaxDepth,
+              " levels (an alias that contains itself?)");
+  LETHE_CHECK(++c.nodes <= kMaxNodes, where, ": more than ", kMaxNodes, " values once aliases are expanded");
   switch (n.Type()) {
     case YAML::NodeType::Null:
     case YAML::NodeType::Undefined:
       return nullptr;
     case YAML::NodeType::Sequence: {
       Json a = Json::array();
-      for (std::size_t i = 0; i < n.size(); ++i) a.push_back(to_json(n[i], where));
+      for (std::size_t i = 0; i < n.size(); ++i) a.push_back(to_json(n[i], c, depth + 1));
       return a;
     }
     case YAML::NodeType::Map: {
@@ -40,7 +55,7 @@ Json to_json(const YAML::Node& n, const std::string& where) {
         LETHE_CHECK(!o.contains(key), where, ": line ", line, ": duplicate key '", key, "' (first on line ",
                     line_of[key], ")");
         line_of[key] = line;
-        o[key] = to_json(kv.second, where);
+        o[key] = to_json(kv.second, c, depth + 1);
       }
       return o;
     }
@@ -71,7 +86,8 @@ Json to_json(const YAML::Node& n, const std::string& where) {
 // to_json with conversion errors (a key that is not a scalar) naming the source.
 Json convert(const YAML::Node& node, const std::string& source) {
   try {
-    return to_json(node, source);
+    Conversion c{source};
+    return to_json(node, c, 0);
   } catch (const YAML::Exception& e) {
     fail(source, ": ", e.what());
   }

@@ -277,7 +277,15 @@ FolderLock::~FolderLock() {
 
 bool owned_by_lethe(const fs::path& dir) {
   std::error_code ec;
-  return fs::exists(dir / kLockFileName, ec);
+  if (fs::exists(dir / kLockFileName, ec)) return true;
+  // A folder holding nothing but lethe's temporaries is one of its own: what a run killed
+  // before its lock file reached the disk, or a staged output's leftovers, leaves behind.
+  bool any = false;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    if (temporary_pid(e.path().filename().string()) < 0) return false;
+    any = true;
+  }
+  return any && !ec;
 }
 
 }  // namespace lethe
