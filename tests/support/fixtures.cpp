@@ -2,9 +2,11 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <mutex>
+#include <string>
 #include <vector>
 
 namespace lethe::test {
@@ -15,10 +17,21 @@ fs::path shared_dir() {
   return fs::path(LETHE_SOURCE_DIR) / ".." / "shared";
 }
 
-fs::path golden_dir() {
-  if (const char* v = std::getenv("LETHE_GOLDEN_DIR"); v != nullptr && *v != '\0') return v;
-  return shared_dir() / "golden" / "hf";
+std::vector<fs::path> golden_dirs() {
+  std::vector<fs::path> out;
+  if (const char* v = std::getenv("LETHE_GOLDEN_DIR"); v != nullptr && *v != '\0') {
+    std::string list = v;
+    for (std::size_t start = 0; start <= list.size();) {
+      const std::size_t end = std::min(list.find(':', start), list.size());
+      if (end > start) out.emplace_back(list.substr(start, end - start));
+      start = end + 1;
+    }
+  }
+  if (out.empty()) out = {shared_dir() / "golden" / "hf", shared_dir() / "golden" / "hf-4.43"};
+  return out;
 }
+
+fs::path golden_dir() { return golden_dirs().front(); }
 
 bool fixtures_required() {
   const char* v = std::getenv("LETHE_REQUIRE_FIXTURES");

@@ -6,13 +6,18 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <vector>
 #include <string>
 
 namespace lethe::test {
 
 std::filesystem::path shared_dir();
 // $LETHE_GOLDEN_DIR, else shared_dir()/golden/hf.
+// The first golden folder (../shared/golden/hf unless LETHE_GOLDEN_DIR says otherwise).
 std::filesystem::path golden_dir();
+// Every golden folder: LETHE_GOLDEN_DIR (several separated by ':'), else ../shared/golden/hf and
+// ../shared/golden/hf-4.43.
+std::vector<std::filesystem::path> golden_dirs();
 bool fixtures_required();
 // A fresh empty directory under the system temp dir, removed at process exit.
 std::filesystem::path temp_dir(const std::string& tag);

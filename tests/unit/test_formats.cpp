@@ -4,13 +4,16 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
+#include <limits>
 #include <random>
 
 #include "lethe/core/error.h"
 #include "lethe/core/file.h"
 #include "lethe/io/checkpoint.h"
 #include "lethe/model/load.h"
+#include "lethe/model/rope.h"
 #include "lethe/train/lora.h"
 #include "support/compare.h"
 #include "support/errors.h"
@@ -271,10 +274,27 @@ TEST(Config, DefaultsAndFamilies) {
           "num_attention_heads":2,"intermediate_size":4,"sliding_window":6})",
       "mistral.json");
   EXPECT_EQ(m.sliding_window.value_or(0), 6);
-  auto model = model::create_model(m);
+  {
+    // A window covering the sequence is full attention; past it, exactly the positions whose
+    // window excludes a key change.
+    auto unwindowed = m;
+    unwindowed.sliding_window.reset();
+    auto windowed_model = model::create_model(m, {}, 3), full_model = model::create_model(unwindowed, {}, 3);
+    torch::NoGradGuard ng;
+    const at::Tensor ids = at::randint(1, 10, {2, 9}, at::TensorOptions().dtype(at::kLong));
+    const at::Tensor a = windowed_model->forward(ids).logits, b = full_model->forward(ids).logits;
+    EXPECT_TRUE(at::equal(a.narrow(1, 0, 6), b.narrow(1, 0, 6)));
+    for (std::int64_t i = 6; i < 9; ++i) EXPECT_FALSE(at::allclose(a.select(1, i), b.select(1, i))) << i;
+    EXPECT_TRUE(at::equal(windowed_model->forward(ids.narrow(1, 0, 6)).logits, full_model->forward(ids.narrow(1, 0, 6)).logits));
+  }
+  auto q = model::parse_config(
+      R"({"model_type":"qwen2","vocab_size":10,"hidden_size":8,"num_hidden_layers":1,"num_attention_heads":2,
+          "intermediate_size":4,"use_sliding_window":true,"sliding_window":6})",
+      "qwen2.json");
+  auto qwen = model::create_model(q);
   torch::NoGradGuard ng;
-  EXPECT_NO_THROW(model->forward(at::zeros({1, 6}, at::kLong)));
-  EXPECT_ERROR_HAS(model->forward(at::zeros({1, 7}, at::kLong)), "sliding attention window (6)");
+  EXPECT_NO_THROW(qwen->forward(at::zeros({1, 6}, at::kLong)));
+  EXPECT_ERROR_HAS(qwen->forward(at::zeros({1, 7}, at::kLong)), "sliding attention window (6)");
 
   auto g = model::parse_config(
       R"({"model_type":"gpt2","vocab_size":10,"n_embd":8,"n_layer":1,"n_head":2,"n_inner":null})",
@@ -282,6 +302,122 @@ TEST(Config, DefaultsAndFamilies) {
   EXPECT_EQ(g.intermediate_size, 32);
   EXPECT_EQ(g.max_position_embeddings, 1024);
   EXPECT_TRUE(g.tie_word_embeddings);
+}
+
+// rope_scaling's frequencies against the formulas of transformers 4.43's modeling_rope_utils,
+// written out here in double precision, one frequency at a time (llama3 is also checked against
+// HF itself by the golden case llama3_rope_scaled_tied).
+model::ModelConfig rope_config(const std::string& rope_scaling, std::int64_t max_pos = 64) {
+  return model::parse_config(R"({"model_type":"llama","vocab_size":10,"hidden_size":64,"num_hidden_layers":1,
+      "num_attention_heads":2,"intermediate_size":8,"rope_theta":10000.0,"max_position_embeddings":)" +
+                                 std::to_string(max_pos) + R"(,"rope_scaling":)" + rope_scaling + "}",
+                             "rope.json");
+}
+
+void expect_frequencies(const model::RotaryTable& t, const std::vector<double>& want, const char* what) {
+  ASSERT_EQ(t.inv_freq.numel(), static_cast<std::int64_t>(want.size())) << what;
+  ASSERT_EQ(t.inv_freq.scalar_type(), at::kFloat) << what;
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    const double got = t.inv_freq[static_cast<std::int64_t>(i)].item<double>();
+    EXPECT_NEAR(got, want[i], 3e-6 * std::abs(want[i])) << what << " frequency " << i;
+  }
+}
+
+TEST(RopeScaling, FrequenciesFollowTheFormulas) {
+  const int d = 32;  // head_dim = rotary_dim
+  const double theta = 10000.0;
+  std::vector<double> plain;
+  for (int i = 0; i < d / 2; ++i) plain.push_back(std::pow(theta, -2.0 * i / d));
+
+  {  // linear: every frequency divided by factor
+    const auto c = rope_config(R"({"rope_type":"linear","factor":4.0})");
+    std::vector<double> want;
+    for (double f : plain) want.push_back(f / 4);
+    expect_frequencies(model::rotary_table(c, 64), want, "linear");
+    EXPECT_EQ(model::rotary_table(c, 64).attention_scaling, 1.0);
+  }
+  {  // dynamic: the default up to max_position_embeddings, then a larger base
+    const auto c = rope_config(R"({"type":"dynamic","factor":2.0})");
+    expect_frequencies(model::rotary_table(c, 64), plain, "dynamic within the context");
+    const double base = theta * std::pow(2.0 * 100 / 64 - 1, static_cast<double>(d) / (d - 2));
+    std::vector<double> want;
+    for (int i = 0; i < d / 2; ++i) want.push_back(std::pow(base, -2.0 * i / d));
+    expect_frequencies(model::rotary_table(c, 100), want, "dynamic at 100 positions");
+    EXPECT_TRUE(model::rotary_depends_on_length(c));
+    EXPECT_EQ(model::last_position(c), std::numeric_limits<std::int64_t>::max());
+  }
+  {  // yarn: interpolated below the low correction dimension, extrapolated above the high one
+    const auto c = rope_config(R"({"rope_type":"yarn","factor":8.0,"beta_fast":16.0})");
+    auto corr = [&](double rot) { return d * std::log(64 / (rot * 2 * M_PI)) / (2 * std::log(theta)); };
+    const double lo = std::max(std::floor(corr(16)), 0.0), hi = std::min(std::ceil(corr(1)), d - 1.0);
+    std::vector<double> want;
+    for (int i = 0; i < d / 2; ++i) {
+      const double ramp = std::clamp((i - lo) / (hi - lo), 0.0, 1.0);
+      want.push_back(plain[i] / 8 * ramp + plain[i] * (1 - ramp));
+    }
+    const auto t = model::rotary_table(c, 64);
+    expect_frequencies(t, want, "yarn");
+    EXPECT_NEAR(t.attention_scaling, 0.1 * std::log(8.0) + 1, 1e-12);
+  }
+  {  // llama3: long wavelengths divided by factor, short kept, a smooth blend between
+    const auto c = rope_config(
+        R"({"rope_type":"llama3","factor":8.0,"low_freq_factor":1.0,"high_freq_factor":4.0,"original_max_position_embeddings":40})");
+    std::vector<double> want;
+    int kept = 0, divided = 0, blended = 0;
+    for (double f : plain) {
+      const double wl = 2 * M_PI / f;
+      if (wl < 40.0 / 4) {
+        want.push_back(f), ++kept;
+      } else if (wl > 40.0 / 1) {
+        want.push_back(f / 8), ++divided;
+      } else {
+        const double s = (40 / wl - 1) / (4 - 1);
+        want.push_back((1 - s) * f / 8 + s * f), ++blended;
+      }
+    }
+    EXPECT_GT(kept * divided * blended, 0) << "the case must exercise all three regions";
+    expect_frequencies(model::rotary_table(c, 64), want, "llama3");
+  }
+  {  // longrope (Llama path): the factors chosen once; the attention factor from the ratio
+    std::string shorts = "[", longs = "[";
+    for (int i = 0; i < d / 2; ++i) {
+      shorts += (i ? "," : "") + std::to_string(1.0 + 0.1 * i);
+      longs += (i ? "," : "") + std::to_string(2.0 + 0.5 * i);
+    }
+    const auto c = rope_config(R"({"rope_type":"longrope","factor":4.0,"short_factor":)" + shorts + "]" +
+                               R"(,"long_factor":)" + longs + "]}");
+    std::vector<double> want;
+    for (int i = 0; i < d / 2; ++i) want.push_back(plain[i] / (2.0 + 0.5 * i));
+    const auto t = model::rotary_table(c, 64);
+    expect_frequencies(t, want, "longrope");
+    EXPECT_NEAR(t.attention_scaling, std::sqrt(1 + std::log(4.0) / std::log(64.0)), 1e-12);
+  }
+}
+
+TEST(RopeScaling, ParsedStrictlyAndWrittenBack) {
+  EXPECT_ERROR_HAS(rope_config(R"({"rope_type":"ntk-by-parts","factor":2.0})"),
+                   "rope_scaling type 'ntk-by-parts' is not supported");
+  EXPECT_ERROR_HAS(rope_config(R"({"factor":2.0})"), "rope_scaling needs a rope_type");
+  EXPECT_ERROR_HAS(rope_config(R"({"rope_type":"linear"})"), "rope_scaling of type linear needs 'factor'");
+  EXPECT_ERROR_HAS(rope_config(R"({"rope_type":"longrope","factor":2.0,"short_factor":[1,2],"long_factor":[1,2]})"),
+                   "rope_scaling.short_factor must be a list of 16 numbers");
+  EXPECT_ERROR_HAS(rope_config(R"({"rope_type":"linear","factor":"2"})"), "rope_scaling.factor must be a number");
+  for (const char* rs : {R"({"rope_type":"linear","factor":4.0})", R"({"rope_type":"dynamic","factor":2.0})",
+                         R"({"rope_type":"yarn","factor":8.0,"attention_factor":1.5,"beta_slow":2.0})",
+                         R"({"rope_type":"llama3","factor":8.0,"low_freq_factor":1.0,"high_freq_factor":4.0,"original_max_position_embeddings":40})"}) {
+    SCOPED_TRACE(rs);
+    const auto a = rope_config(rs);
+    const auto b = model::parse_config(model::config_to_json(a), "b.json");
+    EXPECT_EQ(a.rope_scaling.type, b.rope_scaling.type);
+    EXPECT_TRUE(at::equal(model::rotary_table(a, 80).inv_freq, model::rotary_table(b, 80).inv_freq));
+    EXPECT_EQ(model::rotary_table(a, 80).attention_scaling, model::rotary_table(b, 80).attention_scaling);
+  }
+  // Dynamic scaling is for running past the pretrained context; the default is held to it.
+  torch::NoGradGuard ng;
+  auto dynamic = model::create_model(rope_config(R"({"rope_type":"dynamic","factor":2.0})", 8));
+  EXPECT_NO_THROW(dynamic->forward(at::zeros({1, 12}, at::kLong)));
+  auto plain = model::create_model(rope_config("null", 8));
+  EXPECT_ERROR_HAS(plain->forward(at::zeros({1, 12}, at::kLong)), "beyond this model's 8 positions");
 }
 
 TEST(Config, ToJsonRoundTripsEveryFamily) {
@@ -348,8 +484,8 @@ TEST(Registry, CheckpointKeysEqualNamedParameters) {
   }
 }
 
-// Every family declares LoRA targets that adapt every linear of its attention and MLP: 4 + 3
-// modules a layer for the gated Llama family, 4 for GPT-2 and GPT-NeoX.
+// Every family declares LoRA targets that adapt every linear of its attention and MLP: the 2-D
+// weights of its layers in the key table (7 a layer for Llama, 4 for GPT-2 and Phi-3's fused ones).
 TEST(Registry, EveryFamilyDeclaresLoraTargetsAndATinyConfig) {
   for (const std::string& type : model::supported_model_types()) {
     SCOPED_TRACE(type);
@@ -360,7 +496,14 @@ TEST(Registry, EveryFamilyDeclaresLoraTargetsAndATinyConfig) {
     train::LoraConfig lora;
     lora.rank = 4;
     const auto adapter = train::LoraAdapter::attach(*m, lora, 1);
-    EXPECT_EQ(adapter->module_names().size(), static_cast<std::size_t>(c.num_layers * (c.gated_mlp ? 7 : 4)));
+    std::size_t linears = 0;
+    for (const auto& k : model::checkpoint_keys(c)) {
+      if (k.name.find(".layers.") != std::string::npos || k.name.find(".h.") != std::string::npos) {
+        linears += k.shape.size() == 2 && k.name.ends_with(".weight") ? 1 : 0;
+      }
+    }
+    EXPECT_GT(linears, 0u);
+    EXPECT_EQ(adapter->module_names().size(), linears);
   }
 }
 

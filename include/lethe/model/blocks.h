@@ -27,6 +27,8 @@ struct LayerContext {
   std::int64_t layer = 0;
   at::Tensor cos, sin;    // (B|1, 1, T, rotary_dim) rotary tables; undefined without rotary
   at::Tensor mask_bias;   // (B|1, 1, T, S) additive mask (0 or lowest); undefined: no mask
+  double score_scale = 0;  // scores = q·k × score_scale (Gemma-2); 0: q·k / sqrt(head_dim)
+  double softcap = 0;      // scores = softcap · tanh(scores / softcap) before the mask; 0: none
   KVCache* cache = nullptr;
   HookObserver* hooks = nullptr;
 };
@@ -86,14 +88,16 @@ class EmbeddingImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Embedding);
 
-// x * rsqrt(mean(x^2) + eps) * weight, computed in fp32 (as HF's LlamaRMSNorm).
+// x * rsqrt(mean(x^2) + eps) * weight, normalised in fp32 (as HF's LlamaRMSNorm). With
+// `offset` (Gemma's): the product with (1 + weight) in fp32 too, and weights initialised to 0.
 class RMSNormImpl : public torch::nn::Module {
  public:
-  RMSNormImpl(std::int64_t dim, double eps);
+  RMSNormImpl(std::int64_t dim, double eps, bool offset = false);
   at::Tensor forward(const at::Tensor& x);
   void init();
   at::Tensor weight;
   double eps;
+  bool offset;
 };
 TORCH_MODULE(RMSNorm);
 

@@ -62,6 +62,12 @@ class CausalLM : public torch::nn::Module {
   at::Tensor head(const at::Tensor& hidden) const;
   // The LM head matrix (V, C) — the embedding matrix when the head is tied.
   at::Tensor head_weight() const;
+  // The LM head's bias (V) (Phi), undefined for most families. Every path that computes logits
+  // from hidden states (head, the scorer's chunks) adds it.
+  virtual at::Tensor head_bias() const { return {}; }
+  // What follows the head's matmul (and bias) in place, for paths that compute logits in chunks
+  // (the scorer): Gemma-2's final soft-capping. head() applies it itself.
+  void finish_logits_(at::Tensor& logits) const;
 
   // Number of parameters (a tied matrix counts once).
   std::int64_t parameter_count() const;
@@ -95,6 +101,7 @@ class CausalLM : public torch::nn::Module {
 
  private:
   at::Tensor inv_freq_;  // rotary inverse frequencies (rotary_dim / 2), fp32, not a parameter
+  double attention_scaling_ = 1.0;  // rope_scaling's cos/sin multiplier (model/rope.h)
 };
 
 }  // namespace lethe::model

@@ -4,10 +4,12 @@
 
 #include <unistd.h>
 
+#include <cmath>
 #include <limits>
 
 #include "lethe/core/error.h"
 #include "lethe/model/blocks.h"
+#include "lethe/model/rope.h"
 
 namespace lethe::model {
 
@@ -116,10 +118,9 @@ void validate(const ModelConfig& c, const std::string& src) {
 
 CausalLM::CausalLM(ModelConfig config) : config_(std::move(config)) {
   if (config_.positions == PositionKind::kRotary) {
-    // inv_freq = theta^(-arange(0, rot, 2) / rot) in fp32, exactly as HF computes it.
-    at::Tensor exponent =
-        at::arange(0, config_.rotary_dim, 2, at::kLong).to(at::kFloat) / config_.rotary_dim;
-    inv_freq_ = 1.0 / at::pow(config_.rope_theta, exponent);
+    const RotaryTable t = rotary_table(config_, config_.max_position_embeddings);
+    inv_freq_ = t.inv_freq;
+    attention_scaling_ = t.attention_scaling;
   }
 }
 
@@ -154,27 +155,28 @@ ForwardOutput CausalLM::forward(const at::Tensor& input_ids, const ForwardOption
   }
   const std::int64_t past = o.cache != nullptr ? o.cache->length() : 0;
   const std::int64_t s = past + t;
-  if (config_.sliding_window) {
-    LETHE_CHECK(s <= *config_.sliding_window, "sequence of ", s,
-                " positions exceeds the sliding attention window (", *config_.sliding_window,
-                "); lethe does not implement windowed attention");
+  if (config_.refuse_beyond) {
+    LETHE_CHECK(s <= *config_.refuse_beyond, "sequence of ", s, " positions exceeds the sliding attention window (",
+                *config_.refuse_beyond, "); lethe does not implement Qwen2's per-layer windows yet");
   }
 
   // Learned positions end at max_position_embeddings; rotary ones compute past it but were
   // never trained there, so both are held to it (docs/reliability.md). Implicit positions are
   // [past, s): checked by arithmetic, so decoding pays no reduction or sync per step.
   auto check_last = [&](std::int64_t first, std::int64_t last) {
-    LETHE_CHECK(first >= 0 && last < config_.max_position_embeddings, "position ", last, " is beyond this model's ",
+    LETHE_CHECK(first >= 0 && last <= last_position(config_), "position ", last, " is beyond this model's ",
                 config_.max_position_embeddings, " positions (max_position_embeddings); use shorter sequences");
   };
   at::Tensor positions;
+  std::int64_t longest = s;  // the largest position + 1, for length-dependent rotary scaling
   if (o.position_ids.defined()) {
     LETHE_CHECK(o.position_ids.dim() == 2 && o.position_ids.size(0) == b &&
                     o.position_ids.size(1) == t,
                 "position_ids must be (", b, ", ", t, "), got ", o.position_ids.sizes());
     positions = o.position_ids.to(device, at::kLong);
     auto [mn, mx] = at::aminmax(positions);
-    check_last(mn.item<std::int64_t>(), mx.item<std::int64_t>());
+    longest = mx.item<std::int64_t>() + 1;
+    check_last(mn.item<std::int64_t>(), longest - 1);
   } else {
     check_last(past, s - 1);
     positions = at::arange(past, s, at::TensorOptions().dtype(at::kLong).device(device))
@@ -195,23 +197,43 @@ ForwardOutput CausalLM::forward(const at::Tensor& input_ids, const ForwardOption
     at::Tensor keep = o.attention_mask.to(device).ne(0);
     if (!keep.all().item<bool>()) allowed = keep.view({b, 1, 1, s});
   }
-  if (t > 1) {
+  // Causal within the new tokens; with a sliding window, query i also no longer sees keys at
+  // i - window and before (indices in the sequence, padding included, as HF's cache positions) —
+  // in decoding too, so the cache may hold more than the window.
+  // Gemma-2 windows only the even layers, so a model may need both masks.
+  const bool windowed = config_.sliding_window && s > *config_.sliding_window;
+  const bool need_full = !windowed || config_.window_on_even_layers;
+  at::Tensor causal, in_window;
+  if (t > 1 || windowed) {
     auto lopts = at::TensorOptions().dtype(at::kLong).device(device);
-    at::Tensor causal = at::arange(s, lopts).unsqueeze(0).le(at::arange(past, s, lopts).unsqueeze(1));
-    causal = causal.view({1, 1, t, s});
-    allowed = allowed.defined() ? allowed.logical_and(causal) : causal;
+    const at::Tensor key = at::arange(s, lopts).unsqueeze(0), query = at::arange(past, s, lopts).unsqueeze(1);
+    if (t > 1 && need_full) causal = key.le(query).view({1, 1, t, s});
+    if (windowed) in_window = key.le(query).logical_and(key.gt(query - *config_.sliding_window)).view({1, 1, t, s});
   }
-  if (allowed.defined()) {
-    ctx.mask_bias = at::zeros(allowed.sizes(), at::TensorOptions().dtype(dtype).device(device))
-                        .masked_fill_(allowed.logical_not(), lowest_of(dtype));
-  }
+  auto bias_of = [&](const at::Tensor& structure) {
+    const at::Tensor a = !allowed.defined() ? structure : (structure.defined() ? allowed.logical_and(structure) : allowed);
+    if (!a.defined()) return at::Tensor();
+    return at::zeros(a.sizes(), at::TensorOptions().dtype(dtype).device(device))
+        .masked_fill_(a.logical_not(), lowest_of(dtype));
+  };
+  const at::Tensor full_bias = need_full ? bias_of(causal) : at::Tensor();
+  const at::Tensor window_bias = windowed ? bias_of(in_window) : full_bias;
+  ctx.mask_bias = full_bias;
+  if (config_.query_pre_attn_scalar) ctx.score_scale = 1.0 / std::sqrt(*config_.query_pre_attn_scalar);
+  ctx.softcap = config_.attn_logit_softcap.value_or(0.0);
 
   if (config_.positions == PositionKind::kRotary) {
-    at::Tensor inv = inv_freq_.to(device);
+    at::Tensor inv = rotary_depends_on_length(config_) ? rotary_table(config_, longest).inv_freq : inv_freq_;
+    inv = inv.to(device);
     at::Tensor freqs = positions.to(at::kFloat).unsqueeze(-1) * inv;  // (B|1, T, rot/2)
     at::Tensor emb = at::cat({freqs, freqs}, -1).unsqueeze(1);        // (B|1, 1, T, rot)
-    ctx.cos = emb.cos().to(dtype);
-    ctx.sin = emb.sin().to(dtype);
+    at::Tensor cos = emb.cos(), sin = emb.sin();
+    if (attention_scaling_ != 1.0) {  // yarn, longrope: in fp32, before the cast, as HF
+      cos = cos * attention_scaling_;
+      sin = sin * attention_scaling_;
+    }
+    ctx.cos = cos.to(dtype);
+    ctx.sin = sin.to(dtype);
   }
 
   ForwardOutput out;
@@ -220,6 +242,7 @@ ForwardOutput CausalLM::forward(const at::Tensor& input_ids, const ForwardOption
   if (o.output_hidden_states) out.hidden_states.push_back(x);
   for (std::int64_t l = 0; l < config_.num_layers; ++l) {
     ctx.layer = l;
+    ctx.mask_bias = config_.window_on_even_layers && l % 2 == 1 ? full_bias : window_bias;
     x = block(l, x, ctx);
     if (o.hooks != nullptr) o.hooks->on(HookPoint{HookSite::kResidPost, l}, x);
     if (o.output_hidden_states && l + 1 < config_.num_layers) out.hidden_states.push_back(x);
@@ -244,7 +267,19 @@ at::Tensor CausalLM::head_weight() const {
 }
 
 at::Tensor CausalLM::head(const at::Tensor& hidden) const {
-  return linear(hidden, head_weight(), at::Tensor());
+  at::Tensor logits = linear(hidden, head_weight(), head_bias());
+  if (config_.final_logit_softcap) {
+    const double cap = *config_.final_logit_softcap;
+    logits = at::tanh(logits / cap) * cap;
+  }
+  return logits;
+}
+
+void CausalLM::finish_logits_(at::Tensor& logits) const {
+  if (config_.final_logit_softcap) {
+    const double cap = *config_.final_logit_softcap;
+    logits.div_(cap).tanh_().mul_(cap);
+  }
 }
 
 std::int64_t CausalLM::parameter_count() const {

@@ -3,12 +3,27 @@
 #include "lethe/model/load.h"
 #include "model/arch/arch.h"
 
+// One line per family: X(name) is `const ArchSpec& name_arch()`, defined in arch/name.cpp.
+#define LETHE_ARCHS(X) \
+  X(gpt2)              \
+  X(llama)             \
+  X(gpt_neox)          \
+  X(olmo)              \
+  X(phi)               \
+  X(phi3)              \
+  X(gemma2)
+
 namespace lethe::model {
+
+#define LETHE_DECLARE_ARCH(name) const ArchSpec& name##_arch();
+LETHE_ARCHS(LETHE_DECLARE_ARCH)
+#undef LETHE_DECLARE_ARCH
 
 namespace {
 const std::vector<const ArchSpec*>& all_archs() {
-  static const std::vector<const ArchSpec*> archs = {&gpt2_arch(), &llama_arch(),
-                                                     &gpt_neox_arch()};
+#define LETHE_LIST_ARCH(name) &name##_arch(),
+  static const std::vector<const ArchSpec*> archs = {LETHE_ARCHS(LETHE_LIST_ARCH)};
+#undef LETHE_LIST_ARCH
   return archs;
 }
 }  // namespace

@@ -64,10 +64,16 @@ TokenLogprobs score_tokens(CausalLM& model, const at::Tensor& input_ids,
   if (extras.argmax) hit = at::empty({rows}, h.options().dtype(at::kBool));
   at::Tensor buf = at::empty({chunk, v}, h.options());  // reused by every chunk
   at::Tensor wt = w.t();
+  const at::Tensor bias = model.head_bias();
   for (std::int64_t r0 = 0; r0 < rows; r0 += chunk) {
     const std::int64_t n = std::min(chunk, rows - r0);
     at::Tensor logits = buf.narrow(0, 0, n);
-    at::mm_out(logits, h.narrow(0, r0, n), wt);  // (n, V)
+    if (bias.defined()) {
+      at::addmm_out(logits, bias, h.narrow(0, r0, n), wt);  // (n, V), as the head's linear
+    } else {
+      at::mm_out(logits, h.narrow(0, r0, n), wt);  // (n, V)
+    }
+    model.finish_logits_(logits);
     at::Tensor lse = at::logsumexp(logits, {1});
     at::Tensor y = tgt.narrow(0, r0, n);
     lp.narrow(0, r0, n).copy_(logits.gather(1, y).squeeze(1) - lse);

@@ -34,10 +34,6 @@ struct ArchSpec {
   std::string (*tiny_config)(const std::string& model_type);
 };
 
-const ArchSpec& gpt2_arch();
-const ArchSpec& llama_arch();
-const ArchSpec& gpt_neox_arch();
-
 // The one place that maps model_type to a family; errors list the supported types.
 const ArchSpec& find_arch(const std::string& model_type, const std::string& where = "");
 
@@ -54,6 +50,10 @@ Activation parse_activation(const std::string& name, const std::string& where);
 // bos/eos/pad ids (eos may be an int or a list, as in Llama 3).
 void parse_special_ids(const Json& config, ModelConfig& out, const std::string& where);
 void write_special_ids(const ModelConfig& config, Json& out);
+// rope_scaling of config.json (model/rope.h): null or absent is the default; an unknown type or
+// a missing key is an error naming it. `rotary_dim` checks longrope's factor lists.
+RopeScaling parse_rope_scaling(const Json& config, std::int64_t rotary_dim, const std::string& where);
+Json rope_scaling_json(const RopeScaling& scaling);  // null for the default
 // Rejects keys whose non-default value would change the computation in a way lethe does not
 // implement, naming the key: `null_keys` must be absent or null, `false_keys` absent or false.
 void reject_unsupported(const Json& config, const std::vector<const char*>& null_keys,

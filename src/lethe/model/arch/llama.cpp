@@ -1,5 +1,6 @@
-// Llama family: llama, mistral, qwen2 (HF LlamaForCausalLM / MistralForCausalLM /
-// Qwen2ForCausalLM).
+// Llama family: llama, mistral, qwen2, gemma (HF LlamaForCausalLM / MistralForCausalLM /
+// Qwen2ForCausalLM / GemmaForCausalLM). Gemma: embeddings × sqrt(C), RMSNorm × (1 + w) in fp32,
+// a tanh-GELU gated MLP (hidden_activation), head_dim given explicitly, tied by default.
 //
 // Legend: B batch, T tokens, C hidden_size, H heads, KVH key/value heads, D head_dim,
 // I intermediate_size, V vocab.
@@ -17,6 +18,8 @@
 //   model.norm.weight                               (C)
 //   lm_head.weight                                  (V, C)   absent when tie_word_embeddings
 // HF stores q/k rows permuted for rotate_half RoPE (pairs i, i + D/2); RMSNorm in fp32.
+#include <cmath>
+
 #include "lethe/core/error.h"
 #include "model/arch/arch.h"
 #include "lethe/model/blocks.h"
@@ -71,9 +74,9 @@ class LlamaLayerImpl : public torch::nn::Module {
   explicit LlamaLayerImpl(const ModelConfig& c) {
     self_attn = register_module("self_attn", LlamaAttention(c));
     mlp = register_module("mlp", LlamaMlp(c));
-    input_layernorm = register_module("input_layernorm", RMSNorm(c.hidden_size, c.norm_eps));
+    input_layernorm = register_module("input_layernorm", RMSNorm(c.hidden_size, c.norm_eps, c.norm_offset));
     post_attention_layernorm =
-        register_module("post_attention_layernorm", RMSNorm(c.hidden_size, c.norm_eps));
+        register_module("post_attention_layernorm", RMSNorm(c.hidden_size, c.norm_eps, c.norm_offset));
   }
   at::Tensor forward(const at::Tensor& x, const LayerContext& ctx) {
     at::Tensor a = self_attn->forward(input_layernorm(x), ctx);
@@ -99,7 +102,7 @@ class LlamaModelImpl : public torch::nn::Module {
       layers->push_back(layer);
       blocks.push_back(layer.get());
     }
-    norm = register_module("norm", RMSNorm(c.hidden_size, c.norm_eps));
+    norm = register_module("norm", RMSNorm(c.hidden_size, c.norm_eps, c.norm_offset));
   }
   Embedding embed_tokens{nullptr};
   torch::nn::ModuleList layers{nullptr};
@@ -123,7 +126,11 @@ class LlamaForCausalLM : public CausalLM {
 
  protected:
   at::Tensor embed(const at::Tensor& ids, const at::Tensor&) override {
-    return model->embed_tokens(ids);
+    at::Tensor x = model->embed_tokens(ids);
+    if (!config_.scale_embeddings) return x;
+    // Gemma: the normaliser is a tensor of the hidden states' dtype, so it is rounded first.
+    const double root = std::sqrt(static_cast<double>(config_.hidden_size));
+    return x * at::scalar_tensor(root, x.options().dtype(x.scalar_type()));
   }
   at::Tensor block(std::int64_t l, const at::Tensor& x, const LayerContext& ctx) override {
     return model->blocks[l]->forward(x, ctx);
@@ -149,18 +156,27 @@ ModelConfig parse(const Json& j, const std::string& where) {
   c.intermediate_size = json_required<std::int64_t>(j, "intermediate_size", where);
   c.num_kv_heads = json_optional<std::int64_t>(j, "num_key_value_heads", c.num_heads, where);
   LETHE_CHECK(c.num_heads > 0, where, ": num_attention_heads must be positive");
-  if (!j.contains("head_dim") || j["head_dim"].is_null()) {
+  const bool qwen2 = c.model_type == "qwen2";
+  const bool mistral = c.model_type == "mistral";
+  const bool gemma = c.model_type == "gemma";
+  if (!gemma && (!j.contains("head_dim") || j["head_dim"].is_null())) {
     LETHE_CHECK(c.hidden_size % c.num_heads == 0, where, ": num_attention_heads (", c.num_heads,
                 ") does not divide hidden_size (", c.hidden_size, ") and no head_dim is given");
   }
-  c.head_dim = json_optional<std::int64_t>(j, "head_dim", c.hidden_size / c.num_heads, where);
-  const bool qwen2 = c.model_type == "qwen2";
-  const bool mistral = c.model_type == "mistral";
+  // GemmaConfig's head_dim defaults to 256, not hidden / heads.
+  c.head_dim = json_optional<std::int64_t>(j, "head_dim", gemma ? 256 : c.hidden_size / c.num_heads, where);
   c.max_position_embeddings = json_optional<std::int64_t>(
-      j, "max_position_embeddings", qwen2 ? 32768 : (mistral ? 131072 : 2048), where);
+      j, "max_position_embeddings", qwen2 ? 32768 : (mistral ? 131072 : (gemma ? 8192 : 2048)), where);
   c.norm = NormKind::kRmsNorm;
   c.norm_eps = json_optional<double>(j, "rms_norm_eps", 1e-6, where);
-  c.activation = parse_activation(json_optional<std::string>(j, "hidden_act", "silu", where), where);
+  if (gemma) {
+    // GemmaMLP reads hidden_activation (tanh GELU when null) and ignores hidden_act.
+    c.activation = parse_activation(json_optional<std::string>(j, "hidden_activation", "gelu_pytorch_tanh", where), where);
+    c.norm_offset = true;
+    c.scale_embeddings = true;
+  } else {
+    c.activation = parse_activation(json_optional<std::string>(j, "hidden_act", "silu", where), where);
+  }
   c.gated_mlp = true;
   c.positions = PositionKind::kRotary;
   c.rope_theta = json_optional<double>(j, "rope_theta", 10000.0, where);
@@ -170,7 +186,7 @@ ModelConfig parse(const Json& j, const std::string& where) {
     c.o_bias = false;
     c.mlp_bias = false;
     if (json_optional<bool>(j, "use_sliding_window", false, where)) {
-      c.sliding_window = json_required<std::int64_t>(j, "sliding_window", where);
+      c.refuse_beyond = json_required<std::int64_t>(j, "sliding_window", where);
     }
   } else {
     c.qkv_bias = c.o_bias = json_optional<bool>(j, "attention_bias", false, where);
@@ -180,8 +196,14 @@ ModelConfig parse(const Json& j, const std::string& where) {
       if (w > 0) c.sliding_window = w;
     }
   }
-  c.tie_word_embeddings = json_optional<bool>(j, "tie_word_embeddings", false, where);
-  reject_unsupported(j, {"rope_scaling"}, {}, where);
+  c.tie_word_embeddings = json_optional<bool>(j, "tie_word_embeddings", gemma, where);
+  // transformers 4.43 applies rope_scaling to Llama only (Qwen2's and Mistral's rotary classes
+  // ignore it there), so it is read for llama and refused for the others rather than ignored.
+  if (c.model_type == "llama") {
+    c.rope_scaling = parse_rope_scaling(j, c.rotary_dim, where);
+  } else {
+    reject_unsupported(j, {"rope_scaling"}, {}, where);
+  }
   parse_special_ids(j, c, where);
   return c;
 }
@@ -189,24 +211,31 @@ ModelConfig parse(const Json& j, const std::string& where) {
 void write(const ModelConfig& c, Json& j) {
   const bool qwen2 = c.model_type == "qwen2";
   const bool mistral = c.model_type == "mistral";
-  j["architectures"] = {qwen2 ? "Qwen2ForCausalLM"
-                              : (mistral ? "MistralForCausalLM" : "LlamaForCausalLM")};
+  const bool gemma = c.model_type == "gemma";
+  j["architectures"] = {qwen2     ? "Qwen2ForCausalLM"
+                        : mistral ? "MistralForCausalLM"
+                        : gemma   ? "GemmaForCausalLM"
+                                  : "LlamaForCausalLM"};
   j["vocab_size"] = c.vocab_size;
   j["hidden_size"] = c.hidden_size;
   j["num_hidden_layers"] = c.num_layers;
   j["num_attention_heads"] = c.num_heads;
   j["num_key_value_heads"] = c.num_kv_heads;
-  if (c.head_dim != c.hidden_size / c.num_heads) j["head_dim"] = c.head_dim;
+  if (gemma || c.head_dim != c.hidden_size / c.num_heads) j["head_dim"] = c.head_dim;
   j["intermediate_size"] = c.intermediate_size;
   j["max_position_embeddings"] = c.max_position_embeddings;
   j["rms_norm_eps"] = c.norm_eps;
-  j["hidden_act"] = activation_name(c.activation);
+  if (gemma) {
+    j["hidden_activation"] = c.activation == Activation::kGeluTanh ? "gelu_pytorch_tanh" : activation_name(c.activation);
+  } else {
+    j["hidden_act"] = activation_name(c.activation);
+  }
   j["rope_theta"] = c.rope_theta;
-  j["rope_scaling"] = nullptr;
+  j["rope_scaling"] = rope_scaling_json(c.rope_scaling);
   j["tie_word_embeddings"] = c.tie_word_embeddings;
   if (qwen2) {
-    j["use_sliding_window"] = c.sliding_window.has_value();
-    if (c.sliding_window) j["sliding_window"] = *c.sliding_window;
+    j["use_sliding_window"] = c.refuse_beyond.has_value();
+    if (c.refuse_beyond) j["sliding_window"] = *c.refuse_beyond;
   } else {
     j["attention_bias"] = c.qkv_bias;
     if (c.mlp_bias) j["mlp_bias"] = true;
@@ -244,17 +273,28 @@ std::vector<TensorKey> key_table(const ModelConfig& c) {
   return k;
 }
 
-// Grouped KV heads (4 query heads over 2 key/value heads) for every type of the family.
+// Grouped KV heads (4 query heads over 2 key/value heads) for every type of the family; llama
+// with Llama-3.1's rope_scaling, mistral with a window shorter than the tests' sequences, gemma
+// with a head_dim other than hidden / heads.
 std::string tiny(const std::string& model_type) {
+  std::string extra;
+  if (model_type == "llama") {
+    extra = R"(,"rope_scaling":{"rope_type":"llama3","factor":8.0,"low_freq_factor":1.0,"high_freq_factor":4.0,)"
+            R"("original_max_position_embeddings":16})";
+  } else if (model_type == "mistral") {
+    extra = R"(,"sliding_window":5)";
+  } else if (model_type == "gemma") {
+    extra = R"(,"head_dim":16,"hidden_activation":"gelu_pytorch_tanh")";
+  }
   return R"({"model_type":")" + model_type +
          R"(","hidden_size":32,"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,)"
-         R"("intermediate_size":40,"vocab_size":97,"eos_token_id":2,"pad_token_id":0})";
+         R"("intermediate_size":40,"vocab_size":97,"eos_token_id":2,"pad_token_id":0)" + extra + "}";
 }
 
 }  // namespace
 
 const ArchSpec& llama_arch() {
-  static const ArchSpec spec{.model_types = {"llama", "mistral", "qwen2"},
+  static const ArchSpec spec{.model_types = {"llama", "mistral", "qwen2", "gemma"},
                              .parse = &parse,
                              .write = &write,
                              .build = &build,

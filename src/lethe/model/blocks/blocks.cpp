@@ -89,20 +89,21 @@ at::Tensor EmbeddingImpl::forward(const at::Tensor& ids) { return at::embedding(
 
 void EmbeddingImpl::init(at::Generator& gen, double std) { fill_normal(weight, gen, std); }
 
-RMSNormImpl::RMSNormImpl(std::int64_t dim, double eps_) : eps(eps_) {
-  weight = register_parameter("weight", torch::ones({dim}));
+RMSNormImpl::RMSNormImpl(std::int64_t dim, double eps_, bool offset_) : eps(eps_), offset(offset_) {
+  weight = register_parameter("weight", offset ? torch::zeros({dim}) : torch::ones({dim}));
 }
 
 at::Tensor RMSNormImpl::forward(const at::Tensor& x) {
   at::Tensor xf = x.to(at::kFloat);
   at::Tensor var = xf.pow(2).mean(-1, /*keepdim=*/true);
+  if (offset) return (xf * at::rsqrt(var + eps) * (1.0 + weight.to(at::kFloat))).to(x.scalar_type());
   at::Tensor normed = (xf * at::rsqrt(var + eps)).to(x.scalar_type());
   return weight * normed;
 }
 
 void RMSNormImpl::init() {
   torch::NoGradGuard g;
-  weight.fill_(1.0);
+  weight.fill_(offset ? 0.0 : 1.0);
 }
 
 LayerNormImpl::LayerNormImpl(std::int64_t dim, double eps_) : eps(eps_) {
@@ -165,19 +166,29 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
   if (ctx.cache != nullptr) std::tie(kh, vh) = ctx.cache->append(ctx.layer, kh, vh);
   const std::int64_t s = kh.size(2);
 
-  at::Tensor qs = qh * (1.0 / std::sqrt(static_cast<double>(d)));
-  if (decode_attention_applies(qs, kh, ctx.mask_bias)) {
-    return decode_attention(qs, kh, vh, ctx.mask_bias).view({b, 1, h * d});
+  // Scores as HF computes them: the product, then divided by sqrt(head_dim) (Gemma-2: times its
+  // scale), soft-capped (Gemma-2), then the mask. The order matters to the gradients' last bits
+  // when sqrt(head_dim) is not a power of two. Decoding one position scales q instead: inference
+  // only, within the logits tolerance.
+  const ScoreScale scale = ctx.score_scale > 0 ? ScoreScale{ctx.score_scale, false}
+                                               : ScoreScale{std::sqrt(static_cast<double>(d)), true};
+  if (ctx.softcap == 0) {
+    const at::Tensor qs = scale.divide ? qh * (1.0 / scale.value) : qh * scale.value;
+    if (decode_attention_applies(qs, kh, ctx.mask_bias)) {
+      return decode_attention(qs, kh, vh, ctx.mask_bias).view({b, 1, h * d});
+    }
   }
   // Grouped heads without copying keys/values: the rep query heads that share a kv head are
   // stacked along the token axis, (B, KVH, rep * T, D) @ (B, KVH, D, S).
-  at::Tensor qg = qs.reshape({b, kvh, rep * t, d});
+  at::Tensor qg = qh.reshape({b, kvh, rep * t, d});
   if (attention_core_applies(qg)) {
-    at::Tensor out = attention_core(qg, kh, vh, ctx.mask_bias, rep);  // (B, KVH, rep*T, D)
+    at::Tensor out = attention_core(qg, kh, vh, ctx.mask_bias, rep, scale, ctx.softcap);  // (B, KVH, rep*T, D)
     return out.view({b, h, t, d}).transpose(1, 2).reshape({b, t, h * d});
   }
   at::Tensor scores = at::matmul(qg, kh.transpose(-1, -2)).view({b, h, t, s});  // (B,H,T,S)
-  if (ctx.mask_bias.defined()) scores.add_(ctx.mask_bias);
+  scores = scale.divide ? scores / scale.value : scores * scale.value;
+  if (ctx.softcap > 0) scores = at::tanh(scores / ctx.softcap) * ctx.softcap;
+  if (ctx.mask_bias.defined()) scores = scores + ctx.mask_bias;
   at::Tensor probs = scores.scalar_type() == at::kFloat
                          ? at::softmax(scores, -1)
                          : at::softmax(scores, -1, at::kFloat).to(scores.scalar_type());
