@@ -157,7 +157,7 @@ ModelConfig parse(const Json& j, const std::string& where) {
                 *c.clip_qkv);
   }
   c.tie_word_embeddings = json_optional<bool>(j, "tie_word_embeddings", false, where);
-  // OLMo's 4.43 rotary classes scale differently from modeling_rope_utils: not implemented.
+  // OLMo's 4.43 rotary classes scale differently from modeling_rope_utils: refused by name.
   reject_unsupported(j, {"rope_scaling"}, {}, where);
   parse_special_ids(j, c, where);
   return c;

@@ -169,7 +169,7 @@ ModelConfig parse(const Json& j, const std::string& where) {
   c.qkv_bias = c.o_bias = c.mlp_bias = true;
   c.parallel_residual = true;
   c.tie_word_embeddings = json_optional<bool>(j, "tie_word_embeddings", false, where);
-  // Phi's 4.43 rotary classes scale differently from modeling_rope_utils: not implemented; nor
+  // Phi's 4.43 rotary classes scale differently from modeling_rope_utils: refused by name, as
   // are the optional q/k LayerNorms.
   reject_unsupported(j, {"rope_scaling"}, {"qk_layernorm"}, where);
   parse_special_ids(j, c, where);
