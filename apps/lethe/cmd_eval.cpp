@@ -48,7 +48,9 @@ void add_eval(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--from-logs", o->e.from_logs, "summarise this EVAL.json or TOFU legacy log instead of running a model");
   cmd->add_option("--forget-split", o->e.forget_split, "tofu: forget01, forget05 or forget10 (default)");
   cmd->add_option("--metrics", o->metrics, "comma-separated metric names (default: the suite's; see --list-metrics)");
-  cmd->add_option("--template", o->tmpl, "prompt template for QA items: plain (default), llama2-chat, llama3-chat");
+  cmd->add_option("--template", o->tmpl,
+                  "prompt template for QA items: plain (default), llama2-chat, llama3-chat, chat (the model folder's own chat "
+                  "template), auto (chat when the folder has one, else plain)");
   cmd->add_option("--tokenizer", o->e.tokenizer, "tokenizer (default: the model folder's)");
   cmd->add_option("--batch-size", o->e.batch_size, "sequences per scoring / generation batch (default 8)")
       ->check(CLI::PositiveNumber);
@@ -73,7 +75,8 @@ void add_eval(CLI::App& app, const GlobalOptions& global) {
     }
     eval::EvalOptions e = o->e;
     e.metrics = split_list(o->metrics);
-    e.prompt_template = text::PromptTemplate::named(o->tmpl);
+    e.prompt_template = e.model.empty() ? text::PromptTemplate::named(o->tmpl)
+                                        : text::PromptTemplate::resolve(o->tmpl, e.tokenizer.empty() ? e.model : e.tokenizer);
     e.report = !o->no_report;
     e.progress = !o->no_progress;
     e.device = global.device;

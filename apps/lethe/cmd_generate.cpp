@@ -1,4 +1,5 @@
-// lethe generate: decode from a model folder, greedy or sampled, from token ids.
+// lethe generate: decode from a model folder, greedy or sampled, from token ids, text, or
+// messages rendered by the model's chat template.
 #include <nlohmann/json.hpp>
 
 #include <charconv>
@@ -10,6 +11,7 @@
 #include "lethe/model/generate.h"
 #include "lethe/core/error.h"
 #include "lethe/model/load.h"
+#include "lethe/text/template.h"
 #include "lethe/text/tokenizer.h"
 
 namespace lethe::cli {
@@ -43,6 +45,8 @@ void add_generate(CLI::App& app, const GlobalOptions& global) {
     std::string model, tokenizer;
     std::vector<std::string> prompt_ids;
     std::vector<std::string> prompts;
+    std::string tmpl, system;
+    bool chat = false;
     model::GenerateOptions gen;
     bool no_eos = false, json = false, no_special = false;
   };
@@ -56,6 +60,16 @@ void add_generate(CLI::App& app, const GlobalOptions& global) {
                                   "Prompt token ids, comma-separated (repeat for a batch)")
                       ->allow_extra_args(false);
   text_opt->excludes(ids_opt);
+  auto* user_opt = cmd->add_option("--user", o->prompts, "With --chat: a user message (repeat for a batch of conversations)")
+                       ->allow_extra_args(false);
+  user_opt->excludes(ids_opt);
+  auto* tmpl_opt = cmd->add_option("--template", o->tmpl,
+                                   "Format each --prompt as a question: plain, llama2-chat, llama3-chat, chat (the model "
+                                   "folder's chat template) or auto (chat when it has one, else plain)");
+  auto* chat_opt = cmd->add_flag("--chat", o->chat, "Render each --user (or --prompt) through the model folder's chat "
+                                 "template, with the generation prompt (same as --template chat)");
+  chat_opt->excludes(tmpl_opt);
+  cmd->add_option("--system", o->system, "With --chat / --template: the system message (tag templates: a text put first)");
   cmd->add_option("--tokenizer", o->tokenizer,
                   "Tokenizer (default: the model folder's tokenizer.json / tokenizer.model)");
   cmd->add_option("--stop", o->gen.stop_strings,
@@ -75,7 +89,11 @@ void add_generate(CLI::App& app, const GlobalOptions& global) {
   cmd->add_flag("--json", o->json, "Print one JSON object per prompt");
   cmd->callback([o, &global] {
     LETHE_CHECK(!o->prompts.empty() || !o->prompt_ids.empty(),
-                "generate: give --prompt TEXT or --prompt-ids IDS");
+                "generate: give --prompt TEXT, --user TEXT (with --chat) or --prompt-ids IDS");
+    if (o->chat) o->tmpl = "chat";
+    LETHE_CHECK(o->tmpl.empty() || o->prompt_ids.empty(), "generate: --template and --chat format text prompts; "
+                "--prompt-ids are given as tokens");
+    LETHE_CHECK(o->system.empty() || !o->tmpl.empty(), "generate: --system needs --chat or --template");
     model::LoadOptions lo;
     lo.device = parse_device(global.device);
     auto m = model::load_model(o->model, lo);
@@ -95,7 +113,24 @@ void add_generate(CLI::App& app, const GlobalOptions& global) {
     }
     std::vector<std::vector<std::int64_t>> prompts;
     for (const auto& p : o->prompt_ids) prompts.push_back(parse_ids(p));
-    for (const auto& p : o->prompts) prompts.push_back(tok->encode(p, !o->no_special));
+    if (!o->tmpl.empty()) {
+      text::PromptTemplate t = text::PromptTemplate::resolve(o->tmpl, o->tokenizer.empty() ? o->model : o->tokenizer);
+      if (!o->system.empty()) t.system = o->system;
+      // The template writes its own special tokens; tag templates get BOS as QA items do.
+      for (const auto& p : o->prompts) prompts.push_back(tok->encode(text::format_prompt(t, {}, p), !t.chat && !o->no_special));
+      for (const auto& s : text::turn_stop_strings(t)) o->gen.stop_strings.push_back(s);
+    } else {
+      for (const auto& p : o->prompts) prompts.push_back(tok->encode(p, !o->no_special));
+    }
+    if (tok && o->gen.eos_token_ids.empty() && !o->gen.stop_strings.empty()) {
+      // Stop strings that are special tokens ("<|eot_id|>") never show in decoded text: stop at
+      // their ids, beside the model's own end-of-sequence ids.
+      const auto special = text::special_stop_ids(*tok, o->gen.stop_strings);
+      if (!special.empty()) {
+        o->gen.eos_token_ids = m->config().eos_token_ids;
+        o->gen.eos_token_ids.insert(o->gen.eos_token_ids.end(), special.begin(), special.end());
+      }
+    }
     o->gen.stop_at_eos = !o->no_eos;
     if (o->json) {
       // One line per prompt as soon as it finishes (with its index), not after the longest.

@@ -18,6 +18,7 @@ void add_info(CLI::App& app, const GlobalOptions& global);
 void add_generate(CLI::App& app, const GlobalOptions& global);
 void add_convert(CLI::App& app, const GlobalOptions& global);
 void add_tokenize(CLI::App& app, const GlobalOptions& global);
+void add_chat_template(CLI::App& app, const GlobalOptions& global);
 void add_train(CLI::App& app, const GlobalOptions& global);
 void add_eval(CLI::App& app, const GlobalOptions& global);
 void add_world(CLI::App& app, const GlobalOptions& global);

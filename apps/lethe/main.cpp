@@ -51,6 +51,7 @@ int main(int argc, char** argv) {
   lethe::cli::add_generate(app, global);
   lethe::cli::add_convert(app, global);
   lethe::cli::add_tokenize(app, global);
+  lethe::cli::add_chat_template(app, global);
   lethe::cli::add_train(app, global);
   lethe::cli::add_eval(app, global);
   lethe::cli::add_world(app, global);

@@ -8,6 +8,8 @@
 //   run_config       a YAML run config; lines after a line "---overrides---" are key=value
 //                    overrides; then sections read as a run reads them
 //   tofu_log         TOFU's legacy eval_log_aggregated.json
+//   chat_template    a Jinja chat template (or a tokenizer_config.json holding one), parsed and
+//                    rendered for a few conversations
 // Every input must end in a value or one lethe::Error: never a crash, hang, leak or undefined
 // behaviour (ASan + UBSan). Build and run: docs/testing.md ("Fuzzing").
 #include <unistd.h>
@@ -24,13 +26,14 @@
 #include "lethe/core/error.h"
 #include "lethe/data/records.h"
 #include "lethe/eval/tofu.h"
+#include "lethe/text/chat_template.h"
 #include "text/hf_tokenizer.h"
 #include "text/sentencepiece_tokenizer.h"
 
 namespace {
 namespace fs = std::filesystem;
 
-enum class Target { kNone, kTokenizerJson, kSentencePiece, kLlama2cVocab, kJsonl, kRunConfig, kTofuLog };
+enum class Target { kNone, kTokenizerJson, kSentencePiece, kLlama2cVocab, kJsonl, kRunConfig, kTofuLog, kChatTemplate };
 Target g_target = Target::kNone;
 fs::path g_file;  // the file-based parsers read the input from here
 
@@ -83,6 +86,39 @@ void run_config(const std::string& text) {
   (void)top.raw("method");
 }
 
+void chat_template(const std::string& text) {
+  using OJson = nlohmann::ordered_json;
+  std::string source = text;
+  OJson special = {{"bos_token", "<s>"}, {"eos_token", "</s>"}};
+  if (!text.empty() && text[0] == '{') {  // a tokenizer_config.json seed
+    try {
+      const OJson cfg = OJson::parse(text);
+      if (cfg.is_object() && cfg.contains("chat_template") && cfg["chat_template"].is_string())
+        source = cfg["chat_template"].get<std::string>();
+    } catch (const OJson::exception&) {
+    }
+  }
+  lethe::text::ChatTemplate t(source, special, "fuzz.jinja");
+  static const OJson conversations[] = {
+      OJson::parse(R"([{"role": "user", "content": "Hi"}])"),
+      OJson::parse(R"([{"role": "system", "content": " S "}, {"role": "user", "content": "Q</think>"},
+                       {"role": "assistant", "content": "<think>r</think>A", "tool_calls": [{"type": "function",
+                        "function": {"name": "f", "arguments": "{}"}}]}, {"role": "tool", "content": "out"},
+                       {"role": "user", "content": [{"type": "text", "text": "x"}, {"type": "image"}]}])"),
+      OJson::array()};
+  for (const auto& m : conversations) {
+    for (bool agp : {false, true}) {
+      lethe::text::ChatTemplate::RenderOptions o;
+      o.add_generation_prompt = agp;
+      o.now = [] { return std::time_t{1796126400}; };
+      try {
+        (void)t.render(m, o);
+      } catch (const lethe::Error&) {
+      }
+    }
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
@@ -94,11 +130,12 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
              : name == "jsonl"         ? Target::kJsonl
              : name == "run_config"    ? Target::kRunConfig
              : name == "tofu_log"      ? Target::kTofuLog
+             : name == "chat_template" ? Target::kChatTemplate
                                        : Target::kNone;
   if (g_target == Target::kNone) {
     std::fprintf(stderr,
-                 "set LETHE_FUZZ_TARGET to tokenizer_json, sentencepiece, llama2c_vocab, jsonl, run_config or "
-                 "tofu_log\n");
+                 "set LETHE_FUZZ_TARGET to tokenizer_json, sentencepiece, llama2c_vocab, jsonl, run_config, "
+                 "tofu_log or chat_template\n");
     std::exit(2);
   }
   g_file = fs::temp_directory_path() / ("lethe-fuzz-" + name + "-" + std::to_string(::getpid()));
@@ -138,6 +175,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       case Target::kTofuLog:
         write_input(data, size);
         if (lethe::eval::is_tofu_legacy_log(g_file)) (void)lethe::eval::read_tofu_legacy_log(g_file);
+        break;
+      case Target::kChatTemplate:
+        chat_template(text);
         break;
       case Target::kNone:
         break;

@@ -16,6 +16,7 @@
 #include "lethe/io/checkpoint.h"
 #include "lethe/model/load.h"
 #include "lethe/model/score.h"
+#include "lethe/text/template.h"
 #include "lethe/text/tokenizer.h"
 #include "lethe/train/lora.h"
 #include "lethe/train/objectives.h"
@@ -790,6 +791,39 @@ TEST(RunConfig, ATreeAndItsYamlAreTheSameRun) {
 }
 
 // The eval: section is typed options, parsed and checked with the rest of the config.
+TEST(RunConfig, ChatTemplatesComeFromTheTokenizerFolder) {
+  const fs::path dir = temp_dir("cfg-chat");
+  fs::create_directories(dir / "m");
+  Json tree = {{"model", "m"}, {"output_dir", "o"}, {"data", {{"forget", "f.jsonl"}, {"template", "chat"}}},
+               {"method", {{"name", "NPO"}}}};
+  auto error_of = [&](const Json& t) -> std::string {
+    try {
+      run::parse_run_config(t, dir, run::RunKind::kUnlearn);
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "";
+  };
+  EXPECT_NE(error_of(tree).find((dir / "m").string() + " has no chat template"), std::string::npos) << error_of(tree);
+  Json t = tree;
+  t["data"]["template"] = "auto";
+  EXPECT_EQ(run::parse_run_config(t, dir, run::RunKind::kUnlearn).data.prompt_template.name, "plain");
+  write_file_atomic(dir / "m" / "tokenizer_config.json",
+                    R"({"bos_token": "<s>", "chat_template": "{{ bos_token }}{% for m in messages %}{{ m.role }}:{{ m.content }};{% endfor %}"})");
+  for (const Json& v : {Json("chat"), Json("auto"), Json{{"name", "chat"}, {"system", "Be brief."}}}) {
+    t["data"]["template"] = v;
+    const auto c = run::parse_run_config(t, dir, run::RunKind::kUnlearn);
+    ASSERT_NE(c.data.prompt_template.chat, nullptr) << v;
+    EXPECT_EQ(text::format_prompt(c.data.prompt_template, {}, "q"), v.is_object() ? "<s>system:Be brief.;user:q;" : "<s>user:q;");
+  }
+  // A template outside the subset fails when the config is read, naming the file and the line.
+  write_file_atomic(dir / "m" / "tokenizer_config.json", R"({"chat_template": "a\n{% include 'x' %}"})");
+  EXPECT_NE(error_of(tree).find("tokenizer_config.json: chat_template:2: the 'include' statement is not supported"), std::string::npos)
+      << error_of(tree);
+  t["data"]["template"] = Json{{"name", "plain"}, {"user_start", "Q"}};
+  EXPECT_NE(error_of(t).find("user_start"), std::string::npos) << error_of(t);
+}
+
 TEST(RunConfig, EvalSectionIsTypedAndCheckedAtLoad) {
   const fs::path dir = temp_dir("cfg-eval");
   fs::create_directories(dir / "tofu");

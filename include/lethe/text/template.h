@@ -18,28 +18,42 @@
 // merge (e.g. the Llama-2 chat template, whose prompt ends in "[/INST]").
 #pragma once
 
+#include <nlohmann/json.hpp>
+
 #include <cstdint>
+#include <filesystem>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "lethe/text/chat_template.h"
 #include "lethe/text/tokenizer.h"
 
 namespace lethe::text {
 
 struct PromptTemplate {
   std::string name;
-  std::string system;           // OpenUnlearning's system_prompt_with_special_tokens
+  // Tag templates: OpenUnlearning's system_prompt_with_special_tokens, prepended as is. With a
+  // chat template: the content of a system message put first (none when empty), as
+  // OpenUnlearning's system_prompt.
+  std::string system;
   std::string user_start;       // e.g. "Question: " or "[INST] "
   std::string user_end;         // e.g. "\n" or " [/INST]"
   std::string assistant_start;  // e.g. "Answer: "
   std::string assistant_end;    // after few-shot answers, e.g. "\n\n"
+  // Set for "chat": the model's own chat template renders every prompt (the tag fields are
+  // unused), as OpenUnlearning's apply_chat_template path.
+  std::shared_ptr<const ChatTemplate> chat;
 
   // "plain" (Question: {q}\nAnswer: {a}), "llama2-chat" ([INST] {q} [/INST] {a}),
-  // "llama3-chat" (header tags, the Llama-3 instruct format written out as tags),
-  // "phi" / "gemma" style tag sets are expressible by setting the fields directly.
+  // "llama3-chat" (header tags, the Llama-3 instruct format written out as tags);
+  // other tag sets are expressible by setting the fields directly.
   static PromptTemplate named(std::string_view name);
-  static std::vector<std::string> names();
+  // named(), plus "chat" (the chat template of the tokenizer's folder, an error when it has none) and
+  // "auto" (that template when the folder has one, else "plain").
+  static PromptTemplate resolve(std::string_view name, const std::filesystem::path& tokenizer_path);
+  static std::vector<std::string> names();  // the tag templates; resolve() also takes chat, auto
 };
 
 struct QA {
@@ -73,13 +87,28 @@ struct Truncation {
   }
 };
 
-// The prompt text for `question` after the few-shot examples.
+// The messages a QA prompt is made of with a chat template: the system message (if any), each
+// few-shot pair as a user and an assistant turn, the question as the last user turn.
+nlohmann::ordered_json chat_messages(const PromptTemplate& t, const std::vector<QA>& few_shot,
+                                     std::string_view question);
+
+// Where generation should stop for a template: for tag templates, the start of the next user
+// turn; for a chat template, what it writes right after an assistant message ("<|eot_id|>",
+// "<end_of_turn>", "<|im_end|>").
+std::vector<std::string> turn_stop_strings(const PromptTemplate& t);
+
+// The prompt text for `question` after the few-shot examples (with a chat template: its
+// rendering with the generation prompt, whose tokens are encoded without added special tokens,
+// as apply_chat_template tokenizes).
 std::string format_prompt(const PromptTemplate& t, const std::vector<QA>& few_shot,
                           std::string_view question);
 
 enum class SpanRule { kCommonPrefix, kOpenUnlearning };
 
-// Tokenizes one example. `max_length` (tokens, > 0) truncates as transformers does, before EOS
+// Tokenizes one example. With a chat template the full text is the rendering with the answer as
+// the last assistant turn and the prompt is the rendering without it (with the generation
+// prompt), both encoded without added special tokens (the template writes them); the answer span
+// is where the two differ, as for tag templates. `max_length` (tokens, > 0) truncates as transformers does, before EOS
 // is appended; the answer tokens it cuts are counted in answer_tokens_lost. Throws lethe::Error
 // when the tokenizer has no EOS token, and when truncation leaves none of a non-empty answer
 // (every such item would be scored or trained on its EOS alone).

@@ -69,6 +69,11 @@ void check_utf8(std::string_view text, const std::string& what);
 // these keep decoded batches readable).
 std::int64_t padding_id(const Tokenizer& tok);
 
+// The stop strings that are each one special token ("<|eot_id|>", "<end_of_turn>"): their ids.
+// Decoding skips special tokens, so matching decoded text never sees them; generation must stop
+// at these ids instead.
+std::vector<std::int64_t> special_stop_ids(const Tokenizer& tok, const std::vector<std::string>& stop_strings);
+
 // Loads any supported format (see above). Errors name the file and the offending field.
 std::shared_ptr<const Tokenizer> load_tokenizer(const std::filesystem::path& path);
 // True when `dir` holds tokenizer files load_tokenizer can read.

@@ -104,7 +104,9 @@ std::vector<Generation> generate_texts(model::CausalLM& model, const text::Token
   go.detokenize = [&tok](const std::vector<std::int64_t>& ids) { return tok.decode(ids, true); };
   go.pad_token_id = text::padding_id(tok);
   if (tok.special().eos) go.eos_token_ids.push_back(*tok.special().eos);
-  for (auto id : model.config().eos_token_ids) {
+  std::vector<std::int64_t> extra = model.config().eos_token_ids;
+  for (auto id : text::special_stop_ids(tok, stop_strings)) extra.push_back(id);  // "<|eot_id|>": unseen in decoded text
+  for (auto id : extra) {
     if (std::find(go.eos_token_ids.begin(), go.eos_token_ids.end(), id) == go.eos_token_ids.end()) {
       go.eos_token_ids.push_back(id);
     }

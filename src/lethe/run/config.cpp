@@ -20,10 +20,18 @@ fs::path resolve(const fs::path& base, const std::string& p) {
   return q.is_absolute() ? q : base / q;
 }
 
-text::PromptTemplate parse_template(const Json& j, const std::string& where) {
+// data.template: a name (plain, llama2-chat, llama3-chat; chat or auto: the chat template of
+// `tokenizer_dir`), {name, system} (a named template with a system prompt), or the tags.
+text::PromptTemplate parse_template(const Json& j, const std::string& where, const fs::path& tokenizer_dir) {
   if (j.is_null()) return text::PromptTemplate::named("plain");
-  if (j.is_string()) return text::PromptTemplate::named(j.get<std::string>());
+  if (j.is_string()) return text::PromptTemplate::resolve(j.get<std::string>(), tokenizer_dir);
   ConfigSection s(j, where);
+  if (s.has("name")) {
+    text::PromptTemplate t = text::PromptTemplate::resolve(s.get<std::string>("name", ""), tokenizer_dir);
+    t.system = s.get<std::string>("system", t.system);
+    s.done();
+    return t;
+  }
   text::PromptTemplate t;
   t.name = "custom";
   t.system = s.get<std::string>("system", "");
@@ -84,7 +92,7 @@ RunConfig parse_run_config(const Json& root, const fs::path& base, RunKind kind)
 
   ConfigSection d = top.sub("data");
   c.data.max_length = d.get<std::int64_t>("max_length", 512, Range::at_least(2).whole());
-  c.data.prompt_template = parse_template(d.raw("template"), "data.template");
+  c.data.prompt_template = parse_template(d.raw("template"), "data.template", c.tokenizer.empty() ? c.model : c.tokenizer);
   const std::string rule = d.get<std::string>("answer_span", "common_prefix");
   LETHE_CHECK(rule == "common_prefix" || rule == "openunlearning",
               "config: 'data.answer_span' must be common_prefix or openunlearning, got '", rule, "'");

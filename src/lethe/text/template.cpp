@@ -35,14 +35,61 @@ PromptTemplate PromptTemplate::named(std::string_view name) {
        "; or give system/user_start/user_end/assistant_start/assistant_end explicitly)");
 }
 
+PromptTemplate PromptTemplate::resolve(std::string_view name, const std::filesystem::path& tokenizer_path) {
+  // A tokenizer may be named by its file (tokenizer.json): the template sits beside it.
+  const std::filesystem::path dir =
+      std::filesystem::is_regular_file(tokenizer_path) ? tokenizer_path.parent_path() : tokenizer_path;
+  if (name == "chat" || (name == "auto" && !chat_template_file(dir).empty())) {
+    PromptTemplate t;
+    t.name = "chat";
+    t.chat = load_chat_template(dir);
+    return t;
+  }
+  return named(name == "auto" ? "plain" : name);
+}
+
 std::vector<std::string> PromptTemplate::names() {
   std::vector<std::string> out;
   for (const auto& t : kTemplates) out.emplace_back(t.name);
   return out;
 }
 
+nlohmann::ordered_json chat_messages(const PromptTemplate& t, const std::vector<QA>& few_shot,
+                                     std::string_view question) {
+  auto msg = [](const char* role, std::string_view content) {
+    return nlohmann::ordered_json{{"role", role}, {"content", std::string(content)}};
+  };
+  auto m = nlohmann::ordered_json::array();
+  if (!t.system.empty()) m.push_back(msg("system", t.system));
+  for (const auto& ex : few_shot) {
+    m.push_back(msg("user", ex.question));
+    m.push_back(msg("assistant", ex.answer));
+  }
+  m.push_back(msg("user", question));
+  return m;
+}
+
+std::vector<std::string> turn_stop_strings(const PromptTemplate& t) {
+  if (t.chat) {
+    // What the template writes after an assistant turn's content: render one with a marker.
+    const std::string marker = "\x01\x02";
+    auto m = chat_messages(t, {}, "?");
+    m.push_back({{"role", "assistant"}, {"content", marker}});
+    const std::string full = t.chat->render(m, false);
+    const std::size_t at = full.rfind(marker);
+    if (at == std::string::npos) return {};
+    std::string after = full.substr(at + marker.size());
+    while (!after.empty() && (after.back() == ' ' || after.back() == '\n')) after.pop_back();
+    return after.empty() ? std::vector<std::string>{} : std::vector<std::string>{after};
+  }
+  std::string s = t.user_start;
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\n')) s.pop_back();
+  return s.empty() ? std::vector<std::string>{} : std::vector<std::string>{s};
+}
+
 std::string format_prompt(const PromptTemplate& t, const std::vector<QA>& few_shot,
                           std::string_view question) {
+  if (t.chat) return t.chat->render(chat_messages(t, few_shot, question), /*add_generation_prompt=*/true);
   std::string p = t.system;
   for (const auto& ex : few_shot) {
     p += t.user_start + ex.question + t.user_end + t.assistant_start + ex.answer + t.assistant_end;
@@ -61,8 +108,15 @@ EncodedQA encode_qa(const Tokenizer& tok, const PromptTemplate& t, const QA& ite
               "tokenizer_config.json)");
   const std::string prompt = format_prompt(t, few_shot, item.question);
   EncodedQA out;
-  out.input_ids = tok.encode(prompt + item.answer, /*add_special_tokens=*/true);
-  out.prompt_ids = tok.encode(prompt, /*add_special_tokens=*/true);
+  if (t.chat) {
+    auto m = chat_messages(t, few_shot, item.question);
+    m.push_back({{"role", "assistant"}, {"content", item.answer}});
+    out.input_ids = tok.encode(t.chat->render(m, false), /*add_special_tokens=*/false);
+    out.prompt_ids = tok.encode(prompt, /*add_special_tokens=*/false);
+  } else {
+    out.input_ids = tok.encode(prompt + item.answer, /*add_special_tokens=*/true);
+    out.prompt_ids = tok.encode(prompt, /*add_special_tokens=*/true);
+  }
   const std::size_t full = out.input_ids.size();
   auto prompt_part = [&](const std::vector<std::int64_t>& ids) {
     if (rule == SpanRule::kOpenUnlearning) return std::min(out.prompt_ids.size(), ids.size());

@@ -1,6 +1,7 @@
 // load_tokenizer: format dispatch and the special tokens of a model folder.
 #include "lethe/text/tokenizer.h"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "core/json_util.h"
@@ -121,6 +122,15 @@ void apply_folder_config(Tokenizer& tok, const fs::path& dir) {
 std::string extension(const fs::path& p) { return p.extension().string(); }
 
 }  // namespace
+
+std::vector<std::int64_t> special_stop_ids(const Tokenizer& tok, const std::vector<std::string>& stop_strings) {
+  std::vector<std::int64_t> ids;
+  for (const auto& s : stop_strings) {
+    const auto e = tok.encode(s, /*add_special_tokens=*/false);
+    if (e.size() == 1 && tok.is_special(e[0]) && std::find(ids.begin(), ids.end(), e[0]) == ids.end()) ids.push_back(e[0]);
+  }
+  return ids;
+}
 
 bool has_tokenizer(const fs::path& dir) {
   return fs::exists(dir / "tokenizer.json") || fs::exists(dir / "tokenizer.model");

@@ -165,18 +165,24 @@ std::string normalize(std::string_view s, NormalForm form) {
   });
 }
 
-std::string lowercase(std::string_view s) {
-  return map_valid_runs(s, [](std::string_view run) {
+namespace {
+template <typename Map>
+std::string map_code_points(std::string_view s, Map map) {
+  return map_valid_runs(s, [&](std::string_view run) {
     std::string out;
     out.reserve(run.size());
     for (std::size_t i = 0; i < run.size();) {
       const std::size_t n = utf8_valid_length(run, i);
-      utf8_append(out, static_cast<char32_t>(utf8proc_tolower(static_cast<utf8proc_int32_t>(utf8_decode_at(run, i)))));
+      utf8_append(out, static_cast<char32_t>(map(static_cast<utf8proc_int32_t>(utf8_decode_at(run, i)))));
       i += n;
     }
     return out;
   });
 }
+}  // namespace
+
+std::string lowercase(std::string_view s) { return map_code_points(s, utf8proc_tolower); }
+std::string uppercase(std::string_view s) { return map_code_points(s, utf8proc_toupper); }
 
 bool is_punctuation(char32_t cp) {
   if (cp < 0x80) return (cp >= 33 && cp <= 47) || (cp >= 58 && cp <= 64) || (cp >= 91 && cp <= 96) || (cp >= 123 && cp <= 126);

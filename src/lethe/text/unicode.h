@@ -27,6 +27,7 @@ enum class NormalForm { kNFC, kNFD, kNFKC, kNFKD };
 std::string normalize(std::string_view s, NormalForm form);
 // Full lowercase mapping per code point (utf8proc); invalid bytes kept.
 std::string lowercase(std::string_view s);
+std::string uppercase(std::string_view s);  // simple (one-to-one) uppercase mapping
 
 // Unicode classes (utf8proc categories) used by pre-tokenizers.
 bool is_punctuation(char32_t cp);  // ASCII punctuation or any P* category

@@ -26,13 +26,6 @@ fs::path retain_file(const EvalOptions& opt) { return opt.data / "retain_perturb
 fs::path ra_file(const EvalOptions& opt) { return opt.data / "real_authors_perturbed.jsonl"; }
 fs::path wf_file(const EvalOptions& opt) { return opt.data / "world_facts_perturbed.jsonl"; }
 
-// Generation stops where the template would start the next user turn.
-std::vector<std::string> stop_strings_for(const text::PromptTemplate& t) {
-  std::string s = t.user_start;
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\n')) s.pop_back();
-  return s.empty() ? std::vector<std::string>{} : std::vector<std::string>{s};
-}
-
 // One QA split. `options`: the wrong answers are options and the answer is its own paraphrase.
 SplitData read_qa(const SuiteIo& io, unsigned needs, const fs::path& file, bool options) {
   auto records = data::read_qa(file);
@@ -43,7 +36,7 @@ SplitData read_qa(const SuiteIo& io, unsigned needs, const fs::path& file, bool 
   d.file = file;
   d.options = options;
   d.max_new_tokens = 200;
-  d.stop_strings = stop_strings_for(io.opt.prompt_template);
+  d.stop_strings = text::turn_stop_strings(io.opt.prompt_template);
   for (std::size_t i = 0; i < records.size(); ++i) {
     const auto& r = records[i];
     d.items.push_back({{"index", i}, {"question", r.question}, {"answer", r.answer}});
