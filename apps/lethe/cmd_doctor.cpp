@@ -5,6 +5,8 @@
 
 #include "commands.h"
 #include "lethe/core/runtime.h"
+#include "lethe/model/load.h"
+#include "lethe/model/rope.h"
 
 namespace lethe::cli {
 
@@ -14,6 +16,15 @@ void add_doctor(CLI::App& app, const GlobalOptions&) {
   cmd->add_flag("--json", *json, "Print the report as JSON");
   cmd->callback([json] {
     RuntimeReport r = runtime_report();
+    // What this build loads: families (model_type), rope_scaling types, checkpoint dtypes.
+    const std::vector<std::string> families = model::supported_model_types();
+    const std::vector<std::string>& ropes = model::rope_scaling_types();
+    const std::vector<std::string> dtypes = {"F32", "BF16", "F16", "F64"};
+    auto joined = [](const std::vector<std::string>& v) {
+      std::string s;
+      for (const auto& x : v) s += (s.empty() ? "" : " ") + x;
+      return s;
+    };
     if (*json) {
       nlohmann::json j = {{"lethe_version", r.lethe_version},
                           {"torch_version", r.torch_version},
@@ -26,7 +37,10 @@ void add_doctor(CLI::App& app, const GlobalOptions&) {
                           {"cpu_model", r.cpu_model},
                           {"cpu_features", r.cpu_features},
                           {"cuda_available", r.cuda_available},
-                          {"cuda_devices", r.cuda_devices}};
+                          {"cuda_devices", r.cuda_devices},
+                          {"model_types", families},
+                          {"rope_scaling_types", ropes},
+                          {"checkpoint_dtypes", dtypes}};
       std::cout << j.dump(2) << "\n";
     } else {
       std::string features;
@@ -46,7 +60,10 @@ void add_doctor(CLI::App& app, const GlobalOptions&) {
                 << "CUDA       "
                 << (r.cuda_available ? std::to_string(r.cuda_devices) + " device(s)"
                                      : std::string("not available in this libtorch"))
-                << "\n";
+                << "\n"
+                << "families   " << joined(families) << "\n"
+                << "rope       " << joined(ropes) << "\n"
+                << "weights    " << joined(dtypes) << " checkpoints load; computed in fp32\n";
     }
     if (r.reference_blas) {
       std::cerr << "\nWARNING: libtorch is using the reference BLAS (" << r.blas_library

@@ -7,9 +7,12 @@
 #include "commands.h"
 #include "lethe/io/checkpoint.h"
 #include "lethe/model/load.h"
+#include "lethe/text/chat_template.h"
 #include "lethe/text/tokenizer.h"
 
 namespace lethe::cli {
+
+namespace fs = std::filesystem;
 
 void add_info(CLI::App& app, const GlobalOptions&) {
   auto* cmd = app.add_subcommand("info", "Describe a model folder (config and checkpoint)");
@@ -39,6 +42,22 @@ void add_info(CLI::App& app, const GlobalOptions&) {
     }
     std::string eos;
     for (auto id : c.eos_token_ids) eos += (eos.empty() ? "" : ",") + std::to_string(id);
+    auto opt = [](const std::optional<double>& v) { return v ? nlohmann::json(*v) : nlohmann::json(nullptr); };
+    auto rope_json = [](const model::RopeScaling& r) {
+      nlohmann::json j = {{"type", r.type}};
+      if (r.type != "default") j["factor"] = r.factor;
+      if (r.original_max_position_embeddings > 0) j["original_max_position_embeddings"] = r.original_max_position_embeddings;
+      return j;
+    };
+    // What shapes the attention beyond plain causal softmax(q·k/√d): one line for people.
+    std::string attention = "causal";
+    if (c.sliding_window) {
+      attention += ", sliding window " + std::to_string(*c.sliding_window) + (c.window_on_even_layers ? " (even layers)" : "");
+    }
+    if (c.attn_logit_softcap) attention += ", scores soft-capped at " + nlohmann::json(*c.attn_logit_softcap).dump();
+    if (c.final_logit_softcap) attention += ", logits soft-capped at " + nlohmann::json(*c.final_logit_softcap).dump();
+    if (c.clip_qkv) attention += ", q/k/v clipped at " + nlohmann::json(*c.clip_qkv).dump();
+    const fs::path chat = text::chat_template_file(o->model);
     nlohmann::json j = {
         {"model_type", c.model_type},
         {"parameters", m->parameter_count()},
@@ -58,6 +77,12 @@ void add_info(CLI::App& app, const GlobalOptions&) {
         {"activation", model::activation_name(c.activation)},
         {"parallel_residual", c.parallel_residual},
         {"tied_embeddings", c.tie_word_embeddings},
+        {"rope_scaling", rope_json(c.rope_scaling)},
+        {"sliding_window", c.sliding_window ? nlohmann::json(*c.sliding_window) : nlohmann::json(nullptr)},
+        {"sliding_window_layers", !c.sliding_window ? "none" : c.window_on_even_layers ? "even" : "all"},
+        {"attn_logit_softcap", opt(c.attn_logit_softcap)},
+        {"final_logit_softcap", opt(c.final_logit_softcap)},
+        {"clip_qkv", opt(c.clip_qkv)},
         {"checkpoint_files", ck.files().size()},
         {"checkpoint_bytes", ck.total_bytes()},
         {"dtypes", dtypes}};
@@ -72,6 +97,8 @@ void add_info(CLI::App& app, const GlobalOptions&) {
       if (!s.bos_token.empty()) tok_line += ", bos '" + s.bos_token + "'";
       if (!s.eos_token.empty()) tok_line += ", eos '" + s.eos_token + "'";
     }
+    j["chat_template"] = chat.empty() ? nlohmann::json(nullptr) : nlohmann::json(chat.filename().string());
+    if (!chat.empty()) (void)text::load_chat_template(o->model);  // parsed: outside the subset fails here
     if (o->tensors) j["tensors"] = tensors;
     if (o->json) {
       std::cout << j.dump(2) << "\n";
@@ -88,7 +115,12 @@ void add_info(CLI::App& app, const GlobalOptions&) {
                       ? "rotary (" + std::to_string(c.rotary_dim) + " dims, theta " +
                             nlohmann::json(c.rope_theta).dump() + ")"
                       : "learned")
-              << ", max " << c.max_position_embeddings << "\n"
+              << ", max " << c.max_position_embeddings
+              << (c.rope_scaling.type == "default" ? std::string()
+                                                   : "; rope_scaling " + c.rope_scaling.type + " x" +
+                                                         nlohmann::json(c.rope_scaling.factor).dump())
+              << "\n"
+              << "attention      " << attention << "\n"
               << "norm           "
               << (c.norm == model::NormKind::kRmsNorm ? "rms_norm" : "layer_norm") << " eps "
               << c.norm_eps << "; activation " << model::activation_name(c.activation)
@@ -99,6 +131,7 @@ void add_info(CLI::App& app, const GlobalOptions&) {
               << (eos.empty() ? "-" : eos) << ", pad "
               << (c.pad_token_id ? std::to_string(*c.pad_token_id) : "-") << "\n"
               << "tokenizer      " << tok_line << "\n"
+              << "chat template  " << (chat.empty() ? std::string("none") : chat.filename().string()) << "\n"
               << "checkpoint     " << ck.files().size() << " file(s), " << ck.total_bytes()
               << " bytes;";
     for (const auto& [d, n] : dtypes) std::cout << " " << d << " " << n;

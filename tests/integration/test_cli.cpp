@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -65,6 +66,57 @@ TEST(Cli, Doctor) {
   EXPECT_GE(j["cores"].get<int>(), 1);
   r = lethe({"doctor", "--json"});
   EXPECT_EQ(json::parse(r.out)["threads"], json::parse(r.out)["cores"]) << "default: all cores";
+}
+
+// doctor names what this build loads; info reports each golden model's rope scaling, windows and
+// soft-caps as its config.json sets them, and whether the folder has a chat template.
+TEST(Cli, InfoAndDoctorReportFamiliesRopeAndAttention) {
+  auto r = lethe({"doctor", "--json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto d = json::parse(r.out);
+  for (const char* t : {"gpt2", "llama", "mistral", "qwen2", "gpt_neox", "phi", "phi3", "gemma", "gemma2", "olmo"})
+    EXPECT_NE(std::find(d["model_types"].begin(), d["model_types"].end(), t), d["model_types"].end()) << t;
+  EXPECT_EQ(d["rope_scaling_types"], json::array({"default", "linear", "dynamic", "yarn", "longrope", "llama3"}));
+  EXPECT_EQ(d["checkpoint_dtypes"], json::array({"F32", "BF16", "F16", "F64"}));
+  int cases = 0;
+  for (const fs::path& dir : golden_dirs()) {
+    if (!fs::exists(dir / "index.json")) continue;
+    for (const auto& c : json::parse(read_file(dir / "index.json"))["cases"]) {
+      const std::string name = c["case"].get<std::string>();
+      SCOPED_TRACE(name);
+      const json cfg = json::parse(read_file(dir / name / "model" / "config.json"));
+      r = lethe({"info", "--model", (dir / name / "model").string(), "--json"});
+      ASSERT_EQ(r.code, 0) << r.err;
+      const auto j = json::parse(r.out);
+      const json rs = cfg.value("rope_scaling", json());
+      const std::string want_rope = rs.is_object() ? rs.value("rope_type", rs.value("type", "")) : "default";
+      if (cfg.value("model_type", "") != "gpt2") EXPECT_EQ(j["rope_scaling"]["type"], want_rope);
+      const std::string mt = cfg["model_type"].get<std::string>();
+      if (mt == "mistral" || mt == "gemma2") {
+        EXPECT_EQ(j["sliding_window"], cfg["sliding_window"]);
+        EXPECT_EQ(j["sliding_window_layers"], mt == "gemma2" ? "even" : "all");
+      }
+      if (mt == "gemma2") {
+        EXPECT_EQ(j["attn_logit_softcap"], cfg["attn_logit_softcapping"]);
+        EXPECT_EQ(j["final_logit_softcap"], cfg["final_logit_softcapping"]);
+      }
+      EXPECT_TRUE(j["chat_template"].is_null());
+      ++cases;
+    }
+  }
+  if (cases == 0) LETHE_NEED_FIXTURE(golden_dir() / "index.json");
+  // A folder with a chat template says so (and a template outside the subset fails info).
+  const fs::path model = temp_dir("info-chat") / "model";
+  LETHE_NEED_FIXTURE(golden_dir() / "llama_gqa_untied" / "model");
+  fs::copy(golden_dir() / "llama_gqa_untied" / "model", model);
+  write_file_atomic(model / "chat_template.jinja", "{{ messages[0].content }}");
+  r = lethe({"info", "--model", model.string(), "--json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["chat_template"], "chat_template.jinja");
+  write_file_atomic(model / "chat_template.jinja", "{% include 'x' %}");
+  r = lethe({"info", "--model", model.string()});
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("the 'include' statement is not supported"), std::string::npos) << r.err;
 }
 
 class GoldenCli : public ::testing::Test {

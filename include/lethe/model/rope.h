@@ -7,6 +7,8 @@
 #include <ATen/ATen.h>
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "lethe/model/config.h"
 
@@ -22,6 +24,10 @@ struct RotaryTable {
 // pretrained context) depend on the length; the rest ignore it.
 RotaryTable rotary_table(const ModelConfig& config, std::int64_t seq_len);
 bool rotary_depends_on_length(const ModelConfig& config);
+
+// The rope_scaling types lethe computes (docs/runtime.md); any other is refused by name.
+const std::vector<std::string>& rope_scaling_types();
+std::string rope_scaling_type_list();  // "default, linear, ..."
 
 // The last position a model may be given: max_position_embeddings - 1, except with dynamic
 // scaling, whose purpose is to run past it.

@@ -140,6 +140,17 @@ RotaryTable rotary_table(const ModelConfig& c, std::int64_t seq_len) {
   fail("rope_scaling type '", type, "' is not supported");
 }
 
+const std::vector<std::string>& rope_scaling_types() {
+  static const std::vector<std::string> types = {"default", "linear", "dynamic", "yarn", "longrope", "llama3"};
+  return types;
+}
+
+std::string rope_scaling_type_list() {
+  std::string out;
+  for (const auto& t : rope_scaling_types()) out += (out.empty() ? "" : ", ") + t;
+  return out;
+}
+
 RopeScaling parse_rope_scaling(const Json& j, std::int64_t rotary_dim, const std::string& where) {
   RopeScaling r;
   if (!j.contains("rope_scaling") || j["rope_scaling"].is_null()) return r;
@@ -148,7 +159,7 @@ RopeScaling parse_rope_scaling(const Json& j, std::int64_t rotary_dim, const std
   // "type" is the key's older name, as HF still accepts.
   const char* type_key = rs.contains("rope_type") ? "rope_type" : "type";
   LETHE_CHECK(rs.contains(type_key) && rs[type_key].is_string(), where,
-              ": rope_scaling needs a rope_type (default, linear, dynamic, yarn, longrope, llama3)");
+              ": rope_scaling needs a rope_type (", rope_scaling_type_list(), ")");
   r.type = rs[type_key].get<std::string>();
   auto need = [&](std::initializer_list<const char*> keys) {
     for (const char* k : keys) {
@@ -192,8 +203,7 @@ RopeScaling parse_rope_scaling(const Json& j, std::int64_t rotary_dim, const std
       r.factor = number(rs, "factor", where);
     }
   } else {
-    fail(where, ": rope_scaling type '", r.type,
-         "' is not supported (supported: default, linear, dynamic, yarn, longrope, llama3)");
+    fail(where, ": rope_scaling type '", r.type, "' is not supported (supported: ", rope_scaling_type_list(), ")");
   }
   LETHE_CHECK(r.factor > 0, where, ": rope_scaling.factor must be positive, got ", r.factor);
   return r;
