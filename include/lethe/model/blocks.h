@@ -14,6 +14,8 @@
 #include <torch/utils.h>
 
 #include <cstdint>
+#include <optional>
+#include <string>
 
 #include "lethe/model/causal_lm.h"
 #include "lethe/model/config.h"
@@ -112,6 +114,36 @@ class LayerNormImpl : public torch::nn::Module {
 TORCH_MODULE(LayerNorm);
 
 at::Tensor activate(const at::Tensor& x, Activation a);
+
+// Self-attention with separate q, k, v and output projections (Llama's layout, shared by
+// Mistral, Qwen2, Gemma, Gemma-2, OLMo and Phi): biases as the config says (qkv_bias, o_bias),
+// q/k/v clamped to ±clip_qkv when set (OLMo), the output projection registered as `out_name`
+// ("o_proj"; Phi's is "dense"). (B, T, C) -> (B, T, C).
+class SelfAttentionImpl : public torch::nn::Module {
+ public:
+  SelfAttentionImpl(const ModelConfig& c, const std::string& out_name = "o_proj");
+  at::Tensor forward(const at::Tensor& x, const LayerContext& ctx);
+  Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, out_proj{nullptr};
+
+ private:
+  at::Tensor clip(const at::Tensor& x) const;
+  std::int64_t h_, kvh_, d_, rot_;
+  std::optional<double> clip_;
+};
+TORCH_MODULE(SelfAttention);
+
+// down(act(gate(x)) * up(x)) (SwiGLU / GeGLU; biases when mlp_bias), the activation product
+// observed at kMlpAct. (B, T, C) -> (B, T, C).
+class GatedMlpImpl : public torch::nn::Module {
+ public:
+  explicit GatedMlpImpl(const ModelConfig& c);
+  at::Tensor forward(const at::Tensor& x, const LayerContext& ctx);
+  Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+
+ private:
+  Activation act_;
+};
+TORCH_MODULE(GatedMlp);
 
 // Scaled dot-product attention with rotary positions, KV cache, grouped-query heads and the
 // context's mask. q (B, T, H, D), k and v (B, T, KVH, D) — strided views are fine. Query head

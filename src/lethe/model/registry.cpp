@@ -91,6 +91,40 @@ void parse_special_ids(const Json& j, ModelConfig& c, const std::string& where) 
   }
 }
 
+ModelConfig parse_decoder_sizes(const Json& j, const std::string& where) {
+  ModelConfig c;
+  c.model_type = json_required<std::string>(j, "model_type", where);
+  c.vocab_size = json_required<std::int64_t>(j, "vocab_size", where);
+  c.hidden_size = json_required<std::int64_t>(j, "hidden_size", where);
+  c.num_layers = json_required<std::int64_t>(j, "num_hidden_layers", where);
+  c.num_heads = json_required<std::int64_t>(j, "num_attention_heads", where);
+  c.intermediate_size = json_required<std::int64_t>(j, "intermediate_size", where);
+  c.num_kv_heads = json_optional<std::int64_t>(j, "num_key_value_heads", c.num_heads, where);
+  LETHE_CHECK(c.num_heads > 0, where, ": num_attention_heads must be positive");
+  return c;
+}
+
+std::int64_t derived_head_dim(const ModelConfig& c, const std::string& where) {
+  LETHE_CHECK(c.hidden_size % c.num_heads == 0, where, ": num_attention_heads (", c.num_heads, ") must divide hidden_size (",
+              c.hidden_size, ")");
+  return c.hidden_size / c.num_heads;
+}
+
+void add_attention_keys(std::vector<TensorKey>& k, const std::string& p, const ModelConfig& c, const std::string& out_name) {
+  const std::int64_t h = c.hidden_size, q = c.num_heads * c.head_dim, kv = c.num_kv_heads * c.head_dim;
+  add_linear_keys(k, p + "self_attn.q_proj", q, h, c.qkv_bias);
+  add_linear_keys(k, p + "self_attn.k_proj", kv, h, c.qkv_bias);
+  add_linear_keys(k, p + "self_attn.v_proj", kv, h, c.qkv_bias);
+  add_linear_keys(k, p + "self_attn." + out_name, h, q, c.o_bias);
+}
+
+void add_gated_mlp_keys(std::vector<TensorKey>& k, const std::string& p, const ModelConfig& c) {
+  const std::int64_t h = c.hidden_size, i = c.intermediate_size;
+  add_linear_keys(k, p + "mlp.gate_proj", i, h, c.mlp_bias);
+  add_linear_keys(k, p + "mlp.up_proj", i, h, c.mlp_bias);
+  add_linear_keys(k, p + "mlp.down_proj", h, i, c.mlp_bias);
+}
+
 void write_special_ids(const ModelConfig& c, Json& out) {
   out["bos_token_id"] = c.bos_token_id ? Json(*c.bos_token_id) : Json(nullptr);
   out["pad_token_id"] = c.pad_token_id ? Json(*c.pad_token_id) : Json(nullptr);

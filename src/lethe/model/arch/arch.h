@@ -45,7 +45,18 @@ inline void add_linear_keys(std::vector<TensorKey>& keys, const std::string& nam
   if (bias) keys.push_back({name + ".bias", {out}});
 }
 
+// The keys of SelfAttention and GatedMlp (blocks.h) under `prefix` ("model.layers.N.").
+void add_attention_keys(std::vector<TensorKey>& keys, const std::string& prefix, const ModelConfig& c,
+                        const std::string& out_name = "o_proj");
+void add_gated_mlp_keys(std::vector<TensorKey>& keys, const std::string& prefix, const ModelConfig& c);
+
 // Helpers every family's parser shares.
+// The sizes every decoder's config.json names: model_type, vocab_size, hidden_size,
+// num_hidden_layers, num_attention_heads (checked positive), intermediate_size and
+// num_key_value_heads (default: the heads).
+ModelConfig parse_decoder_sizes(const Json& config, const std::string& where);
+// hidden_size / num_attention_heads, which must divide it (families without a head_dim key).
+std::int64_t derived_head_dim(const ModelConfig& c, const std::string& where);
 Activation parse_activation(const std::string& name, const std::string& where);
 // bos/eos/pad ids (eos may be an int or a list, as in Llama 3).
 void parse_special_ids(const Json& config, ModelConfig& out, const std::string& where);

@@ -27,57 +27,15 @@
 namespace lethe::model {
 namespace {
 
-class Gemma2AttentionImpl : public torch::nn::Module {
- public:
-  explicit Gemma2AttentionImpl(const ModelConfig& c)
-      : h_(c.num_heads), kvh_(c.num_kv_heads), d_(c.head_dim), rot_(c.rotary_dim) {
-    q_proj = register_module("q_proj", Linear(c.hidden_size, h_ * d_, c.qkv_bias));
-    k_proj = register_module("k_proj", Linear(c.hidden_size, kvh_ * d_, c.qkv_bias));
-    v_proj = register_module("v_proj", Linear(c.hidden_size, kvh_ * d_, c.qkv_bias));
-    o_proj = register_module("o_proj", Linear(h_ * d_, c.hidden_size, c.o_bias));
-  }
-  at::Tensor forward(const at::Tensor& x, const LayerContext& ctx) {  // (B,T,C) -> (B,T,C)
-    const std::int64_t b = x.size(0), t = x.size(1);
-    at::Tensor q = q_proj(x).view({b, t, h_, d_});
-    at::Tensor k = k_proj(x).view({b, t, kvh_, d_});
-    at::Tensor v = v_proj(x).view({b, t, kvh_, d_});
-    return o_proj(attention(q, k, v, rot_, ctx));
-  }
-  Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
-
- private:
-  std::int64_t h_, kvh_, d_, rot_;
-};
-TORCH_MODULE(Gemma2Attention);
-
-class Gemma2MlpImpl : public torch::nn::Module {
- public:
-  explicit Gemma2MlpImpl(const ModelConfig& c) : act_(c.activation) {
-    gate_proj = register_module("gate_proj", Linear(c.hidden_size, c.intermediate_size, false));
-    up_proj = register_module("up_proj", Linear(c.hidden_size, c.intermediate_size, false));
-    down_proj = register_module("down_proj", Linear(c.intermediate_size, c.hidden_size, false));
-  }
-  at::Tensor forward(const at::Tensor& x, const LayerContext& ctx) {
-    at::Tensor a = activate(gate_proj(x), act_) * up_proj(x);  // (B,T,I)
-    run_hook(ctx, HookSite::kMlpAct, a);
-    return down_proj(a);
-  }
-  Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
-
- private:
-  Activation act_;
-};
-TORCH_MODULE(Gemma2Mlp);
-
 class Gemma2LayerImpl : public torch::nn::Module {
  public:
   explicit Gemma2LayerImpl(const ModelConfig& c) {
     auto norm = [&](const char* name) { return register_module(name, RMSNorm(c.hidden_size, c.norm_eps, true)); };
     input_layernorm = norm("input_layernorm");
-    self_attn = register_module("self_attn", Gemma2Attention(c));
+    self_attn = register_module("self_attn", SelfAttention(c));
     post_attention_layernorm = norm("post_attention_layernorm");
     pre_feedforward_layernorm = norm("pre_feedforward_layernorm");
-    mlp = register_module("mlp", Gemma2Mlp(c));
+    mlp = register_module("mlp", GatedMlp(c));
     post_feedforward_layernorm = norm("post_feedforward_layernorm");
   }
   at::Tensor forward(const at::Tensor& x, const LayerContext& ctx) {
@@ -90,8 +48,8 @@ class Gemma2LayerImpl : public torch::nn::Module {
   }
   RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
   RMSNorm pre_feedforward_layernorm{nullptr}, post_feedforward_layernorm{nullptr};
-  Gemma2Attention self_attn{nullptr};
-  Gemma2Mlp mlp{nullptr};
+  SelfAttention self_attn{nullptr};
+  GatedMlp mlp{nullptr};
 };
 TORCH_MODULE(Gemma2Layer);
 
@@ -152,15 +110,7 @@ std::optional<double> cap(const Json& j, const char* key, double fallback, const
 }
 
 ModelConfig parse(const Json& j, const std::string& where) {
-  ModelConfig c;
-  c.model_type = json_required<std::string>(j, "model_type", where);
-  c.vocab_size = json_required<std::int64_t>(j, "vocab_size", where);
-  c.hidden_size = json_required<std::int64_t>(j, "hidden_size", where);
-  c.num_layers = json_required<std::int64_t>(j, "num_hidden_layers", where);
-  c.num_heads = json_required<std::int64_t>(j, "num_attention_heads", where);
-  c.intermediate_size = json_required<std::int64_t>(j, "intermediate_size", where);
-  c.num_kv_heads = json_optional<std::int64_t>(j, "num_key_value_heads", c.num_heads, where);
-  LETHE_CHECK(c.num_heads > 0, where, ": num_attention_heads must be positive");
+  ModelConfig c = parse_decoder_sizes(j, where);
   c.head_dim = json_optional<std::int64_t>(j, "head_dim", 256, where);
   c.max_position_embeddings = json_optional<std::int64_t>(j, "max_position_embeddings", 8192, where);
   c.norm = NormKind::kRmsNorm;
@@ -218,21 +168,15 @@ std::shared_ptr<CausalLM> build(const ModelConfig& c) {
 
 // The table in the header comment, as data.
 std::vector<TensorKey> key_table(const ModelConfig& c) {
-  const std::int64_t v = c.vocab_size, h = c.hidden_size, i = c.intermediate_size;
-  const std::int64_t q = c.num_heads * c.head_dim, kv = c.num_kv_heads * c.head_dim;
+  const std::int64_t v = c.vocab_size, h = c.hidden_size;
   std::vector<TensorKey> k = {{"model.embed_tokens.weight", {v, h}}};
   for (std::int64_t n = 0; n < c.num_layers; ++n) {
     const std::string p = "model.layers." + std::to_string(n) + ".";
     k.push_back({p + "input_layernorm.weight", {h}});
-    add_linear_keys(k, p + "self_attn.q_proj", q, h, c.qkv_bias);
-    add_linear_keys(k, p + "self_attn.k_proj", kv, h, c.qkv_bias);
-    add_linear_keys(k, p + "self_attn.v_proj", kv, h, c.qkv_bias);
-    add_linear_keys(k, p + "self_attn.o_proj", h, q, c.o_bias);
+    add_attention_keys(k, p, c);
     k.push_back({p + "post_attention_layernorm.weight", {h}});
     k.push_back({p + "pre_feedforward_layernorm.weight", {h}});
-    add_linear_keys(k, p + "mlp.gate_proj", i, h, false);
-    add_linear_keys(k, p + "mlp.up_proj", i, h, false);
-    add_linear_keys(k, p + "mlp.down_proj", h, i, false);
+    add_gated_mlp_keys(k, p, c);
     k.push_back({p + "post_feedforward_layernorm.weight", {h}});
   }
   k.push_back({"model.norm.weight", {h}});

@@ -27,53 +27,11 @@
 namespace lethe::model {
 namespace {
 
-class LlamaAttentionImpl : public torch::nn::Module {
- public:
-  explicit LlamaAttentionImpl(const ModelConfig& c)
-      : h_(c.num_heads), kvh_(c.num_kv_heads), d_(c.head_dim), rot_(c.rotary_dim) {
-    q_proj = register_module("q_proj", Linear(c.hidden_size, h_ * d_, c.qkv_bias));
-    k_proj = register_module("k_proj", Linear(c.hidden_size, kvh_ * d_, c.qkv_bias));
-    v_proj = register_module("v_proj", Linear(c.hidden_size, kvh_ * d_, c.qkv_bias));
-    o_proj = register_module("o_proj", Linear(h_ * d_, c.hidden_size, c.o_bias));
-  }
-  at::Tensor forward(const at::Tensor& x, const LayerContext& ctx) {  // (B,T,C) -> (B,T,C)
-    const std::int64_t b = x.size(0), t = x.size(1);
-    at::Tensor q = q_proj(x).view({b, t, h_, d_});
-    at::Tensor k = k_proj(x).view({b, t, kvh_, d_});
-    at::Tensor v = v_proj(x).view({b, t, kvh_, d_});
-    return o_proj(attention(q, k, v, rot_, ctx));
-  }
-  Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
-
- private:
-  std::int64_t h_, kvh_, d_, rot_;
-};
-TORCH_MODULE(LlamaAttention);
-
-class LlamaMlpImpl : public torch::nn::Module {
- public:
-  explicit LlamaMlpImpl(const ModelConfig& c) : act_(c.activation) {
-    gate_proj = register_module("gate_proj", Linear(c.hidden_size, c.intermediate_size, c.mlp_bias));
-    up_proj = register_module("up_proj", Linear(c.hidden_size, c.intermediate_size, c.mlp_bias));
-    down_proj = register_module("down_proj", Linear(c.intermediate_size, c.hidden_size, c.mlp_bias));
-  }
-  at::Tensor forward(const at::Tensor& x, const LayerContext& ctx) {
-    at::Tensor a = activate(gate_proj(x), act_) * up_proj(x);  // (B,T,I)
-    run_hook(ctx, HookSite::kMlpAct, a);
-    return down_proj(a);
-  }
-  Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
-
- private:
-  Activation act_;
-};
-TORCH_MODULE(LlamaMlp);
-
 class LlamaLayerImpl : public torch::nn::Module {
  public:
   explicit LlamaLayerImpl(const ModelConfig& c) {
-    self_attn = register_module("self_attn", LlamaAttention(c));
-    mlp = register_module("mlp", LlamaMlp(c));
+    self_attn = register_module("self_attn", SelfAttention(c));
+    mlp = register_module("mlp", GatedMlp(c));
     input_layernorm = register_module("input_layernorm", RMSNorm(c.hidden_size, c.norm_eps, c.norm_offset));
     post_attention_layernorm =
         register_module("post_attention_layernorm", RMSNorm(c.hidden_size, c.norm_eps, c.norm_offset));
@@ -86,8 +44,8 @@ class LlamaLayerImpl : public torch::nn::Module {
     run_hook(ctx, HookSite::kMlpOut, m);
     return h + m;
   }
-  LlamaAttention self_attn{nullptr};
-  LlamaMlp mlp{nullptr};
+  SelfAttention self_attn{nullptr};
+  GatedMlp mlp{nullptr};
   RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
 };
 TORCH_MODULE(LlamaLayer);
@@ -147,15 +105,7 @@ class LlamaForCausalLM : public CausalLM {
 };
 
 ModelConfig parse(const Json& j, const std::string& where) {
-  ModelConfig c;
-  c.model_type = json_required<std::string>(j, "model_type", where);
-  c.vocab_size = json_required<std::int64_t>(j, "vocab_size", where);
-  c.hidden_size = json_required<std::int64_t>(j, "hidden_size", where);
-  c.num_layers = json_required<std::int64_t>(j, "num_hidden_layers", where);
-  c.num_heads = json_required<std::int64_t>(j, "num_attention_heads", where);
-  c.intermediate_size = json_required<std::int64_t>(j, "intermediate_size", where);
-  c.num_kv_heads = json_optional<std::int64_t>(j, "num_key_value_heads", c.num_heads, where);
-  LETHE_CHECK(c.num_heads > 0, where, ": num_attention_heads must be positive");
+  ModelConfig c = parse_decoder_sizes(j, where);
   const bool qwen2 = c.model_type == "qwen2";
   const bool mistral = c.model_type == "mistral";
   const bool gemma = c.model_type == "gemma";
@@ -253,20 +203,14 @@ std::shared_ptr<CausalLM> build(const ModelConfig& c) {
 
 // The table in the header comment, as data.
 std::vector<TensorKey> key_table(const ModelConfig& c) {
-  const std::int64_t v = c.vocab_size, h = c.hidden_size, i = c.intermediate_size;
-  const std::int64_t q = c.num_heads * c.head_dim, kv = c.num_kv_heads * c.head_dim;
+  const std::int64_t v = c.vocab_size, h = c.hidden_size;
   std::vector<TensorKey> k = {{"model.embed_tokens.weight", {v, h}}};
   for (std::int64_t n = 0; n < c.num_layers; ++n) {
     const std::string p = "model.layers." + std::to_string(n) + ".";
     k.push_back({p + "input_layernorm.weight", {h}});
-    add_linear_keys(k, p + "self_attn.q_proj", q, h, c.qkv_bias);
-    add_linear_keys(k, p + "self_attn.k_proj", kv, h, c.qkv_bias);
-    add_linear_keys(k, p + "self_attn.v_proj", kv, h, c.qkv_bias);
-    add_linear_keys(k, p + "self_attn.o_proj", h, q, c.o_bias);
+    add_attention_keys(k, p, c);
     k.push_back({p + "post_attention_layernorm.weight", {h}});
-    add_linear_keys(k, p + "mlp.gate_proj", i, h, c.mlp_bias);
-    add_linear_keys(k, p + "mlp.up_proj", i, h, c.mlp_bias);
-    add_linear_keys(k, p + "mlp.down_proj", h, i, c.mlp_bias);
+    add_gated_mlp_keys(k, p, c);
   }
   k.push_back({"model.norm.weight", {h}});
   if (!c.tie_word_embeddings) k.push_back({"lm_head.weight", {v, h}});

@@ -25,55 +25,11 @@ at::Tensor olmo_norm(const at::Tensor& x) {
   return at::layer_norm(x.to(at::kFloat), {x.size(-1)}, {}, {}, 1e-5).to(x.scalar_type());
 }
 
-class OlmoAttentionImpl : public torch::nn::Module {
- public:
-  OlmoAttentionImpl(const ModelConfig& c, std::optional<double> clip)
-      : h_(c.num_heads), kvh_(c.num_kv_heads), d_(c.head_dim), rot_(c.rotary_dim), clip_(clip) {
-    q_proj = register_module("q_proj", Linear(c.hidden_size, h_ * d_, c.qkv_bias));
-    k_proj = register_module("k_proj", Linear(c.hidden_size, kvh_ * d_, c.qkv_bias));
-    v_proj = register_module("v_proj", Linear(c.hidden_size, kvh_ * d_, c.qkv_bias));
-    o_proj = register_module("o_proj", Linear(h_ * d_, c.hidden_size, c.o_bias));
-  }
-  at::Tensor forward(const at::Tensor& x, const LayerContext& ctx) {  // (B,T,C) -> (B,T,C)
-    const std::int64_t b = x.size(0), t = x.size(1);
-    at::Tensor q = clip(q_proj(x)).view({b, t, h_, d_});
-    at::Tensor k = clip(k_proj(x)).view({b, t, kvh_, d_});
-    at::Tensor v = clip(v_proj(x)).view({b, t, kvh_, d_});
-    return o_proj(attention(q, k, v, rot_, ctx));
-  }
-  Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
-
- private:
-  at::Tensor clip(const at::Tensor& x) const { return clip_ ? x.clamp(-*clip_, *clip_) : x; }
-  std::int64_t h_, kvh_, d_, rot_;
-  std::optional<double> clip_;
-};
-TORCH_MODULE(OlmoAttention);
-
-class OlmoMlpImpl : public torch::nn::Module {
- public:
-  explicit OlmoMlpImpl(const ModelConfig& c) : act_(c.activation) {
-    gate_proj = register_module("gate_proj", Linear(c.hidden_size, c.intermediate_size, false));
-    up_proj = register_module("up_proj", Linear(c.hidden_size, c.intermediate_size, false));
-    down_proj = register_module("down_proj", Linear(c.intermediate_size, c.hidden_size, false));
-  }
-  at::Tensor forward(const at::Tensor& x, const LayerContext& ctx) {
-    at::Tensor a = activate(gate_proj(x), act_) * up_proj(x);  // (B,T,I)
-    run_hook(ctx, HookSite::kMlpAct, a);
-    return down_proj(a);
-  }
-  Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
-
- private:
-  Activation act_;
-};
-TORCH_MODULE(OlmoMlp);
-
 class OlmoLayerImpl : public torch::nn::Module {
  public:
-  OlmoLayerImpl(const ModelConfig& c, std::optional<double> clip) {
-    self_attn = register_module("self_attn", OlmoAttention(c, clip));
-    mlp = register_module("mlp", OlmoMlp(c));
+  explicit OlmoLayerImpl(const ModelConfig& c) {
+    self_attn = register_module("self_attn", SelfAttention(c));
+    mlp = register_module("mlp", GatedMlp(c));
   }
   at::Tensor forward(const at::Tensor& x, const LayerContext& ctx) {
     at::Tensor a = self_attn->forward(olmo_norm(x), ctx);
@@ -83,18 +39,18 @@ class OlmoLayerImpl : public torch::nn::Module {
     run_hook(ctx, HookSite::kMlpOut, m);
     return h + m;
   }
-  OlmoAttention self_attn{nullptr};
-  OlmoMlp mlp{nullptr};
+  SelfAttention self_attn{nullptr};
+  GatedMlp mlp{nullptr};
 };
 TORCH_MODULE(OlmoLayer);
 
 class OlmoModelImpl : public torch::nn::Module {
  public:
-  OlmoModelImpl(const ModelConfig& c, std::optional<double> clip) {
+  explicit OlmoModelImpl(const ModelConfig& c) {
     embed_tokens = register_module("embed_tokens", Embedding(c.vocab_size, c.hidden_size));
     layers = register_module("layers", torch::nn::ModuleList());
     for (std::int64_t i = 0; i < c.num_layers; ++i) {
-      OlmoLayer layer(c, clip);
+      OlmoLayer layer(c);
       layers->push_back(layer);
       blocks.push_back(layer.get());
     }
@@ -108,7 +64,7 @@ TORCH_MODULE(OlmoModel);
 class OlmoForCausalLM : public CausalLM {
  public:
   explicit OlmoForCausalLM(const ModelConfig& c) : CausalLM(c) {
-    model = register_module("model", OlmoModel(c, c.clip_qkv));
+    model = register_module("model", OlmoModel(c));
     if (!c.tie_word_embeddings) lm_head = register_module("lm_head", Linear(c.hidden_size, c.vocab_size, false));
   }
   bool is_ignorable(const std::string& name) const override {
@@ -131,17 +87,8 @@ class OlmoForCausalLM : public CausalLM {
 };
 
 ModelConfig parse(const Json& j, const std::string& where) {
-  ModelConfig c;
-  c.model_type = json_required<std::string>(j, "model_type", where);
-  c.vocab_size = json_required<std::int64_t>(j, "vocab_size", where);
-  c.hidden_size = json_required<std::int64_t>(j, "hidden_size", where);
-  c.num_layers = json_required<std::int64_t>(j, "num_hidden_layers", where);
-  c.num_heads = json_required<std::int64_t>(j, "num_attention_heads", where);
-  c.intermediate_size = json_required<std::int64_t>(j, "intermediate_size", where);
-  c.num_kv_heads = json_optional<std::int64_t>(j, "num_key_value_heads", c.num_heads, where);
-  LETHE_CHECK(c.num_heads > 0 && c.hidden_size % c.num_heads == 0, where, ": num_attention_heads (", c.num_heads,
-              ") must divide hidden_size (", c.hidden_size, ")");
-  c.head_dim = c.hidden_size / c.num_heads;
+  ModelConfig c = parse_decoder_sizes(j, where);
+  c.head_dim = derived_head_dim(c, where);
   c.max_position_embeddings = json_optional<std::int64_t>(j, "max_position_embeddings", 2048, where);
   c.norm = NormKind::kLayerNorm;
   c.norm_eps = 1e-5;  // OlmoLayerNorm's, not configurable
@@ -187,18 +134,12 @@ std::shared_ptr<CausalLM> build(const ModelConfig& c) {
 
 // The table in the header comment, as data.
 std::vector<TensorKey> key_table(const ModelConfig& c) {
-  const std::int64_t v = c.vocab_size, h = c.hidden_size, i = c.intermediate_size;
-  const std::int64_t q = c.num_heads * c.head_dim, kv = c.num_kv_heads * c.head_dim;
+  const std::int64_t v = c.vocab_size, h = c.hidden_size;
   std::vector<TensorKey> k = {{"model.embed_tokens.weight", {v, h}}};
   for (std::int64_t n = 0; n < c.num_layers; ++n) {
     const std::string p = "model.layers." + std::to_string(n) + ".";
-    add_linear_keys(k, p + "self_attn.q_proj", q, h, c.qkv_bias);
-    add_linear_keys(k, p + "self_attn.k_proj", kv, h, c.qkv_bias);
-    add_linear_keys(k, p + "self_attn.v_proj", kv, h, c.qkv_bias);
-    add_linear_keys(k, p + "self_attn.o_proj", h, q, c.o_bias);
-    add_linear_keys(k, p + "mlp.gate_proj", i, h, false);
-    add_linear_keys(k, p + "mlp.up_proj", i, h, false);
-    add_linear_keys(k, p + "mlp.down_proj", h, i, false);
+    add_attention_keys(k, p, c);
+    add_gated_mlp_keys(k, p, c);
   }
   if (!c.tie_word_embeddings) k.push_back({"lm_head.weight", {v, h}});
   return k;

@@ -24,29 +24,6 @@
 namespace lethe::model {
 namespace {
 
-class PhiAttentionImpl : public torch::nn::Module {
- public:
-  explicit PhiAttentionImpl(const ModelConfig& c)
-      : h_(c.num_heads), kvh_(c.num_kv_heads), d_(c.head_dim), rot_(c.rotary_dim) {
-    q_proj = register_module("q_proj", Linear(c.hidden_size, h_ * d_, true));
-    k_proj = register_module("k_proj", Linear(c.hidden_size, kvh_ * d_, true));
-    v_proj = register_module("v_proj", Linear(c.hidden_size, kvh_ * d_, true));
-    dense = register_module("dense", Linear(h_ * d_, c.hidden_size, true));
-  }
-  at::Tensor forward(const at::Tensor& x, const LayerContext& ctx) {  // (B,T,C) -> (B,T,C)
-    const std::int64_t b = x.size(0), t = x.size(1);
-    at::Tensor q = q_proj(x).view({b, t, h_, d_});
-    at::Tensor k = k_proj(x).view({b, t, kvh_, d_});
-    at::Tensor v = v_proj(x).view({b, t, kvh_, d_});
-    return dense(attention(q, k, v, rot_, ctx));
-  }
-  Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, dense{nullptr};
-
- private:
-  std::int64_t h_, kvh_, d_, rot_;
-};
-TORCH_MODULE(PhiAttention);
-
 class PhiMlpImpl : public torch::nn::Module {
  public:
   explicit PhiMlpImpl(const ModelConfig& c) : act_(c.activation) {
@@ -69,7 +46,7 @@ class PhiLayerImpl : public torch::nn::Module {
  public:
   explicit PhiLayerImpl(const ModelConfig& c) {
     input_layernorm = register_module("input_layernorm", LayerNorm(c.hidden_size, c.norm_eps));
-    self_attn = register_module("self_attn", PhiAttention(c));
+    self_attn = register_module("self_attn", SelfAttention(c, "dense"));
     mlp = register_module("mlp", PhiMlp(c));
   }
   at::Tensor forward(const at::Tensor& x, const LayerContext& ctx) {
@@ -81,7 +58,7 @@ class PhiLayerImpl : public torch::nn::Module {
     return a + m + x;
   }
   LayerNorm input_layernorm{nullptr};
-  PhiAttention self_attn{nullptr};
+  SelfAttention self_attn{nullptr};
   PhiMlp mlp{nullptr};
 };
 TORCH_MODULE(PhiLayer);
@@ -145,17 +122,8 @@ class PhiForCausalLM : public CausalLM {
 };
 
 ModelConfig parse(const Json& j, const std::string& where) {
-  ModelConfig c;
-  c.model_type = json_required<std::string>(j, "model_type", where);
-  c.vocab_size = json_required<std::int64_t>(j, "vocab_size", where);
-  c.hidden_size = json_required<std::int64_t>(j, "hidden_size", where);
-  c.num_layers = json_required<std::int64_t>(j, "num_hidden_layers", where);
-  c.num_heads = json_required<std::int64_t>(j, "num_attention_heads", where);
-  c.intermediate_size = json_required<std::int64_t>(j, "intermediate_size", where);
-  c.num_kv_heads = json_optional<std::int64_t>(j, "num_key_value_heads", c.num_heads, where);
-  LETHE_CHECK(c.num_heads > 0 && c.hidden_size % c.num_heads == 0, where, ": num_attention_heads (", c.num_heads,
-              ") must divide hidden_size (", c.hidden_size, ")");
-  c.head_dim = c.hidden_size / c.num_heads;
+  ModelConfig c = parse_decoder_sizes(j, where);
+  c.head_dim = derived_head_dim(c, where);
   c.max_position_embeddings = json_optional<std::int64_t>(j, "max_position_embeddings", 2048, where);
   c.norm = NormKind::kLayerNorm;
   c.norm_eps = json_optional<double>(j, "layer_norm_eps", 1e-5, where);
@@ -203,16 +171,12 @@ std::shared_ptr<CausalLM> build(const ModelConfig& c) {
 // The table in the header comment, as data.
 std::vector<TensorKey> key_table(const ModelConfig& c) {
   const std::int64_t v = c.vocab_size, h = c.hidden_size, i = c.intermediate_size;
-  const std::int64_t q = c.num_heads * c.head_dim, kv = c.num_kv_heads * c.head_dim;
   std::vector<TensorKey> k = {{"model.embed_tokens.weight", {v, h}}};
   for (std::int64_t n = 0; n < c.num_layers; ++n) {
     const std::string p = "model.layers." + std::to_string(n) + ".";
     k.push_back({p + "input_layernorm.weight", {h}});
     k.push_back({p + "input_layernorm.bias", {h}});
-    add_linear_keys(k, p + "self_attn.q_proj", q, h, true);
-    add_linear_keys(k, p + "self_attn.k_proj", kv, h, true);
-    add_linear_keys(k, p + "self_attn.v_proj", kv, h, true);
-    add_linear_keys(k, p + "self_attn.dense", h, q, true);
+    add_attention_keys(k, p, c, "dense");
     add_linear_keys(k, p + "mlp.fc1", i, h, true);
     add_linear_keys(k, p + "mlp.fc2", h, i, true);
   }

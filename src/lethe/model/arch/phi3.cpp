@@ -130,17 +130,8 @@ class Phi3ForCausalLM : public CausalLM {
 };
 
 ModelConfig parse(const Json& j, const std::string& where) {
-  ModelConfig c;
-  c.model_type = json_required<std::string>(j, "model_type", where);
-  c.vocab_size = json_required<std::int64_t>(j, "vocab_size", where);
-  c.hidden_size = json_required<std::int64_t>(j, "hidden_size", where);
-  c.num_layers = json_required<std::int64_t>(j, "num_hidden_layers", where);
-  c.num_heads = json_required<std::int64_t>(j, "num_attention_heads", where);
-  c.intermediate_size = json_required<std::int64_t>(j, "intermediate_size", where);
-  c.num_kv_heads = json_optional<std::int64_t>(j, "num_key_value_heads", c.num_heads, where);
-  LETHE_CHECK(c.num_heads > 0 && c.hidden_size % c.num_heads == 0, where, ": num_attention_heads (", c.num_heads,
-              ") must divide hidden_size (", c.hidden_size, ")");
-  c.head_dim = c.hidden_size / c.num_heads;
+  ModelConfig c = parse_decoder_sizes(j, where);
+  c.head_dim = derived_head_dim(c, where);
   c.max_position_embeddings = json_optional<std::int64_t>(j, "max_position_embeddings", 4096, where);
   c.norm = NormKind::kRmsNorm;
   c.norm_eps = json_optional<double>(j, "rms_norm_eps", 1e-5, where);

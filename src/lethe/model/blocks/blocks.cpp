@@ -150,6 +150,36 @@ at::Tensor apply_rotary(const at::Tensor& x, const at::Tensor& cos, const at::Te
   return at::cat({rot * cos + rotate_half(rot) * sin, pass}, -1);
 }
 
+SelfAttentionImpl::SelfAttentionImpl(const ModelConfig& c, const std::string& out_name)
+    : h_(c.num_heads), kvh_(c.num_kv_heads), d_(c.head_dim), rot_(c.rotary_dim), clip_(c.clip_qkv) {
+  q_proj = register_module("q_proj", Linear(c.hidden_size, h_ * d_, c.qkv_bias));
+  k_proj = register_module("k_proj", Linear(c.hidden_size, kvh_ * d_, c.qkv_bias));
+  v_proj = register_module("v_proj", Linear(c.hidden_size, kvh_ * d_, c.qkv_bias));
+  out_proj = register_module(out_name, Linear(h_ * d_, c.hidden_size, c.o_bias));
+}
+
+at::Tensor SelfAttentionImpl::clip(const at::Tensor& x) const { return clip_ ? x.clamp(-*clip_, *clip_) : x; }
+
+at::Tensor SelfAttentionImpl::forward(const at::Tensor& x, const LayerContext& ctx) {
+  const std::int64_t b = x.size(0), t = x.size(1);
+  at::Tensor q = clip(q_proj(x)).view({b, t, h_, d_});
+  at::Tensor k = clip(k_proj(x)).view({b, t, kvh_, d_});
+  at::Tensor v = clip(v_proj(x)).view({b, t, kvh_, d_});
+  return out_proj(attention(q, k, v, rot_, ctx));
+}
+
+GatedMlpImpl::GatedMlpImpl(const ModelConfig& c) : act_(c.activation) {
+  gate_proj = register_module("gate_proj", Linear(c.hidden_size, c.intermediate_size, c.mlp_bias));
+  up_proj = register_module("up_proj", Linear(c.hidden_size, c.intermediate_size, c.mlp_bias));
+  down_proj = register_module("down_proj", Linear(c.intermediate_size, c.hidden_size, c.mlp_bias));
+}
+
+at::Tensor GatedMlpImpl::forward(const at::Tensor& x, const LayerContext& ctx) {
+  at::Tensor a = activate(gate_proj(x), act_) * up_proj(x);  // (B,T,I)
+  run_hook(ctx, HookSite::kMlpAct, a);
+  return down_proj(a);
+}
+
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                      std::int64_t rotary_dim, const LayerContext& ctx) {
   const std::int64_t b = q.size(0), t = q.size(1), h = q.size(2), d = q.size(3);
