@@ -113,12 +113,13 @@ void BM_Roofline_MemoryRead(benchmark::State& state) {
 }
 
 // A full training step — forward, loss, backward, clipping, AdamW — batch 4 x 256, fp32.
-// Arg 0: full fine-tune; arg r > 0: LoRA rank r on every attention and MLP linear.
-void BM_TrainStep_4x256(benchmark::State& state) {
-  const std::int64_t rank = state.range(0);
+// `rank` 0: full fine-tune; r > 0: LoRA rank r on every attention and MLP linear.
+// `checkpoint`: gradient checkpointing (blocks recomputed in backward).
+void train_step(benchmark::State& state, std::int64_t rank, bool checkpoint) {
   lethe::model::ModelConfig c = llama110m_config();
   auto m = lethe::model::create_model(c, {}, 0);  // its own copy: training changes it
   m->train();
+  m->set_gradient_checkpointing(checkpoint);
   std::shared_ptr<lethe::train::LoraAdapter> adapter;
   std::vector<std::pair<std::string, at::Tensor>> params;
   if (rank > 0) {
@@ -145,6 +146,9 @@ void BM_TrainStep_4x256(benchmark::State& state) {
   state.counters["trainable_M"] = static_cast<double>(n) / 1e6;
 }
 
+void BM_TrainStep_4x256(benchmark::State& state) { train_step(state, state.range(0), false); }
+void BM_TrainStepCheckpointed_4x256(benchmark::State& state) { train_step(state, state.range(0), true); }
+
 BENCHMARK(BM_Roofline_Sgemm)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
 BENCHMARK(BM_Roofline_MemoryRead)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
 BENCHMARK(BM_Score_8x256)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(5.0);
@@ -152,6 +156,7 @@ BENCHMARK(BM_ForwardLogits_8x256)->Unit(benchmark::kMillisecond)->UseRealTime()-
 BENCHMARK(BM_GreedyDecode)->Arg(1)->Arg(8)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(5.0);
 BENCHMARK(BM_ForwardBackward_4x256)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(5.0);
 BENCHMARK(BM_TrainStep_4x256)->Arg(0)->Arg(16)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(5.0);
+BENCHMARK(BM_TrainStepCheckpointed_4x256)->Arg(0)->Arg(16)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(5.0);
 
 }  // namespace
 

@@ -12,7 +12,8 @@ export LETHE_BENCH_THREADS=${LETHE_BENCH_THREADS:-2}
 
 benches=(BM_Roofline_Sgemm BM_Roofline_MemoryRead BM_Score_8x256 BM_ForwardLogits_8x256
          BM_GreedyDecode/1/ BM_GreedyDecode/8/ BM_ForwardBackward_4x256
-         BM_TrainStep_4x256/0/ BM_TrainStep_4x256/16/)
+         BM_TrainStep_4x256/0/ BM_TrainStep_4x256/16/ BM_TrainStepCheckpointed_4x256/0/
+         BM_TrainStepCheckpointed_4x256/16/)
 
 # median <line of google-benchmark console output> <counter> -> value
 counter() { sed -n "s/.*$2=\([0-9.]*[kMG]\{0,1\}\).*/\1/p" <<<"$1"; }

@@ -2,8 +2,10 @@
 // KV cache vs full recompute, batched vs one-at-a-time, 1 vs 2 threads, hooks, the chunked
 // scorer vs a naive log_softmax, sampling controls and stop conditions.
 #include <nlohmann/json.hpp>
+#include <torch/csrc/autograd/function.h>
 
 #include <limits>
+#include <set>
 
 #include "lethe/core/error.h"
 #include "lethe/core/runtime.h"
@@ -110,6 +112,84 @@ TEST_P(EveryFamily, ScorerMatchesNaiveLogSoftmax) {
   want = want.masked_fill(keep.logical_not(), 0.0);
   EXPECT_TRUE(got.mask.equal(keep));
   EXPECT_CLOSE("chunked scorer", got.logprobs, want, tol::kSelf);
+}
+
+// Gradient checkpointing recomputes each block in backward: the gradients are the plain ones,
+// bit for bit (the same operations run in the same order), with a padded batch and the loss.
+TEST_P(EveryFamily, CheckpointedGradientsEqualPlain) {
+  auto m = tiny(GetParam());
+  m->train();
+  at::Tensor ids = at::randint(3, 97, {2, 10}, at::kLong);
+  at::Tensor mask = at::ones({2, 10}, at::kLong);
+  mask[1].narrow(0, 0, 3).zero_();  // left padding
+  model::ForwardOptions fo;
+  fo.attention_mask = mask;
+  fo.position_ids = model::positions_from_mask(mask);
+  auto grads = [&](bool checkpoint) {
+    m->set_gradient_checkpointing(checkpoint);
+    m->zero_grad();
+    model::causal_lm_loss(m->forward(ids, fo).logits, ids.masked_fill(mask.eq(0), lethe::kIgnoreIndex)).backward();
+    std::vector<at::Tensor> g;
+    for (const auto& p : m->parameters()) g.push_back(p.grad().clone());
+    return g;
+  };
+  // The graph really holds one recomputing node per block (and none without the setting).
+  auto recomputing_nodes = [&](bool checkpoint) {
+    m->set_gradient_checkpointing(checkpoint);
+    const at::Tensor out = m->forward(ids, fo).logits;
+    std::vector<torch::autograd::Node*> todo = {out.grad_fn().get()};
+    std::set<torch::autograd::Node*> seen;
+    int n = 0;
+    while (!todo.empty()) {
+      torch::autograd::Node* node = todo.back();
+      todo.pop_back();
+      if (node == nullptr || !seen.insert(node).second) continue;
+      if (node->name().find("CheckpointedBlock") != std::string::npos) ++n;
+      for (const auto& e : node->next_edges()) todo.push_back(e.function.get());
+    }
+    return n;
+  };
+  EXPECT_EQ(recomputing_nodes(false), 0);
+  EXPECT_EQ(recomputing_nodes(true), m->config().num_layers);
+  const auto plain = grads(false);
+  const auto ckpt = grads(true);
+  ASSERT_EQ(plain.size(), ckpt.size());
+  for (std::size_t i = 0; i < plain.size(); ++i) EXPECT_TRUE(plain[i].equal(ckpt[i])) << "parameter " << i;
+  // Frozen embeddings (as under LoRA): the blocks' parameters still get their gradients.
+  for (auto& item : m->named_parameters()) {
+    if (item.key().find("emb") != std::string::npos || item.key().find("wte") != std::string::npos) {
+      item.value().set_requires_grad(false);
+    }
+  }
+  auto frozen_grads = [&](bool checkpoint) {
+    m->set_gradient_checkpointing(checkpoint);
+    for (auto& p : m->parameters()) p.mutable_grad() = at::Tensor();
+    model::causal_lm_loss(m->forward(ids, fo).logits, ids.masked_fill(mask.eq(0), lethe::kIgnoreIndex)).backward();
+    std::vector<at::Tensor> g;
+    for (const auto& p : m->parameters()) g.push_back(p.grad().defined() ? p.grad().clone() : at::Tensor());
+    return g;
+  };
+  const auto frozen_plain = frozen_grads(false), frozen_ckpt = frozen_grads(true);
+  std::size_t with_grad = 0;
+  for (std::size_t i = 0; i < frozen_plain.size(); ++i) {
+    ASSERT_EQ(frozen_plain[i].defined(), frozen_ckpt[i].defined()) << "parameter " << i;
+    if (!frozen_plain[i].defined()) continue;
+    ++with_grad;
+    EXPECT_TRUE(frozen_plain[i].equal(frozen_ckpt[i])) << "parameter " << i << " with frozen embeddings";
+  }
+  EXPECT_GT(with_grad, 0u);
+  EXPECT_LT(with_grad, frozen_plain.size()) << "the embedding was frozen";
+  for (auto& p : m->parameters()) p.set_requires_grad(true);
+  // Without grad mode (scoring, generation) nothing is recomputed; with an observer it refuses.
+  {
+    torch::NoGradGuard ng;
+    EXPECT_TRUE(m->forward(ids).logits.defined());
+  }
+  model::HookFunction obs([](const model::HookPoint&, at::Tensor&) {});
+  model::ForwardOptions with_hooks;
+  with_hooks.hooks = &obs;
+  EXPECT_THROW(m->forward(ids, with_hooks), Error);
+  m->set_gradient_checkpointing(false);
 }
 
 // Every model_type of the registry: a new family is tested here without editing a list.

@@ -791,6 +791,29 @@ TEST(RunConfig, ATreeAndItsYamlAreTheSameRun) {
 }
 
 // The eval: section is typed options, parsed and checked with the rest of the config.
+TEST(RunConfig, GradientCheckpointingIsCheckedAtLoad) {
+  const fs::path dir = temp_dir("cfg-ckpt");
+  Json tree = {{"model", "m"}, {"output_dir", "o"}, {"data", {{"forget", "f.jsonl"}}}, {"method", {{"name", "NPO"}}},
+               {"train", {{"gradient_checkpointing", true}}}};
+  EXPECT_TRUE(run::parse_run_config(tree, dir, run::RunKind::kUnlearn).train.gradient_checkpointing);
+  auto error_of = [&](const Json& t) -> std::string {
+    try {
+      run::parse_run_config(t, dir, run::RunKind::kUnlearn);
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "";
+  };
+  Json t = tree;
+  t["method"] = {{"name", "RMU"}};
+  EXPECT_NE(error_of(t).find("cannot be used with method RMU"), std::string::npos) << error_of(t);
+  t = tree;
+  t["lora"] = {{"rank", 4}, {"dropout", 0.1}};
+  EXPECT_NE(error_of(t).find("needs lora.dropout 0"), std::string::npos) << error_of(t);
+  t["lora"]["dropout"] = 0.0;
+  EXPECT_EQ(error_of(t), "");
+}
+
 TEST(RunConfig, ChatTemplatesComeFromTheTokenizerFolder) {
   const fs::path dir = temp_dir("cfg-chat");
   fs::create_directories(dir / "m");

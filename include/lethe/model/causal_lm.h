@@ -69,6 +69,13 @@ class CausalLM : public torch::nn::Module {
   // (the scorer): Gemma-2's final soft-capping. head() applies it itself.
   void finish_logits_(at::Tensor& logits) const;
 
+  // Gradient checkpointing: with grad mode on, each block keeps only its input and recomputes
+  // its activations during backward (one block's activations alive at a time instead of all of
+  // them), for the same gradients. A forward with hook observers or a KV cache under it is an
+  // error (the recomputation would observe, or append, twice).
+  void set_gradient_checkpointing(bool on) { checkpoint_blocks_ = on; }
+  bool gradient_checkpointing() const { return checkpoint_blocks_; }
+
   // Number of parameters (a tied matrix counts once).
   std::int64_t parameter_count() const;
 
@@ -101,6 +108,7 @@ class CausalLM : public torch::nn::Module {
 
  private:
   at::Tensor inv_freq_;  // rotary inverse frequencies (rotary_dim / 2), fp32, not a parameter
+  bool checkpoint_blocks_ = false;
   double attention_scaling_ = 1.0;  // rope_scaling's cos/sin multiplier (model/rope.h)
 };
 

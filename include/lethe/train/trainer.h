@@ -44,6 +44,7 @@ struct TrainerConfig {
   std::int64_t batch_size = 4;
   std::int64_t grad_accum = 1;
   double max_grad_norm = 1.0;  // <= 0: no clipping
+  bool gradient_checkpointing = false;  // the trained model recomputes block activations in backward
   AdamWConfig optimizer;
   std::string schedule = "linear";
   std::int64_t warmup_steps = 0;

@@ -43,6 +43,9 @@ class Method {
   virtual bool needs_reference() const { return false; }
   virtual bool needs_retain() const { return false; }
   virtual bool needs_alternate() const { return false; }
+  // True when the loss reads hidden activations through hook observers (RMU), which gradient
+  // checkpointing cannot follow.
+  virtual bool observes_activations() const { return false; }
   // Regexes (full match) of the parameters to train; empty: the trainer's default (all, or
   // the LoRA adapters).
   virtual std::vector<std::string> trainable_parameters() const { return {}; }

@@ -4,7 +4,12 @@
 
 #include <unistd.h>
 
+#include <ATen/core/ivalue.h>
+#include <torch/csrc/autograd/autograd.h>
+#include <torch/csrc/autograd/custom_function.h>
+
 #include <cmath>
+#include <functional>
 #include <limits>
 
 #include "lethe/core/error.h"
@@ -12,6 +17,45 @@
 #include "lethe/model/rope.h"
 
 namespace lethe::model {
+
+namespace {
+
+// One block under gradient checkpointing: forward without a graph, keeping only the input;
+// backward runs the block again with grad on and back-propagates through that fresh graph
+// (parameter gradients accumulate into .grad as they would have), returning the input's
+// gradient. The block is deterministic, so the gradients are those of the plain forward.
+struct BlockRecompute : torch::CustomClassHolder {
+  std::function<at::Tensor(const at::Tensor&)> run;
+};
+
+struct CheckpointedBlock : public torch::autograd::Function<CheckpointedBlock> {
+  static at::Tensor forward(torch::autograd::AutogradContext* actx, const at::Tensor& x,
+                            const c10::intrusive_ptr<BlockRecompute>& r) {
+    actx->save_for_backward({x});
+    actx->saved_data["block"] = c10::IValue::make_capsule(r);
+    return r->run(x);  // grad mode is off inside Function::forward
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* actx,
+                                                 torch::autograd::variable_list grads) {
+    auto r = c10::static_intrusive_pointer_cast<BlockRecompute>(actx->saved_data["block"].toCapsule());
+    at::Tensor x = actx->get_saved_variables()[0].detach().requires_grad_(true);
+    at::Tensor y;
+    {
+      torch::AutoGradMode grad(true);
+      y = r->run(x);
+    }
+    torch::autograd::backward({y}, {grads[0]});
+    return {x.grad(), at::Tensor()};
+  }
+};
+
+at::Tensor checkpointed(const at::Tensor& x, std::function<at::Tensor(const at::Tensor&)> run) {
+  auto r = c10::make_intrusive<BlockRecompute>();
+  r->run = std::move(run);
+  return CheckpointedBlock::apply(x, r);
+}
+
+}  // namespace
 
 // ---- hook point names ------------------------------------------------------------------------
 
@@ -240,10 +284,22 @@ ForwardOutput CausalLM::forward(const at::Tensor& input_ids, const ForwardOption
   at::Tensor x = embed(ids, positions);
   if (o.hooks != nullptr) o.hooks->on(HookPoint{HookSite::kEmbed, -1}, x);
   if (o.output_hidden_states) out.hidden_states.push_back(x);
+  const bool checkpoint = checkpoint_blocks_ && at::GradMode::is_enabled();
+  LETHE_CHECK(!checkpoint || (o.hooks == nullptr && o.cache == nullptr),
+              "gradient checkpointing recomputes blocks in backward, which hook observers (RMU's activations) and a KV "
+              "cache cannot follow: turn train.gradient_checkpointing off for this run");
+  // A block's output needs a grad path for its own (LoRA) parameters to receive gradients
+  // under checkpointing: with frozen embeddings the first input has none, so it gets one (as
+  // HF's enable_input_require_grads does for PEFT).
+  if (checkpoint && !x.requires_grad()) x = x.detach().requires_grad_(true);
   for (std::int64_t l = 0; l < config_.num_layers; ++l) {
     ctx.layer = l;
     ctx.mask_bias = config_.window_on_even_layers && l % 2 == 1 ? full_bias : window_bias;
-    x = block(l, x, ctx);
+    if (checkpoint) {
+      x = checkpointed(x, [this, l, ctx](const at::Tensor& in) { return block(l, in, ctx); });
+    } else {
+      x = block(l, x, ctx);
+    }
     if (o.hooks != nullptr) o.hooks->on(HookPoint{HookSite::kResidPost, l}, x);
     if (o.output_hidden_states && l + 1 < config_.num_layers) out.hidden_states.push_back(x);
   }

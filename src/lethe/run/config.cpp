@@ -113,12 +113,13 @@ RunConfig parse_run_config(const Json& root, const fs::path& base, RunKind kind)
   }
   d.done();
 
+  bool observes_activations = false;
   if (kind == RunKind::kUnlearn) {
     ConfigSection m = top.sub("method");
     c.method = m.need<std::string>("name");
     c.method_params = parse_method_params(m.json(), "method");
     // Validate now (unknown method / parameter / type) rather than after loading the model.
-    (void)unlearn::make_method(c.method, c.method_params);
+    observes_activations = unlearn::make_method(c.method, c.method_params)->observes_activations();
   } else {
     LETHE_CHECK(!root.contains("method"), "config: 'method' belongs to unlearn configs, not finetune");
   }
@@ -130,6 +131,7 @@ RunConfig parse_run_config(const Json& root, const fs::path& base, RunKind kind)
   tc.batch_size = t.get<std::int64_t>("batch_size", 4, Range::at_least(1).whole());
   tc.grad_accum = t.get<std::int64_t>("grad_accum", 1, Range::at_least(1).whole());
   tc.max_grad_norm = t.get<double>("max_grad_norm", 1.0, Range::non_negative());
+  tc.gradient_checkpointing = t.get<bool>("gradient_checkpointing", false);
   tc.optimizer.lr = t.get<double>("lr", 1e-5, Range::positive());
   tc.optimizer.weight_decay = t.get<double>("weight_decay", 0.0, Range::non_negative());
   tc.optimizer.beta1 = t.get<double>("beta1", 0.9, Range::unit_right_open());
@@ -175,6 +177,13 @@ RunConfig parse_run_config(const Json& root, const fs::path& base, RunKind kind)
   c.lora_config.validate();
   LETHE_CHECK(c.lora_config.init != "fila" || kind == RunKind::kUnlearn,
               "config: lora.init: fila needs forget and retain data (unlearn runs)");
+  if (tc.gradient_checkpointing) {
+    // The recomputation must see exactly what the forward saw.
+    LETHE_CHECK(!observes_activations, "config: train.gradient_checkpointing cannot be used with method ", c.method,
+                ", whose loss reads hidden activations the recomputation would not give back");
+    LETHE_CHECK(!c.lora || c.lora_config.dropout == 0, "config: train.gradient_checkpointing needs lora.dropout 0 (got ",
+                c.lora_config.dropout, "): the recomputation would draw new dropout masks");
+  }
   const Json& ev = top.raw("eval");
   top.done();
   if (!ev.is_null()) {

@@ -250,6 +250,7 @@ Inputs prepare_inputs(const RunConfig& c) {
   LETHE_CHECK(in.tok->vocab_size() <= in.model->config().vocab_size, in.tok_path.string(), ": the tokenizer has ",
               in.tok->vocab_size(), " tokens but the model only ", in.model->config().vocab_size);
   in.model->train();
+  in.model->set_gradient_checkpointing(c.train.gradient_checkpointing);
   // Sequences within the model's positions (one left for the EOS of a QA item).
   const std::int64_t fits = in.model->config().max_position_embeddings - 1;
   if (c.data.max_length > fits) {

@@ -265,6 +265,7 @@ class RMU : public Method {
     LETHE_CHECK(!trainable_.empty(), "RMU: trainable_params must list at least one regex");
   }
   std::string name() const override { return "RMU"; }
+  bool observes_activations() const override { return true; }
   bool needs_reference() const override { return alpha_ != 0.0; }
   bool needs_retain() const override { return alpha_ != 0.0; }
   std::vector<std::string> trainable_parameters() const override { return trainable_; }
