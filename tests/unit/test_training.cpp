@@ -571,6 +571,28 @@ TEST(Trainer, ResumedRunEndsBitIdentical) {
   }
 }
 
+// A run with train.gradient_checkpointing ends with the same weights, bit for bit, as without
+// (full fine-tuning and LoRA), through the config, the run's stages and the trainer.
+TEST(Trainer, GradientCheckpointingRunsEndBitIdentical) {
+  MicroWorld w = make_micro_world("ckpt-run");
+  for (const bool lora : {false, true}) {
+    SCOPED_TRACE(lora ? "lora" : "full");
+    auto run_with = [&](bool checkpoint) {
+      const fs::path out = temp_dir(std::string("ckpt-run-") + (lora ? "l" : "f") + (checkpoint ? "1" : "0")) / "run";
+      Json tree = {{"model", w.model_dir.string()}, {"from_scratch", true}, {"output_dir", out.string()}, {"seed", 3},
+                   {"data", {{"train", w.all.string()}, {"max_length", 64}}},
+                   {"train", {{"max_steps", 3}, {"batch_size", 4}, {"lr", 1e-3}, {"progress", false},
+                              {"gradient_checkpointing", checkpoint}}}};
+      if (lora) tree["lora"] = {{"rank", 4}, {"dropout", 0.0}};
+      run::run(run::parse_run_config(tree, out.parent_path(), run::RunKind::kFinetune));
+      return read_file(out / "model" / "model.safetensors");
+    };
+    const std::string plain = run_with(false);
+    EXPECT_FALSE(plain.empty());
+    EXPECT_TRUE(plain == run_with(true)) << "the checkpointed run's weights differ";
+  }
+}
+
 // ---- LoRA -----------------------------------------------------------------------------------------------
 
 TEST(Lora, ZeroBLeavesOutputsAndMergeEqualsUnmerged) {
