@@ -81,7 +81,8 @@ TEST(Cli, InfoAndDoctorReportFamiliesRopeAndAttention) {
   int cases = 0;
   for (const fs::path& dir : golden_dirs()) {
     if (!fs::exists(dir / "index.json")) continue;
-    for (const auto& c : json::parse(read_file(dir / "index.json"))["cases"]) {
+    const json index = json::parse(read_file(dir / "index.json"));  // bound: a temporary's member would dangle
+    for (const auto& c : index["cases"]) {
       const std::string name = c["case"].get<std::string>();
       SCOPED_TRACE(name);
       const json cfg = json::parse(read_file(dir / name / "model" / "config.json"));
@@ -105,6 +106,7 @@ TEST(Cli, InfoAndDoctorReportFamiliesRopeAndAttention) {
     }
   }
   if (cases == 0) LETHE_NEED_FIXTURE(golden_dir() / "index.json");
+  EXPECT_GE(cases, 13) << "every case of ../shared/golden/hf and hf-4.43";
   // A folder with a chat template says so (and a template outside the subset fails info).
   const fs::path model = temp_dir("info-chat") / "model";
   LETHE_NEED_FIXTURE(golden_dir() / "llama_gqa_untied" / "model");
@@ -122,11 +124,14 @@ TEST(Cli, InfoAndDoctorReportFamiliesRopeAndAttention) {
 class GoldenCli : public ::testing::Test {
  protected:
   void SetUp() override { LETHE_NEED_FIXTURE(golden_dir() / "index.json"); }
+  // The cases of the index; none is a failure (a loop over nothing would pass whatever lethe does).
   std::vector<std::string> cases() const {
     std::vector<std::string> out;
-    for (const auto& c : json::parse(read_file(golden_dir() / "index.json"))["cases"]) {
-      out.push_back(c["case"].get<std::string>());
-    }
+    // Bound to a name: `for (c : json::parse(...)["cases"])` iterates a member of a temporary
+    // destroyed before the loop body runs (these tests once ran no case at all).
+    const json index = json::parse(read_file(golden_dir() / "index.json"));
+    for (const auto& c : index["cases"]) out.push_back(c["case"].get<std::string>());
+    EXPECT_FALSE(out.empty()) << golden_dir() / "index.json" << " lists no case";
     return out;
   }
 };
@@ -380,7 +385,9 @@ TEST(Cli, FakeGpt2FolderAtFullVocabulary) {
   r = lethe({"generate", "--model", dir.string(), "--prompt-ids", "464,2068", "--max-new-tokens", "4",
              "--no-eos-stop", "--json"});
   ASSERT_EQ(r.code, 0) << r.err;
-  for (auto id : json::parse(r.out)["new_tokens"]) {
+  const json out = json::parse(r.out);
+  ASSERT_EQ(out["new_tokens"].size(), 4u);
+  for (const auto& id : out["new_tokens"]) {
     EXPECT_GE(id.get<int>(), 0);
     EXPECT_LT(id.get<int>(), 50257);
   }
