@@ -124,41 +124,47 @@ TEST(Cli, InfoAndDoctorReportFamiliesRopeAndAttention) {
 class GoldenCli : public ::testing::Test {
  protected:
   void SetUp() override { LETHE_NEED_FIXTURE(golden_dir() / "index.json"); }
-  // The cases of the index; none is a failure (a loop over nothing would pass whatever lethe does).
-  std::vector<std::string> cases() const {
-    std::vector<std::string> out;
-    // Bound to a name: `for (c : json::parse(...)["cases"])` iterates a member of a temporary
-    // destroyed before the loop body runs (these tests once ran no case at all).
-    const json index = json::parse(read_file(golden_dir() / "index.json"));
-    for (const auto& c : index["cases"]) out.push_back(c["case"].get<std::string>());
-    EXPECT_FALSE(out.empty()) << golden_dir() / "index.json" << " lists no case";
+  // Every case folder of every golden folder (../shared/golden/hf and hf-4.43, or
+  // LETHE_GOLDEN_DIR's); none is a failure (a loop over nothing would pass whatever lethe does).
+  std::vector<fs::path> cases() const {
+    std::vector<fs::path> out;
+    for (const fs::path& dir : golden_dirs()) {
+      if (!fs::exists(dir / "index.json")) continue;
+      // Bound to a name: `for (c : json::parse(...)["cases"])` iterates a member of a temporary
+      // destroyed before the loop body runs (these tests once ran no case at all).
+      const json index = json::parse(read_file(dir / "index.json"));
+      for (const auto& c : index["cases"]) out.push_back(dir / c["case"].get<std::string>());
+    }
+    EXPECT_FALSE(out.empty()) << "no golden case in " << golden_dir();
     return out;
   }
 };
 
 TEST_F(GoldenCli, InfoReportsTheManifestsParameterCount) {
-  for (const auto& name : cases()) {
-    SCOPED_TRACE(name);
-    auto manifest = json::parse(read_file(golden_dir() / name / "manifest.json"));
-    auto r = lethe({"info", "--model", (golden_dir() / name / "model").string(), "--json", "--tensors"});
+  for (const fs::path& c : cases()) {
+    SCOPED_TRACE(c.string());
+    auto manifest = json::parse(read_file(c / "manifest.json"));
+    auto r = lethe({"info", "--model", (c / "model").string(), "--json", "--tensors"});
     ASSERT_EQ(r.code, 0) << r.err;
     auto j = json::parse(r.out);
     EXPECT_EQ(j["parameters"], manifest["n_params"]);
     EXPECT_EQ(j["model_type"], manifest["config"]["model_type"]);
     EXPECT_EQ(j["tensors"].size(), manifest["checkpoint"]["tensors"].size());
-    r = lethe({"info", "--model", (golden_dir() / name / "model").string()});
+    r = lethe({"info", "--model", (c / "model").string()});
     ASSERT_EQ(r.code, 0) << r.err;
     EXPECT_NE(r.out.find("parameters     " + manifest["n_params"].dump()), std::string::npos) << r.out;
   }
 }
 
+// One prompt, greedy, through the CLI: the tokens transformers generated (mistral_window runs
+// past its window of 5, gemma2_softcap_window past its window on the even layers).
 TEST_F(GoldenCli, GreedyGenerationMatchesTransformers) {
-  for (const auto& name : cases()) {
-    SCOPED_TRACE(name);
-    auto manifest = json::parse(read_file(golden_dir() / name / "manifest.json"));
-    auto prompt = read_i64(golden_dir() / name / "golden.safetensors", "generate.prompt_ids");
+  for (const fs::path& c : cases()) {
+    SCOPED_TRACE(c.string());
+    auto manifest = json::parse(read_file(c / "manifest.json"));
+    auto prompt = read_i64(c / "golden.safetensors", "generate.prompt_ids");
     auto want = manifest["scalars"]["generate.new_tokens"].get<std::vector<std::int64_t>>();
-    auto r = lethe({"generate", "--model", (golden_dir() / name / "model").string(), "--prompt-ids",
+    auto r = lethe({"generate", "--model", (c / "model").string(), "--prompt-ids",
                     join(prompt), "--max-new-tokens", std::to_string(want.size()), "--no-eos-stop",
                     "--json"});
     ASSERT_EQ(r.code, 0) << r.err;
