@@ -137,15 +137,15 @@ TEST_P(EveryFamily, CheckpointedGradientsEqualPlain) {
   auto recomputing_nodes = [&](bool checkpoint) {
     m->set_gradient_checkpointing(checkpoint);
     const at::Tensor out = m->forward(ids, fo).logits;
-    std::vector<torch::autograd::Node*> todo = {out.grad_fn().get()};
+    std::vector<torch::autograd::Node*> pending = {out.grad_fn().get()};
     std::set<torch::autograd::Node*> seen;
     int n = 0;
-    while (!todo.empty()) {
-      torch::autograd::Node* node = todo.back();
-      todo.pop_back();
+    while (!pending.empty()) {
+      torch::autograd::Node* node = pending.back();
+      pending.pop_back();
       if (node == nullptr || !seen.insert(node).second) continue;
       if (node->name().find("CheckpointedBlock") != std::string::npos) ++n;
-      for (const auto& e : node->next_edges()) todo.push_back(e.function.get());
+      for (const auto& e : node->next_edges()) pending.push_back(e.function.get());
     }
     return n;
   };

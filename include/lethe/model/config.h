@@ -72,9 +72,9 @@ struct ModelConfig {
   // positions before it (by index in the sequence, as HF's cache positions), in every layer.
   std::optional<std::int64_t> sliding_window;
   bool window_on_even_layers = false;  // Gemma-2: the window applies to layers 0, 2, 4, ... only
-  // Sequences longer than this are refused: Qwen2's use_sliding_window windows only some layers
-  // (max_window_layers), which lethe does not implement yet, so it computes only where the
-  // window changes nothing.
+  // Sequences longer than this are refused: Qwen2's use_sliding_window (from max_window_layers
+  // on) and Phi-3's sliding_window act only under transformers' flash-attention, which no
+  // reference covers, so lethe computes only where the window changes nothing.
   std::optional<std::int64_t> refuse_beyond;
 
   std::optional<std::int64_t> bos_token_id;

@@ -201,7 +201,8 @@ ForwardOutput CausalLM::forward(const at::Tensor& input_ids, const ForwardOption
   const std::int64_t s = past + t;
   if (config_.refuse_beyond) {
     LETHE_CHECK(s <= *config_.refuse_beyond, "sequence of ", s, " positions exceeds the sliding attention window (",
-                *config_.refuse_beyond, "); lethe does not implement Qwen2's per-layer windows yet");
+                *config_.refuse_beyond, "), which is refused for this family: transformers applies Qwen2's and "
+                "Phi-3's windows only under flash-attention, so there is no reference for them (docs/formats.md)");
   }
 
   // Learned positions end at max_position_embeddings; rotary ones compute past it but were
