@@ -3,12 +3,12 @@
 // Hugging Face and llama.cpp figures on. Run through bench/run.sh, which runs every benchmark
 // in its own process (so peak RSS is per workload) under both OpenBLAS settings.
 #include <benchmark/benchmark.h>
-#include <sys/resource.h>
 
 #include <cstdlib>
 
 #include "lethe/core/runtime.h"
 #include "lethe/model/generate.h"
+#include "bench_common.h"
 #include "bench_models.h"
 #include "lethe/model/load.h"
 #include "lethe/model/score.h"
@@ -17,6 +17,8 @@
 
 namespace {
 using lethe::model::CausalLM;
+using lethe::bench::finish;
+using lethe::bench::peak_rss_gib;
 
 using lethe::bench::llama110m_config;
 
@@ -25,23 +27,12 @@ CausalLM& llama110m() {
   return *model;
 }
 
-double peak_rss_gib() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_maxrss) / (1024.0 * 1024.0);
-}
 
 at::Tensor random_ids(std::int64_t b, std::int64_t t) {
   at::Generator g = at::detail::createCPUGenerator(1234);
   return at::randint(3, 32000, {b, t}, g, at::kLong);
 }
 
-void finish(benchmark::State& state, double tokens_per_iteration) {
-  state.counters["tokens_per_s"] = benchmark::Counter(
-      tokens_per_iteration * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
-  state.counters["peak_rss_GiB"] = peak_rss_gib();
-  state.counters["threads"] = lethe::threads();
-}
 
 // Forward + per-token log-probs of every target, batch 8 x 256.
 void BM_Score_8x256(benchmark::State& state) {

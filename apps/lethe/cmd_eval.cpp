@@ -64,6 +64,10 @@ void add_eval(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--min-k", o->e.min_k, "k of the Min-K% attacks, in (0, 1] (default 0.4)")
       ->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--seed", o->e.seed, "bootstrap seed (default 0)");
+  cmd->add_option("--dtype", o->e.dtype,
+                  "dtype the model (and a --reference model) is held in: float32 (default), bfloat16 or float16 "
+                  "(half the memory, computed in float32)")
+      ->check(CLI::IsMember({"float32", "bfloat16", "float16"}));
   cmd->add_flag("--force", o->e.force, "replace an existing non-empty --out folder as a whole");
   cmd->add_flag("--no-report", o->no_report, "do not write report.html");
   cmd->add_flag("--no-progress", o->no_progress, "no progress bars");

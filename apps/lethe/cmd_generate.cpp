@@ -46,6 +46,7 @@ void add_generate(CLI::App& app, const GlobalOptions& global) {
     std::vector<std::string> prompt_ids;
     std::vector<std::string> prompts;
     std::string tmpl, system;
+    std::string dtype = "float32";
     bool chat = false;
     model::GenerateOptions gen;
     bool no_eos = false, json = false, no_special = false;
@@ -85,6 +86,9 @@ void add_generate(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--top-p", o->gen.top_p, "Nucleus sampling mass (1 = off)")
       ->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--seed", o->gen.seed, "Sampling seed (default 0)");
+  cmd->add_option("--dtype", o->dtype,
+                  "dtype the weights are held in: float32 (default), bfloat16 or float16 (half the memory, computed in float32)")
+      ->check(CLI::IsMember({"float32", "bfloat16", "float16"}));
   cmd->add_flag("--no-eos-stop", o->no_eos, "Keep generating past end-of-sequence tokens");
   cmd->add_flag("--json", o->json, "Print one JSON object per prompt");
   cmd->callback([o, &global] {
@@ -96,6 +100,7 @@ void add_generate(CLI::App& app, const GlobalOptions& global) {
     LETHE_CHECK(o->system.empty() || !o->tmpl.empty(), "generate: --system needs --chat or --template");
     model::LoadOptions lo;
     lo.device = parse_device(global.device);
+    lo.dtype = model::parse_dtype(o->dtype, "--dtype");
     auto m = model::load_model(o->model, lo);
     std::shared_ptr<const text::Tokenizer> tok;
     if (!o->tokenizer.empty()) {

@@ -12,8 +12,12 @@
 #include "lethe/model/generate.h"
 #include "lethe/model/load.h"
 #include "lethe/model/score.h"
+#include "lethe/model/blocks.h"
+#include "lethe/train/lora.h"
 #include "model/blocks/decode_kernels.h"
+#include "model/blocks/half_weights.h"
 #include "support/compare.h"
+#include "support/errors.h"
 #include "support/fixtures.h"
 
 namespace lethe::test {
@@ -190,6 +194,68 @@ TEST_P(EveryFamily, CheckpointedGradientsEqualPlain) {
   with_hooks.hooks = &obs;
   EXPECT_THROW(m->forward(ids, with_hooks), Error);
   m->set_gradient_checkpointing(false);
+}
+
+// Half-size weights: a model stored in bf16 or f16 computes what the fp32 model holding the
+// same (rounded) values computes — logits, scores and greedy decoding (the one-row kernels) bit
+// for bit — and passes the same input gradients through its frozen weights to LoRA adapters.
+TEST_P(EveryFamily, HalfStoredComputesAsFloatOfTheSameValues) {
+  for (const auto dt : {at::kBFloat16, at::kHalf}) {
+    SCOPED_TRACE(c10::toString(dt));
+    auto f = tiny(GetParam());
+    {
+      torch::NoGradGuard ng;
+      for (auto& p : f->parameters()) p.copy_(p.to(dt).to(at::kFloat));
+    }
+    auto h = model::clone_model(*f, dt);
+    EXPECT_EQ(h->storage_dtype(), dt);
+    EXPECT_EQ(h->compute_dtype(), at::kFloat);
+    for (const auto& p : h->parameters()) ASSERT_EQ(p.scalar_type(), dt);
+    at::Tensor ids = at::randint(3, 97, {2, 10}, at::kLong);
+    at::Tensor mask = at::ones({2, 10}, at::kLong);
+    mask[1].narrow(0, 0, 3).zero_();
+    {
+      torch::NoGradGuard ng;
+      model::ForwardOptions fo;
+      fo.attention_mask = mask;
+      fo.position_ids = model::positions_from_mask(mask);
+      const at::Tensor lf = f->forward(ids, fo).logits, lh = h->forward(ids, fo).logits;
+      EXPECT_EQ(lh.scalar_type(), at::kFloat);
+      EXPECT_TRUE(lf.equal(lh)) << "logits, max diff " << (lf - lh).abs().max().item<double>();
+      EXPECT_TRUE(model::score_tokens(*f, ids, mask).logprobs.equal(model::score_tokens(*h, ids, mask).logprobs));
+      model::GenerateOptions go;
+      go.max_new_tokens = 6;
+      go.stop_at_eos = false;
+      const std::vector<std::vector<std::int64_t>> prompts = {{5, 6, 7}, {9, 10, 11, 12, 13}};
+      EXPECT_EQ(model::generate(*f, prompts, go).tokens, model::generate(*h, prompts, go).tokens);
+    }
+    // LoRA over the frozen half base: the adapters' gradients come through the half weights.
+    auto grads = [&](model::CausalLM& m) {
+      auto ad = train::LoraAdapter::attach(m, {2, 4.0, 0.0, "", "default"}, 5);
+      {
+        torch::NoGradGuard ng;
+        for (auto& [name, t] : ad->named_parameters())
+          if (name.find("lora_B") != std::string::npos) t.normal_(0.0, 0.3, at::detail::createCPUGenerator(7));
+      }
+      m.train();
+      model::causal_lm_loss(m.forward(ids).logits, ids).backward();
+      m.eval();
+      std::vector<at::Tensor> g;
+      for (auto& [name, t] : ad->named_parameters()) {
+        EXPECT_EQ(t.scalar_type(), at::kFloat) << name << ": adapters are trainable, so fp32";
+        g.push_back(t.grad().clone());
+      }
+      for (const auto& p : m.parameters()) EXPECT_FALSE(p.grad().defined());
+      ad->detach(false);
+      return g;
+    };
+    const auto gf = grads(*f), gh = grads(*h);
+    ASSERT_EQ(gf.size(), gh.size());
+    for (std::size_t i = 0; i < gf.size(); ++i) EXPECT_CLOSE("adapter gradient", gh[i], gf[i], tol::kSelf);
+    // A trainable half weight is refused, naming its dtype.
+    h->parameters()[1].set_requires_grad(true);
+    EXPECT_ERROR_HAS(h->forward(ids), "half-precision weights are for frozen parameters");
+  }
 }
 
 // Every model_type of the registry: a new family is tested here without editing a list.
@@ -448,6 +514,57 @@ TEST(Hooks, ReachTheScorerAndTheGenerator) {
   o.hooks = &count;
   model::generate(*m, std::vector<std::vector<std::int64_t>>{{3, 4}}, o);
   EXPECT_EQ(calls, 1 + 4) << "prefill + 3 decode steps + the scorer's pass";
+}
+
+}  // namespace
+}  // namespace lethe::test
+
+namespace lethe::test {
+namespace {
+
+// The kernels under the half-weight path: the few-row kernel reads bf16/f16 exactly as fp32
+// holding those values; the blocked conversion (a weight larger than one block) and its input
+// gradient agree with sgemm on the converted weight.
+TEST(HalfWeights, KernelsMatchFloatOnTheSameValues) {
+  at::Generator g = at::detail::createCPUGenerator(3);
+  for (const auto dt : {at::kBFloat16, at::kHalf}) {
+    SCOPED_TRACE(c10::toString(dt));
+    const at::Tensor w = at::randn({13, 37}, g).to(dt), b = at::randn({13}, g).to(dt);
+    const at::Tensor x = at::randn({3, 37}, g);
+    const at::Tensor want = model::linear(x, w.to(at::kFloat), b.to(at::kFloat));
+    EXPECT_TRUE(model::linear(x, w, b).equal(want)) << "few rows";
+    // 16 MiB of fp32 per block: 70,000 rows of 64 take two blocks; 40 rows of x use sgemm.
+    const std::int64_t n = model::kHalfBlockBytes / (64 * 4) + 4464;
+    const at::Tensor wb = at::randn({n, 64}, g).to(dt);
+    const at::Tensor xb = at::randn({40, 64}, g).requires_grad_(true);
+    const at::Tensor yb = model::linear(xb, wb, at::Tensor());
+    const at::Tensor xr = xb.detach().clone().requires_grad_(true);
+    const at::Tensor yr = at::linear(xr, wb.to(at::kFloat));
+    EXPECT_CLOSE("blocked forward", yb, yr, tol::kSelf);
+    const at::Tensor up = at::randn({40, n}, g);
+    (yb * up).sum().backward();
+    (yr * up).sum().backward();
+    EXPECT_CLOSE("blocked input gradient", xb.grad(), xr.grad(), Tolerance{1e-4, 1e-4});
+  }
+}
+
+// A LoRA run's reference: the base's own tensors (no copy), without the adapters.
+TEST(HalfWeights, SharedReferenceIsTheBaseWithoutAdapters) {
+  auto m = tiny("llama");
+  auto before = model::clone_model(*m);
+  auto ref = model::share_weights(*m);
+  auto mp = m->named_parameters();
+  for (const auto& item : ref->named_parameters()) {
+    EXPECT_EQ(item.value().data_ptr(), mp[item.key()].data_ptr()) << item.key();
+    EXPECT_FALSE(item.value().requires_grad());
+  }
+  auto ad = train::LoraAdapter::attach(*m, {2, 4.0, 0.0, "", "default"}, 5);
+  torch::NoGradGuard ng;
+  for (auto& [name, t] : ad->named_parameters())
+    if (name.find("lora_B") != std::string::npos) t.normal_(0.0, 0.3);
+  at::Tensor ids = at::randint(3, 97, {2, 8}, at::kLong);
+  EXPECT_FALSE(m->forward(ids).logits.equal(before->forward(ids).logits));
+  EXPECT_TRUE(ref->forward(ids).logits.equal(before->forward(ids).logits));
 }
 
 }  // namespace

@@ -26,6 +26,7 @@
 #include "lethe/unlearn/losses.h"
 #include "lethe/unlearn/method.h"
 #include "support/compare.h"
+#include "support/errors.h"
 #include "support/fixtures.h"
 #include "support/micro_world.h"
 
@@ -591,6 +592,84 @@ TEST(Trainer, GradientCheckpointingRunsEndBitIdentical) {
     EXPECT_FALSE(plain.empty());
     EXPECT_TRUE(plain == run_with(true)) << "the checkpointed run's weights differ";
   }
+}
+
+// model.dtype: bfloat16 holds the frozen weights in bf16 (the LoRA base, the reference) and
+// computes in fp32, so a run on a bf16 checkpoint trains exactly as the fp32 run on it: the
+// same adapter bit for bit (LoRA), the same model (full, whose reference copy is then bf16).
+// The merged model is the base's dtype: W + scale·BA rounded to bf16, as PEFT merges.
+TEST(Trainer, HalfPrecisionFrozenWeightsTrainAsFloat) {
+  MicroWorld w = make_micro_world("half-run");
+  const fs::path root = temp_dir("half-run");
+  {
+    const fs::path out = root / "ft";
+    Json tree = {{"model", w.model_dir.string()}, {"from_scratch", true}, {"output_dir", out.string()}, {"seed", 3},
+                 {"data", {{"train", w.all.string()}, {"max_length", 64}}},
+                 {"train", {{"max_steps", 3}, {"batch_size", 4}, {"lr", 1e-2}, {"progress", false}}}};
+    run::run(run::parse_run_config(tree, root, run::RunKind::kFinetune));
+    auto m = model::load_model(out / "model");
+    model::save_model(*m, root / "bf16", {at::kBFloat16});
+    text::install_tokenizer(out / "model", root / "bf16", m->config().vocab_size);
+  }
+  for (const bool lora : {true, false}) {
+    SCOPED_TRACE(lora ? "lora" : "full");
+    auto run_with = [&](const std::string& dtype) {
+      const fs::path out = root / ((lora ? "l-" : "f-") + dtype);
+      Json tree = {{"model", {{"path", (root / "bf16").string()}, {"dtype", dtype}}}, {"output_dir", out.string()},
+                   {"seed", 1}, {"method", {{"name", "NPO"}}},
+                   {"data", {{"forget", w.forget.string()}, {"retain", w.retain.string()}, {"max_length", 64}}},
+                   {"train", {{"max_steps", 2}, {"batch_size", 2}, {"lr", 1e-2}, {"progress", false}}}};
+      if (lora) tree["lora"] = {{"rank", 4}, {"dropout", 0.0}};
+      run::run(run::parse_run_config(tree, root, run::RunKind::kUnlearn));
+      return out;
+    };
+    const fs::path half = run_with("bfloat16"), full = run_with("float32");
+    if (lora) {
+      EXPECT_TRUE(read_file(half / "adapter" / "adapter_model.safetensors") ==
+                  read_file(full / "adapter" / "adapter_model.safetensors"))
+          << "the adapters trained over a bf16 base differ from those over its fp32 values";
+      EXPECT_EQ(nlohmann::json::parse(read_file(half / "model" / "config.json"))["torch_dtype"], "bfloat16");
+      io::Checkpoint hm = io::Checkpoint::open(half / "model"), fm = io::Checkpoint::open(full / "model");
+      std::size_t differ = 0;
+      for (const auto& name : fm.names()) {
+        const at::Tensor h = hm.load(name), f = fm.load(name);
+        EXPECT_EQ(h.scalar_type(), at::kBFloat16) << name;
+        EXPECT_TRUE(h.equal(f.to(at::kBFloat16))) << name << ": the merged weight is W + scale·BA rounded to bf16";
+        differ += !h.to(at::kFloat).equal(f);
+      }
+      EXPECT_GT(differ, 0u) << "the merge changed no weight";
+    } else {
+      EXPECT_TRUE(read_file(half / "model" / "model.safetensors") == read_file(full / "model" / "model.safetensors"))
+          << "a full run with a bf16 reference differs from the fp32 run";
+      EXPECT_EQ(nlohmann::json::parse(read_file(half / "model" / "config.json"))["torch_dtype"], "float32")
+          << "trained weights stay fp32";
+    }
+  }
+}
+
+TEST(RunConfig, ModelDtypeIsCheckedAtLoad) {
+  const fs::path dir = temp_dir("cfg-dtype");
+  Json tree = {{"model", {{"path", "m"}, {"dtype", "bfloat16"}}}, {"output_dir", "o"},
+               {"data", {{"forget", "f.jsonl"}}}, {"method", {{"name", "NPO"}}}};
+  const run::RunConfig c = run::parse_run_config(tree, dir, run::RunKind::kUnlearn);
+  EXPECT_EQ(c.model_dtype, at::kBFloat16);
+  EXPECT_EQ(c.model, dir / "m");
+  auto parse = [&](const Json& t) { run::parse_run_config(t, dir, run::RunKind::kUnlearn); };
+  Json t = tree;
+  t["model"]["dtype"] = "bf16";
+  EXPECT_ERROR_HAS(parse(t), "config: 'model.dtype' must be float32, bfloat16, float16 or float64, got 'bf16'");
+  t = tree;
+  t["model"].erase("path");
+  EXPECT_ERROR_HAS(parse(t), "missing required key 'model.path'");
+  t = tree;
+  t["model"]["dtpye"] = "float16";
+  EXPECT_ERROR_HAS(parse(t), "unknown key 'model.dtpye'");
+  t = tree;
+  t["data"]["retain"] = "r.jsonl";
+  t["lora"] = {{"rank", 4}, {"init", "fila"}};
+  EXPECT_ERROR_HAS(parse(t), "fila needs the gradients of the base weights");
+  t["model"]["dtype"] = "float32";
+  EXPECT_NO_THROW(parse(t));
 }
 
 // ---- LoRA -----------------------------------------------------------------------------------------------

@@ -24,6 +24,10 @@ class MappedFile {
   const std::uint8_t* data() const { return data_; }
   std::size_t size() const { return size_; }
   const std::filesystem::path& path() const { return path_; }
+  // Drops the pages wholly inside [offset, offset + n) from this process's memory (they are read
+  // again from the file if touched later): a loader that has copied a tensor out releases it, so
+  // peak memory holds the copy and not the mapping too.
+  void release(std::size_t offset, std::size_t n) const;
 
  private:
   std::filesystem::path path_;

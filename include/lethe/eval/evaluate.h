@@ -49,6 +49,9 @@ struct EvalOptions {
   double min_k = 0.4;               // k of the Min-K% attacks
   std::uint64_t seed = 0;           // bootstrap
   std::string device = "cpu";
+  // The dtype the evaluated model and a reference model folder are held in: float32, or
+  // bfloat16 / float16 for half the memory (computed in fp32, model/dtype.h).
+  std::string dtype = "float32";
   bool progress = true;
   bool report = true;
   bool generation = true;       // false: skip generation (and ROUGE)

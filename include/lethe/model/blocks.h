@@ -19,6 +19,7 @@
 
 #include "lethe/model/causal_lm.h"
 #include "lethe/model/config.h"
+#include "lethe/model/dtype.h"
 #include "lethe/model/hooks.h"
 #include "lethe/model/kv_cache.h"
 
@@ -40,8 +41,27 @@ inline void run_hook(const LayerContext& ctx, HookSite site, at::Tensor& x) {
   if (ctx.hooks != nullptr) ctx.hooks->on(HookPoint{site, ctx.layer}, x);
 }
 
+// The dtype the blocks' constructors create parameters in, in this thread: float32 unless a
+// ParameterDtypeScope says otherwise. build_model sets it, so a model stored in bf16 is built in
+// bf16 and never holds an fp32 copy of its weights.
+c10::ScalarType parameter_dtype();
+class ParameterDtypeScope {
+ public:
+  explicit ParameterDtypeScope(c10::ScalarType dtype);
+  ~ParameterDtypeScope();
+  ParameterDtypeScope(const ParameterDtypeScope&) = delete;
+  ParameterDtypeScope& operator=(const ParameterDtypeScope&) = delete;
+
+ private:
+  c10::ScalarType previous_;
+};
+// An empty (uninitialised) or zero/one-filled parameter tensor in parameter_dtype().
+at::Tensor new_parameter(at::IntArrayRef shape, double fill = 0.0, bool filled = false);
+
 // y = x W^T + b (b may be undefined). A single row takes the matrix-vector path (addmv), ~3x
-// faster than sgemm with M=1 on these CPUs (performance.md fact 5).
+// faster than sgemm with M=1 on these CPUs (performance.md fact 5). A half-precision W (with x
+// in fp32) is converted a block of rows at a time (model/blocks/half_weights.h); as a frozen
+// weight it keeps no fp32 copy for the backward.
 at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b);
 
 // Fills `p` (any device/dtype) with N(0, std) drawn on the CPU from `gen`, so values depend

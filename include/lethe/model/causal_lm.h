@@ -76,6 +76,11 @@ class CausalLM : public torch::nn::Module {
   void set_gradient_checkpointing(bool on) { checkpoint_blocks_ = on; }
   bool gradient_checkpointing() const { return checkpoint_blocks_; }
 
+  // The dtype the weights are stored in (the embedding's) and the one activations take: the
+  // same, except fp32 for half-precision storage (model/blocks.h, docs/formats.md).
+  c10::ScalarType storage_dtype() const;
+  c10::ScalarType compute_dtype() const;
+
   // Number of parameters (a tied matrix counts once).
   std::int64_t parameter_count() const;
 

@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -23,6 +24,7 @@
 
 #include "lethe/model/causal_lm.h"
 #include "lethe/model/config.h"
+#include "lethe/model/dtype.h"
 
 namespace lethe::io {
 class Checkpoint;
@@ -36,7 +38,10 @@ void set_allow_nonfinite(bool allow);
 bool allow_nonfinite();
 
 struct LoadOptions {
-  c10::ScalarType dtype = c10::kFloat;  // compute dtype; weights are converted on load
+  // The dtype weights are held in, converted from the checkpoint's as they are read. float32,
+  // float64, or half size: bfloat16 / float16, computed with in fp32 (model/blocks.h) and held
+  // frozen (training keeps its trainable tensors in fp32, run/run.cpp).
+  c10::ScalarType dtype = c10::kFloat;
   c10::Device device = c10::kCPU;
   bool check_finite = !allow_nonfinite();  // one vectorised scan per tensor after loading
 };
@@ -80,10 +85,15 @@ void load_weights(CausalLM& model, const io::Checkpoint& checkpoint, const std::
 // The same checks as load_weights (names, shapes, dtypes) without reading any weight data.
 void verify_checkpoint(CausalLM& model, const io::Checkpoint& checkpoint,
                        const std::string& source);
-// The model of `config` with uninitialised weights (to be loaded), as float32 on the CPU.
-std::shared_ptr<CausalLM> build_model(const ModelConfig& config);
-// An independent copy (same config, dtype, device; weights copied), e.g. a frozen reference.
-std::shared_ptr<CausalLM> clone_model(const CausalLM& model);
+// The model of `config` with uninitialised weights (to be loaded), in `dtype` on the CPU.
+std::shared_ptr<CausalLM> build_model(const ModelConfig& config, c10::ScalarType dtype = c10::kFloat);
+// An independent copy (same config and device; weights copied into `dtype`, by default the
+// model's storage dtype), e.g. a frozen reference.
+std::shared_ptr<CausalLM> clone_model(const CausalLM& model, std::optional<c10::ScalarType> dtype = {});
+// A second model over the same parameter tensors (nothing copied) but none of the LoRA
+// adapters attached to `model`'s layers, its gradients off: a LoRA run's frozen reference is
+// its base this way. Valid while `model`'s parameters are not replaced (or modified in place).
+std::shared_ptr<CausalLM> share_weights(const CausalLM& model);
 
 // A llama2.c v0 checkpoint (io/llama2c.h) as a Llama model: RMS eps 1e-5, rope_theta 1e4,
 // bos 1, eos 2 (llama2.c's conventions), max positions = its seq_len.
@@ -95,11 +105,15 @@ struct SaveOptions {
   bool replace = false;                  // replace an existing non-empty folder as a whole
 };
 
+// What write_model stores for a parameter: `t` itself, or a tensor of the same shape computed
+// from it (a LoRA-merged weight, train/lora.h), one tensor at a time.
+using TensorFilter = std::function<at::Tensor(const std::string& name, const at::Tensor& t)>;
+
 // Writes config.json, generation_config.json and model.safetensors (tied weights once) into
 // the existing folder `dir`, each file atomically, in the layout transformers writes (the keys
 // its loader reads; no test here runs transformers itself).
 void write_model(const CausalLM& model, const std::filesystem::path& dir,
-                 std::optional<c10::ScalarType> dtype = {});
+                 std::optional<c10::ScalarType> dtype = {}, const TensorFilter& filter = {});
 
 // The whole folder at once (core/output.h): write_model into a hidden sibling that is renamed
 // onto `dir` when complete. An existing non-empty `dir` is an error unless options.replace.

@@ -22,6 +22,7 @@
 
 #include "lethe/core/config.h"
 #include "lethe/eval/evaluate.h"
+#include "lethe/model/dtype.h"
 #include "lethe/text/template.h"
 #include "lethe/train/lora.h"
 #include "lethe/train/trainer.h"
@@ -51,6 +52,9 @@ struct DataConfig {
 struct RunConfig {
   RunKind kind = RunKind::kFinetune;
   std::filesystem::path model;       // HF folder
+  // The dtype weights are held in while frozen (model.dtype): the LoRA base, a method's
+  // reference, the model of the eval section; trainable tensors are fp32 whatever it says.
+  c10::ScalarType model_dtype = c10::kFloat;
   bool from_scratch = false;         // read only config.json from `model`; random init(seed)
   std::filesystem::path tokenizer;   // default: the model folder
   std::filesystem::path output_dir;

@@ -18,6 +18,7 @@
 
 #include "lethe/data/batch.h"
 #include "lethe/model/causal_lm.h"
+#include "lethe/model/load.h"
 
 namespace lethe::train {
 
@@ -53,6 +54,11 @@ class LoraAdapter {
   // "<module>.lora_A.weight").
   std::vector<std::pair<std::string, at::Tensor>> named_parameters() const;
   std::vector<std::string> module_names() const;
+
+  // For write_model: each adapted weight as W + scale · B A (computed in the compute dtype, stored
+  // in the model's), every other tensor unchanged, the model itself untouched. This is how a
+  // run writes its merged model/: merge() + unmerge() would round W in a half-precision base.
+  model::TensorFilter merged_filter() const;
 
   // W += scale · B A (adapters then contribute nothing until unmerge()).
   void merge();

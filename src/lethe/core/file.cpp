@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
@@ -51,6 +52,16 @@ MappedFile::MappedFile(const fs::path& path) : path_(path) {
 
 MappedFile::~MappedFile() {
   if (data_ != nullptr) ::munmap(const_cast<std::uint8_t*>(data_), size_);
+}
+
+void MappedFile::release(std::size_t offset, std::size_t n) const {
+  if (data_ == nullptr || offset >= size_) return;
+  n = std::min(n, size_ - offset);
+  const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto begin = reinterpret_cast<std::uintptr_t>(data_) + offset;
+  const std::uintptr_t first = (begin + page - 1) / page * page, last = (begin + n) / page * page;
+  // Advice only: a failure leaves the pages mapped, which costs memory, not correctness.
+  if (last > first) (void)::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
 }
 
 std::string read_file(const fs::path& path) {

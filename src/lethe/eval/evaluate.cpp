@@ -171,6 +171,7 @@ std::optional<ReferenceData> prepare_reference(const EvalOptions& opt, const std
   log_info("evaluating the reference model ", opt.reference.string(), " (scoring only)");
   model::LoadOptions lo;
   lo.device = parse_device(opt.device);
+  lo.dtype = model::parse_dtype(opt.dtype, "eval: dtype");
   auto ref_model = model::load_model(opt.reference, lo);
   auto ref_tok = text::load_tokenizer(opt.reference);
   EvalOptions ro = opt;
@@ -310,6 +311,7 @@ EvalOutputs run_eval(const EvalOptions& opt) {
     ref = prepare_reference(opt, metrics);
     model::LoadOptions lo;
     lo.device = parse_device(opt.device);
+    lo.dtype = model::parse_dtype(opt.dtype, "eval: dtype");
     auto m = model::load_model(opt.model, lo);
     eval = evaluate_model(*m, *tok, opt, ref ? &*ref : nullptr);
     summary = summarize(eval, ref ? &*ref : nullptr, metrics, opt.seed);

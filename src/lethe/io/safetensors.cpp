@@ -89,6 +89,7 @@ void SafetensorsFile::read_into(std::string_view name, at::Tensor& dst) const {
               c10::IntArrayRef(t.shape), " but ", dst.sizes(), " is expected");
   torch::NoGradGuard no_grad;
   dst.copy_(view(t));
+  file_->release(header_.data_offset + t.begin, t.end - t.begin);
 }
 
 void save_safetensors(const fs::path& path,

@@ -189,7 +189,14 @@ ForwardOutput CausalLM::forward(const at::Tensor& input_ids, const ForwardOption
   LETHE_CHECK(b > 0 && t > 0, "input_ids is empty: ", input_ids.sizes());
   const at::Tensor w_embed = embedding_weight();
   const auto device = w_embed.device();
-  const auto dtype = w_embed.scalar_type();
+  const auto dtype = compute_dtype_for(w_embed.scalar_type());
+  if (is_half(w_embed.scalar_type()) && at::GradMode::is_enabled()) {
+    for (const auto& item : named_parameters()) {
+      LETHE_CHECK(!item.value().requires_grad() || !is_half(item.value().scalar_type()), "parameter '", item.key(),
+                  "' is held in ", c10::toString(item.value().scalar_type()),
+                  " and requires grad: half-precision weights are for frozen parameters; trainable ones stay float32");
+    }
+  }
   at::Tensor ids = input_ids.to(device);
   {
     auto [mn, mx] = at::aminmax(ids);
@@ -317,6 +324,9 @@ ForwardOutput CausalLM::forward(const at::Tensor& input_ids, const ForwardOption
   }
   return out;
 }
+
+c10::ScalarType CausalLM::storage_dtype() const { return embedding_weight().scalar_type(); }
+c10::ScalarType CausalLM::compute_dtype() const { return compute_dtype_for(storage_dtype()); }
 
 at::Tensor CausalLM::head_weight() const {
   at::Tensor w = untied_head_weight();

@@ -12,6 +12,7 @@
 #include "lethe/core/output.h"
 #include "lethe/io/checkpoint.h"
 #include "lethe/io/llama2c.h"
+#include "lethe/model/blocks.h"
 #include "model/arch/arch.h"
 
 namespace lethe::model {
@@ -19,7 +20,15 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string torch_dtype_name(c10::ScalarType t) {
+std::string shape_str(c10::IntArrayRef s) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+  return out + "]";
+}
+
+}  // namespace
+
+std::string dtype_name(c10::ScalarType t) {
   switch (t) {
     case c10::kFloat: return "float32";
     case c10::kBFloat16: return "bfloat16";
@@ -29,13 +38,12 @@ std::string torch_dtype_name(c10::ScalarType t) {
   }
 }
 
-std::string shape_str(c10::IntArrayRef s) {
-  std::string out = "[";
-  for (std::size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
-  return out + "]";
+c10::ScalarType parse_dtype(const std::string& name, const std::string& what) {
+  for (auto t : {c10::kFloat, c10::kBFloat16, c10::kHalf, c10::kDouble}) {
+    if (name == dtype_name(t)) return t;
+  }
+  fail(what, " must be float32, bfloat16, float16 or float64, got '", name, "'");
 }
-
-}  // namespace
 
 ModelConfig parse_config(const std::string& text, const std::string& source) {
   Json j;
@@ -94,19 +102,20 @@ std::string config_to_json(const ModelConfig& c, c10::ScalarType dtype) {
   arch.write(c, j);
   j["model_type"] = c.model_type;
   write_special_ids(c, j);
-  j["torch_dtype"] = torch_dtype_name(dtype);
+  j["torch_dtype"] = dtype_name(dtype);
   return j.dump(2) + "\n";
 }
 
-std::shared_ptr<CausalLM> build_model(const ModelConfig& config) {
+std::shared_ptr<CausalLM> build_model(const ModelConfig& config, c10::ScalarType dtype) {
   validate(config, "model config");
+  (void)dtype_name(dtype);  // a dtype models cannot be stored in is an error here
+  ParameterDtypeScope scope(dtype);
   return find_arch(config.model_type).build(config);
 }
 
-std::shared_ptr<CausalLM> clone_model(const CausalLM& model) {
-  std::shared_ptr<CausalLM> copy = build_model(model.config());
-  const at::Tensor w = model.head_weight();
-  copy->to(w.device(), w.scalar_type());
+std::shared_ptr<CausalLM> clone_model(const CausalLM& model, std::optional<c10::ScalarType> dtype) {
+  std::shared_ptr<CausalLM> copy = build_model(model.config(), dtype.value_or(model.storage_dtype()));
+  copy->to(model.head_weight().device());
   torch::NoGradGuard ng;
   auto src = model.named_parameters();
   for (auto& item : copy->named_parameters()) item.value().copy_(src[item.key()]);
@@ -114,11 +123,23 @@ std::shared_ptr<CausalLM> clone_model(const CausalLM& model) {
   return copy;
 }
 
+std::shared_ptr<CausalLM> share_weights(const CausalLM& model) {
+  std::shared_ptr<CausalLM> view = build_model(model.config(), model.storage_dtype());
+  torch::NoGradGuard ng;
+  auto src = model.named_parameters();
+  for (auto& item : view->named_parameters()) {
+    item.value().set_data(src[item.key()]);
+    item.value().set_requires_grad(false);
+  }
+  view->eval();
+  return view;
+}
+
 std::shared_ptr<CausalLM> create_model(const ModelConfig& config, const LoadOptions& options,
                                        std::uint64_t seed) {
-  std::shared_ptr<CausalLM> model = build_model(config);
+  std::shared_ptr<CausalLM> model = build_model(config, options.dtype);
   model->init_weights(seed);
-  model->to(options.device, options.dtype);
+  model->to(options.device);
   model->eval();
   return model;
 }
@@ -220,8 +241,8 @@ std::shared_ptr<CausalLM> load_llama2c(const fs::path& file, const LoadOptions& 
   c.bos_token_id = 1;  // llama2.c's SentencePiece conventions
   c.eos_token_ids = {2};
   validate(c, file.string());
-  std::shared_ptr<CausalLM> model = find_arch(c.model_type).build(c);
-  model->to(options.device, options.dtype);
+  std::shared_ptr<CausalLM> model = build_model(c, options.dtype);
+  model->to(options.device);
   std::map<std::string, at::Tensor> by_name(ck.tensors.begin(), ck.tensors.end());
   std::vector<std::string> names;
   for (const auto& [name, _] : ck.tensors) names.push_back(name);
@@ -236,12 +257,23 @@ std::shared_ptr<CausalLM> load_llama2c(const fs::path& file, const LoadOptions& 
 namespace {
 std::atomic<bool> g_allow_nonfinite{false};
 
+// Whether every value is finite, scanned a slice at a time: isfinite's temporaries (a copy
+// and a mask per element) would otherwise add a large share of the model to peak memory.
+bool all_finite(const at::Tensor& p) {
+  constexpr std::int64_t kSlice = 1 << 22;
+  const at::Tensor flat = p.reshape({-1});
+  for (std::int64_t i = 0; i < flat.numel(); i += kSlice) {
+    if (!at::isfinite(flat.narrow(0, i, std::min(kSlice, flat.numel() - i))).all().item<bool>()) return false;
+  }
+  return true;
+}
+
 // A damaged or diverged checkpoint computes NaN everywhere downstream; say which tensor.
 void check_finite_weights(const CausalLM& model, const std::string& source) {
   torch::NoGradGuard ng;
   for (const auto& item : model.named_parameters(/*recurse=*/true)) {
     const at::Tensor& p = item.value();
-    if (!p.is_floating_point() || at::isfinite(p).all().item<bool>()) continue;
+    if (!p.is_floating_point() || all_finite(p)) continue;
     const std::int64_t bad = p.numel() - at::isfinite(p).sum().item<std::int64_t>();
     fail(source, ": tensor '", item.key(), "' holds ", bad, " NaN or Inf value", bad == 1 ? "" : "s",
          " (of ", p.numel(), "): the checkpoint is damaged or training diverged (--allow-nonfinite loads it anyway)");
@@ -255,8 +287,8 @@ bool allow_nonfinite() { return g_allow_nonfinite; }
 std::shared_ptr<CausalLM> load_model(const fs::path& dir, const LoadOptions& options) {
   check_model_folder(dir);
   ModelConfig config = read_config(dir);
-  std::shared_ptr<CausalLM> model = find_arch(config.model_type).build(config);
-  model->to(options.device, options.dtype);
+  std::shared_ptr<CausalLM> model = build_model(config, options.dtype);
+  model->to(options.device);
   io::Checkpoint ck = io::Checkpoint::open(dir);
   const std::string source = ck.files().size() == 1 ? ck.files()[0].string() : dir.string();
   load_weights(*model, ck, source);
@@ -267,7 +299,8 @@ std::shared_ptr<CausalLM> load_model(const fs::path& dir, const LoadOptions& opt
   return model;
 }
 
-void write_model(const CausalLM& model, const fs::path& dir, std::optional<c10::ScalarType> dtype_option) {
+void write_model(const CausalLM& model, const fs::path& dir, std::optional<c10::ScalarType> dtype_option,
+                 const TensorFilter& filter) {
   LETHE_CHECK(fs::is_directory(dir), dir.string(), ": write_model needs an existing folder");
   LETHE_CHECK(!fs::exists(dir / "model.safetensors.index.json"), dir.string(),
               " holds a sharded checkpoint (model.safetensors.index.json); save into an empty "
@@ -281,7 +314,14 @@ void write_model(const CausalLM& model, const fs::path& dir, std::optional<c10::
       dtype = dtype_option.value_or(item.value().scalar_type());
       first = false;
     }
-    tensors.emplace_back(item.key(), item.value().detach().to(torch::kCPU, dtype));
+    at::Tensor t = item.value().detach();
+    if (filter) {
+      torch::NoGradGuard ng;
+      at::Tensor f = filter(item.key(), t);
+      LETHE_CHECK(f.sizes() == t.sizes(), "write_model: the filter changed the shape of '", item.key(), "'");
+      t = f;
+    }
+    tensors.emplace_back(item.key(), t.to(torch::kCPU, dtype));
   }
   io::save_safetensors(dir / "model.safetensors", tensors);
   write_file_atomic(dir / "config.json", config_to_json(c, dtype));

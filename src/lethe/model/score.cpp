@@ -4,11 +4,15 @@
 #include <numeric>
 
 #include "lethe/core/error.h"
+#include "lethe/model/blocks.h"
 
 namespace lethe::model {
 namespace {
-// Rows of logits computed at once: 32 MiB of fp32 logits per chunk at most.
+// Rows of logits computed at once: 32 MiB of fp32 logits per chunk at most. A half-precision
+// head is converted block by block for every chunk (model/blocks.h), so its chunks are larger
+// (at least kHalfHeadRows rows) for the conversion to cost little beside the matmul.
 constexpr std::int64_t kChunkBytes = 32 << 20;
+constexpr std::int64_t kHalfHeadRows = 512;
 }  // namespace
 
 at::Tensor positions_from_mask(const at::Tensor& mask) {
@@ -52,8 +56,9 @@ TokenLogprobs score_tokens(CausalLM& model, const at::Tensor& input_ids,
   at::Tensor h = out.last_hidden.narrow(1, 0, t - 1).reshape({-1, c});  // (B*(T-1), C)
   at::Tensor tgt = targets.masked_fill(keep.logical_not(), 0).reshape({-1, 1});
   const std::int64_t rows = h.size(0);
-  const std::int64_t chunk =
-      std::clamp<std::int64_t>(kChunkBytes / (v * static_cast<std::int64_t>(sizeof(float))), 1, rows);
+  const bool half_head = is_half(w.scalar_type());
+  const std::int64_t by_bytes = kChunkBytes / (v * static_cast<std::int64_t>(sizeof(float)));
+  const std::int64_t chunk = std::clamp<std::int64_t>(half_head ? std::max(by_bytes, kHalfHeadRows) : by_bytes, 1, rows);
 
   at::Tensor lp = at::empty({rows}, h.options());
   at::Tensor mu, sd, hit;
@@ -62,16 +67,21 @@ TokenLogprobs score_tokens(CausalLM& model, const at::Tensor& input_ids,
     sd = at::empty({rows}, h.options());
   }
   if (extras.argmax) hit = at::empty({rows}, h.options().dtype(at::kBool));
-  at::Tensor buf = at::empty({chunk, v}, h.options());  // reused by every chunk
+  const at::Tensor buf = half_head ? at::Tensor() : at::empty({chunk, v}, h.options());  // reused by every chunk
   at::Tensor wt = w.t();
   const at::Tensor bias = model.head_bias();
   for (std::int64_t r0 = 0; r0 < rows; r0 += chunk) {
     const std::int64_t n = std::min(chunk, rows - r0);
-    at::Tensor logits = buf.narrow(0, 0, n);
-    if (bias.defined()) {
-      at::addmm_out(logits, bias, h.narrow(0, r0, n), wt);  // (n, V), as the head's linear
+    at::Tensor logits;
+    if (half_head) {
+      logits = linear(h.narrow(0, r0, n), w, bias);  // (n, V), converting the head block by block
     } else {
-      at::mm_out(logits, h.narrow(0, r0, n), wt);  // (n, V)
+      logits = buf.narrow(0, 0, n);
+      if (bias.defined()) {
+        at::addmm_out(logits, bias, h.narrow(0, r0, n), wt);  // (n, V), as the head's linear
+      } else {
+        at::mm_out(logits, h.narrow(0, r0, n), wt);  // (n, V)
+      }
     }
     model.finish_logits_(logits);
     at::Tensor lse = at::logsumexp(logits, {1});

@@ -6,6 +6,7 @@
 #include "lethe/core/error.h"
 #include "lethe/core/range.h"
 #include "lethe/core/runtime.h"
+#include "lethe/model/dtype.h"
 #include "lethe/train/optimizer.h"
 
 namespace lethe::run {
@@ -81,7 +82,15 @@ RunConfig parse_run_config(const Json& root, const fs::path& base, RunKind kind)
   c.resolved_json = root.dump(2);
   c.config_dir = base;
   ConfigSection top(root, "");
-  c.model = resolve(base, top.need_path("model"));
+  // `model: DIR`, or `model: {path: DIR, dtype: bfloat16}` for the dtype frozen weights are held in.
+  if (root.contains("model") && root["model"].is_object()) {
+    ConfigSection m = top.sub("model");
+    c.model = resolve(base, m.need_path("path"));
+    c.model_dtype = model::parse_dtype(m.get<std::string>("dtype", "float32"), "config: 'model.dtype'");
+    m.done();
+  } else {
+    c.model = resolve(base, top.need_path("model"));
+  }
   c.from_scratch = top.get<bool>("from_scratch", false);
   c.tokenizer = resolve(base, top.get_path("tokenizer"));
   c.output_dir = resolve(base, top.need_path("output_dir"));
@@ -177,6 +186,9 @@ RunConfig parse_run_config(const Json& root, const fs::path& base, RunKind kind)
   c.lora_config.validate();
   LETHE_CHECK(c.lora_config.init != "fila" || kind == RunKind::kUnlearn,
               "config: lora.init: fila needs forget and retain data (unlearn runs)");
+  LETHE_CHECK(c.lora_config.init != "fila" || !model::is_half(c.model_dtype),
+              "config: lora.init: fila needs the gradients of the base weights (Fisher importances), which lethe "
+              "computes only for weights held in float32 or float64, not model.dtype ", model::dtype_name(c.model_dtype));
   if (tc.gradient_checkpointing) {
     // The recomputation must see exactly what the forward saw.
     LETHE_CHECK(!observes_activations, "config: train.gradient_checkpointing cannot be used with method ", c.method,
@@ -192,6 +204,7 @@ RunConfig parse_run_config(const Json& root, const fs::path& base, RunKind kind)
     c.eval = eval::eval_options_from_config(ev, base, c.output_dir / "eval", c.eval_every);
     c.eval->prompt_template = c.data.prompt_template;
     c.eval->device = c.device;
+    c.eval->dtype = model::dtype_name(c.model_dtype);  // a reference model folder is frozen: model.dtype
   }
   return c;
 }

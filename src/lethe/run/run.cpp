@@ -246,6 +246,9 @@ Inputs prepare_inputs(const RunConfig& c) {
   in.pad_id = text::padding_id(*in.tok);
   model::LoadOptions lo;
   lo.device = parse_device(c.device);
+  // model.dtype is for frozen weights: a LoRA run's base. A run that trains the model's own
+  // weights holds them in fp32 (its reference copy takes model.dtype, make_job).
+  lo.dtype = c.lora ? c.model_dtype : c10::kFloat;
   in.model = c.from_scratch ? model::create_model(model::read_config(c.model), lo, c.seed) : model::load_model(c.model, lo);
   LETHE_CHECK(in.tok->vocab_size() <= in.model->config().vocab_size, in.tok_path.string(), ": the tokenizer has ",
               in.tok->vocab_size(), " tokens but the model only ", in.model->config().vocab_size);
@@ -307,11 +310,17 @@ std::unique_ptr<Job> make_job(const RunConfig& c, const Inputs& in) {
       j.alternate = data::idk_examples(*in.tok, c.data.prompt_template, forget_records,
                                        data::read_texts(c.data.idk, "text"), c.seed, n, &j.truncation);
     }
-    // The reference copy is taken before any adapter or FILA changes the model.
+    // The reference is the model before any update. Under LoRA the base stays frozen, so it is
+    // the base itself, shared (no copy); FILA changes the base at attach time and a run without
+    // LoRA trains it, so those take a copy first, held in model.dtype.
     if (j.method->needs_reference()) {
-      j.reference = model::clone_model(*in.model);
-      j.reference->eval();
-      for (auto& p : j.reference->parameters()) p.set_requires_grad(false);
+      if (c.lora && c.lora_config.init != "fila") {
+        j.reference = model::share_weights(*in.model);
+      } else {
+        j.reference = model::clone_model(*in.model, c.model_dtype);
+        j.reference->eval();
+        for (auto& p : j.reference->parameters()) p.set_requires_grad(false);
+      }
     }
     j.objective = std::make_unique<unlearn::UnlearnObjective>(*in.model, j.reference.get(), *j.method, j.forget,
                                                               j.retain, j.alternate, in.pad_id, c.seed);
@@ -375,6 +384,10 @@ Trainable select_trainable(const RunConfig& c, const Inputs& in, const Job& j) {
   } else {
     for (auto& item : m.named_parameters()) t.params.emplace_back(item.key(), item.value());
   }
+  for (const auto& [name, p] : t.params) {
+    LETHE_CHECK(!model::is_half(p.scalar_type()), "internal: trainable tensor ", name, " is held in ",
+                c10::toString(p.scalar_type()), "; trainable weights stay float32");
+  }
   return t;
 }
 
@@ -417,9 +430,9 @@ TrainResult train_stage(const RunConfig& c, const Inputs& in, const Job& j, cons
 // owns them, so a rerun replaces them as a whole.
 void write_outputs(const RunConfig& c, const Inputs& in, const Trainable& t, RunSummary& summary) {
   model::CausalLM& m = *in.model;
-  auto save_full = [&](const fs::path& dir) {
+  auto save_full = [&](const fs::path& dir, const model::TensorFilter& filter) {
     StagedFolder out(dir, /*replace=*/true, "output_dir/model");
-    model::write_model(m, out.path());
+    model::write_model(m, out.path(), {}, filter);
     text::install_tokenizer(in.tok_path, out.path(), m.config().vocab_size);
     out.commit();
   };
@@ -429,14 +442,12 @@ void write_outputs(const RunConfig& c, const Inputs& in, const Trainable& t, Run
     t.adapter->save(out.path(), c.model.string());
     out.commit();
     if (c.lora_merge || t.adapter->base_modified()) {
-      t.adapter->merge();
       summary.model_dir = c.output_dir / "model";
-      save_full(summary.model_dir);
-      t.adapter->unmerge();
+      save_full(summary.model_dir, t.adapter->merged_filter());
     }
   } else {
     summary.model_dir = c.output_dir / "model";
-    save_full(summary.model_dir);
+    save_full(summary.model_dir, {});
   }
 }
 

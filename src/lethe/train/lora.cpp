@@ -2,6 +2,7 @@
 #include "lethe/train/lora.h"
 
 #include <cmath>
+#include <map>
 
 #include "core/json_util.h"
 #include "lethe/core/error.h"
@@ -72,7 +73,8 @@ std::shared_ptr<LoraAdapter> LoraAdapter::attach(model::CausalLM& m, const LoraC
     s->name = item.key();
     s->linear = lin;
     s->conv = conv;
-    const auto opts = s->base_weight().options();
+    // Adapters are trainable, so fp32 (the compute dtype) over a half-precision base.
+    const auto opts = s->base_weight().options().dtype(model::compute_dtype_for(s->base_weight().scalar_type()));
     LETHE_CHECK(cfg.rank <= std::min(s->in(), s->out()), "lora.rank ", cfg.rank, " exceeds the size of ",
                 item.key(), " (", s->out(), " x ", s->in(), ")");
     // PEFT's init: A ~ kaiming_uniform(a = sqrt(5)) = U(-1/sqrt(in), 1/sqrt(in)); B = 0.
@@ -107,6 +109,17 @@ std::vector<std::string> LoraAdapter::module_names() const {
   std::vector<std::string> out;
   for (const auto& s : slots_) out.push_back(s->name);
   return out;
+}
+
+model::TensorFilter LoraAdapter::merged_filter() const {
+  std::map<std::string, Slot*> by_weight;
+  for (const auto& s : slots_) by_weight[s->name + ".weight"] = s.get();
+  return [by_weight](const std::string& name, const at::Tensor& t) {
+    auto it = by_weight.find(name);
+    if (it == by_weight.end() || !it->second->hook.enabled) return t;
+    const at::Tensor d = it->second->delta();
+    return t.to(d.scalar_type()) + d;
+  };
 }
 
 void LoraAdapter::merge() {
@@ -219,6 +232,11 @@ std::shared_ptr<LoraAdapter> LoraAdapter::load(model::CausalLM& m, const fs::pat
 void LoraAdapter::fila_init(model::CausalLM& m, const std::vector<data::Batch>& forget,
                             const std::vector<data::Batch>& retain) {
   LETHE_CHECK(!forget.empty() && !retain.empty(), "FILA needs forget and retain batches");
+  for (auto& s : slots_) {
+    LETHE_CHECK(!model::is_half(s->base_weight().scalar_type()), "lora.init: fila needs the gradients of the base weights "
+                "(Fisher importances), and ", s->name, " is stored in ", c10::toString(s->base_weight().scalar_type()),
+                ", which lethe keeps frozen: load the model in float32 (model.dtype) for FILA");
+  }
   // Fisher importances of the adapted base weights: Σ_batches grad² · (label tokens), divided by
   // the total label tokens (LoKU's measure_importance).
   std::vector<at::Tensor> fisher_f, fisher_r;

@@ -85,7 +85,7 @@ TORCH_MODULE(PhiModel);
 // A tied head still has its own bias: lm_head holds only that.
 class HeadBiasImpl : public torch::nn::Module {
  public:
-  explicit HeadBiasImpl(std::int64_t vocab) { bias = register_parameter("bias", torch::zeros({vocab})); }
+  explicit HeadBiasImpl(std::int64_t vocab) { bias = register_parameter("bias", new_parameter({vocab}, 0.0, true)); }
   at::Tensor bias;
 };
 TORCH_MODULE(HeadBias);

@@ -2,6 +2,7 @@
 
 #include "model/blocks/attention_core.h"
 #include "model/blocks/decode_kernels.h"
+#include "model/blocks/half_weights.h"
 
 #include <cmath>
 
@@ -9,14 +10,32 @@
 
 namespace lethe::model {
 
+// ---- parameter dtype -------------------------------------------------------------------------
+
+namespace {
+thread_local c10::ScalarType t_parameter_dtype = c10::kFloat;
+}  // namespace
+
+c10::ScalarType parameter_dtype() { return t_parameter_dtype; }
+ParameterDtypeScope::ParameterDtypeScope(c10::ScalarType dtype) : previous_(t_parameter_dtype) {
+  t_parameter_dtype = dtype;
+}
+ParameterDtypeScope::~ParameterDtypeScope() { t_parameter_dtype = previous_; }
+
+at::Tensor new_parameter(at::IntArrayRef shape, double fill, bool filled) {
+  const auto opts = at::TensorOptions().dtype(t_parameter_dtype);
+  return filled ? at::full(shape, fill, opts) : at::empty(shape, opts);
+}
+
 // ---- Linear / Conv1D -------------------------------------------------------------------------
 
 LinearImpl::LinearImpl(std::int64_t in, std::int64_t out, bool with_bias) {
-  weight = register_parameter("weight", torch::empty({out, in}));
-  if (with_bias) bias = register_parameter("bias", torch::zeros({out}));
+  weight = register_parameter("weight", new_parameter({out, in}));
+  if (with_bias) bias = register_parameter("bias", new_parameter({out}, 0.0, true));
 }
 
 at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
+  if (half_weight_applies(x, w)) return half_weight_linear(x, w, b);
   if (small_linear_applies(x, w)) return small_linear(x, w, b);
   const std::int64_t in = w.size(1);
   if (x.numel() == in) {
@@ -58,11 +77,16 @@ void LinearImpl::init(at::Generator& gen, double std) {
 }
 
 Conv1DImpl::Conv1DImpl(std::int64_t in, std::int64_t out) {
-  weight = register_parameter("weight", torch::empty({in, out}));
-  bias = register_parameter("bias", torch::zeros({out}));
+  weight = register_parameter("weight", new_parameter({in, out}));
+  bias = register_parameter("bias", new_parameter({out}, 0.0, true));
 }
 
 at::Tensor Conv1DImpl::forward(const at::Tensor& x) {
+  if (half_weight_applies(x, weight)) {
+    at::Tensor y = half_weight_linear(x, weight.t(), bias);
+    if (lora != nullptr && lora->enabled) y = y + lora->apply(x, is_training());
+    return y;
+  }
   const std::int64_t in = weight.size(0);
   const std::int64_t out = weight.size(1);
   auto shape = x.sizes().vec();
@@ -82,15 +106,18 @@ void Conv1DImpl::init(at::Generator& gen, double std) {
 // ---- Embedding / norms -----------------------------------------------------------------------
 
 EmbeddingImpl::EmbeddingImpl(std::int64_t count, std::int64_t dim) {
-  weight = register_parameter("weight", torch::empty({count, dim}));
+  weight = register_parameter("weight", new_parameter({count, dim}));
 }
 
-at::Tensor EmbeddingImpl::forward(const at::Tensor& ids) { return at::embedding(weight, ids); }
+at::Tensor EmbeddingImpl::forward(const at::Tensor& ids) {
+  at::Tensor rows = at::embedding(weight, ids);
+  return is_half(weight.scalar_type()) ? rows.to(c10::kFloat) : rows;
+}
 
 void EmbeddingImpl::init(at::Generator& gen, double std) { fill_normal(weight, gen, std); }
 
 RMSNormImpl::RMSNormImpl(std::int64_t dim, double eps_, bool offset_) : eps(eps_), offset(offset_) {
-  weight = register_parameter("weight", offset ? torch::zeros({dim}) : torch::ones({dim}));
+  weight = register_parameter("weight", new_parameter({dim}, offset ? 0.0 : 1.0, true));
 }
 
 at::Tensor RMSNormImpl::forward(const at::Tensor& x) {
@@ -98,7 +125,7 @@ at::Tensor RMSNormImpl::forward(const at::Tensor& x) {
   at::Tensor var = xf.pow(2).mean(-1, /*keepdim=*/true);
   if (offset) return (xf * at::rsqrt(var + eps) * (1.0 + weight.to(at::kFloat))).to(x.scalar_type());
   at::Tensor normed = (xf * at::rsqrt(var + eps)).to(x.scalar_type());
-  return weight * normed;
+  return weight.to(normed.scalar_type()) * normed;
 }
 
 void RMSNormImpl::init() {
@@ -107,12 +134,13 @@ void RMSNormImpl::init() {
 }
 
 LayerNormImpl::LayerNormImpl(std::int64_t dim, double eps_) : eps(eps_) {
-  weight = register_parameter("weight", torch::ones({dim}));
-  bias = register_parameter("bias", torch::zeros({dim}));
+  weight = register_parameter("weight", new_parameter({dim}, 1.0, true));
+  bias = register_parameter("bias", new_parameter({dim}, 0.0, true));
 }
 
 at::Tensor LayerNormImpl::forward(const at::Tensor& x) {
-  return at::layer_norm(x, {weight.size(0)}, weight, bias, eps);
+  const auto t = x.scalar_type();
+  return at::layer_norm(x, {weight.size(0)}, weight.to(t), bias.to(t), eps);
 }
 
 void LayerNormImpl::init() {

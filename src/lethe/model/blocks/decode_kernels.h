@@ -9,7 +9,8 @@
 //   tiny sgemm per (batch, head) — 192 calls per layer at batch 8 — each costing more in setup
 //   than in arithmetic; here it is one pass over the cache per (batch, head).
 //
-// Both need fp32 CPU tensors and AVX2+FMA (checked at run time); callers fall back to ATen.
+// Both need fp32 CPU activations and AVX2+FMA+F16C (checked at run time); small_linear also
+// reads bf16 and f16 weights (widened in registers); callers fall back to ATen.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -20,8 +21,8 @@ namespace lethe::model {
 
 inline constexpr std::int64_t kSmallMatmulMaxRows = 16;
 
-// True when small_linear() can run: fp32 CPU tensors, AVX2+FMA, at most kSmallMatmulMaxRows
-// rows, contiguous weights, and no gradient required.
+// True when small_linear() can run: fp32 x, fp32/bf16/f16 weights on the CPU, AVX2+FMA+F16C,
+// at most kSmallMatmulMaxRows rows, contiguous weights, and no gradient required.
 bool small_linear_applies(const at::Tensor& x, const at::Tensor& w);
 // x (..., K), w (N, K) row-major, b (N) or undefined -> (..., N).
 at::Tensor small_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b);
