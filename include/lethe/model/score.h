@@ -76,5 +76,25 @@ TokenLogprobs token_logprobs(const at::Tensor& logits, const at::Tensor& labels)
 // fine-tuning, the retain terms, FILA and GradNorm train or differentiate, and the golden tests
 // check against transformers. A batch without label tokens is an error.
 at::Tensor causal_lm_loss(const at::Tensor& logits, const at::Tensor& labels);
+// The same from label log-probs and their mask (B, T-1).
+at::Tensor mean_nll(const at::Tensor& label_logprobs, const at::Tensor& mask);
+
+// label_logprobs(shift_labels(model.head(hidden), labels)) and the mask, from the final hidden
+// states (B, T, C), computed a chunk of positions at a time: in the forward each chunk's logits
+// live only while its log-softmax is gathered, and the backward runs the head again chunk by
+// chunk. The (tokens, vocab) logits never exist whole — at Llama-3's vocabulary a 4×256 batch's
+// logits are 525 MB, and the plain path keeps three such (logits, log-softmax, their gradient).
+// Values and the hidden states' gradient are those of the plain path bit for bit (the same row
+// operations and kernels); the head's own parameters receive no gradient, so it is for a frozen
+// head (LoRA, frozen embeddings): a head that requires grad is refused, and so are batches of
+// 16 positions or fewer (whose plain head may take the few-row kernel; their logits are small).
+struct LabelLogprobs {
+  at::Tensor logprobs;  // (B, T-1), differentiable; ignored positions hold token 0's
+  at::Tensor mask;      // (B, T-1) bool
+};
+LabelLogprobs chunked_label_logprobs(const CausalLM& model, const at::Tensor& hidden, const at::Tensor& labels);
+// Whether chunked_label_logprobs takes a batch of (batch, tokens): a frozen head (weight and
+// bias) and more than 16 positions.
+bool chunked_label_logprobs_applies(const CausalLM& model, std::int64_t batch, std::int64_t tokens);
 
 }  // namespace lethe::model

@@ -13,6 +13,7 @@
 #include "lethe/data/batch.h"
 #include "lethe/model/causal_lm.h"
 #include "lethe/model/hooks.h"
+#include "lethe/model/score.h"
 
 namespace lethe::train {
 
@@ -26,6 +27,13 @@ struct LossTerms {
 
 // The model's logits for a batch (masks and positions applied). (B, T, V)
 at::Tensor logits_of(model::CausalLM& model, const data::Batch& batch, model::HookObserver* hooks = nullptr);
+// The batch's label log-probs on the training path (model/score.h): through the head in chunks
+// (model::chunked_label_logprobs) when the head is frozen — under LoRA, and for a reference —
+// so a large vocabulary's logits never exist whole; else from full logits. The same values and
+// gradients either way. The NLL terms (fine-tuning, NPO, DPO, GradDiff's retain) use it.
+model::LabelLogprobs label_logprobs_of(model::CausalLM& model, const data::Batch& batch);
+// Mean NLL over the batch's label tokens (= model::causal_lm_loss of its logits).
+at::Tensor nll_of(model::CausalLM& model, const data::Batch& batch);
 
 // What a micro-batch of anchor examples contributes to the loss.
 class Objective {

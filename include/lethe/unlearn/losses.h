@@ -8,12 +8,16 @@
 
 #include <ATen/core/Tensor.h>
 
+#include "lethe/model/score.h"
+
 #include <cstdint>
 
 namespace lethe::unlearn {
 
 // Σ over each sequence's label tokens of -log p (OpenUnlearning's compute_batch_nll). -> (B)
 at::Tensor sequence_nll(const at::Tensor& logits, const at::Tensor& labels);
+// The same from the label path's log-probs (train::label_logprobs_of).
+at::Tensor sequence_nll(const model::LabelLogprobs& lp);
 // Label tokens per sequence, counted on the unshifted labels as SimNPO does. -> (B)
 at::Tensor label_counts(const at::Tensor& labels);
 // The mean -log p over all label tokens (Hugging Face's loss) is model::causal_lm_loss.

@@ -34,7 +34,9 @@ struct UnlearnBatch {
 
 // A method's loss terms are the trainer's (train/objective.h).
 using train::LossTerms;
+using train::label_logprobs_of;
 using train::logits_of;
+using train::nll_of;
 
 class Method {
  public:

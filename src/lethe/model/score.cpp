@@ -5,6 +5,11 @@
 
 #include "lethe/core/error.h"
 #include "lethe/model/blocks.h"
+#include "model/blocks/decode_kernels.h"
+
+#include <ATen/core/ivalue.h>
+#include <torch/csrc/autograd/autograd.h>
+#include <torch/csrc/autograd/custom_function.h>
 
 namespace lethe::model {
 namespace {
@@ -166,9 +171,101 @@ TokenLogprobs token_logprobs(const at::Tensor& logits, const at::Tensor& labels)
 
 at::Tensor causal_lm_loss(const at::Tensor& logits, const at::Tensor& labels) {
   const ShiftedLabels s = shift_labels(logits, labels);
-  const at::Tensor n = s.mask.sum();
+  return mean_nll(label_logprobs(s), s.mask);
+}
+
+at::Tensor mean_nll(const at::Tensor& lp, const at::Tensor& mask) {
+  const at::Tensor n = mask.sum();
   LETHE_CHECK(n.item<std::int64_t>() > 0, "loss: the batch has no label tokens");
-  return (-label_logprobs(s)).masked_select(s.mask).sum() / n;
+  return (-lp).masked_select(mask).sum() / n;
+}
+
+namespace {
+
+// The end of the chunk that starts at r0 of n positions: 32 MiB of fp32 logits, at least 64
+// rows, and never a last chunk of kSmallMatmulMaxRows rows or fewer (merged into this one), so
+// every chunk's head takes the kernel the whole batch's would (blocks/decode_kernels.h).
+std::int64_t chunk_end(std::int64_t r0, std::int64_t n, std::int64_t vocab) {
+  const std::int64_t step = std::max<std::int64_t>(64, kChunkBytes / (vocab * static_cast<std::int64_t>(sizeof(float))));
+  const std::int64_t end = std::min(n, r0 + step);
+  return n - end <= kSmallMatmulMaxRows ? n : end;
+}
+
+// One chunk of the plain path: head, fp32, log-softmax, gathered. h (n, C), targets (n, 1).
+at::Tensor chunk_logprobs(const CausalLM& model, const at::Tensor& h, const at::Tensor& targets) {
+  at::Tensor logits = model.head(h);
+  if (logits.scalar_type() != at::kDouble) logits = logits.to(at::kFloat);
+  return at::log_softmax(logits, -1).gather(-1, targets).squeeze(-1);
+}
+
+struct HeadOf : torch::CustomClassHolder {
+  const CausalLM* model = nullptr;
+};
+
+struct ChunkedLabelLogprobs : public torch::autograd::Function<ChunkedLabelLogprobs> {
+  // h (N, C) hidden states of the scored positions, targets (N, 1) -> (N) log-probs.
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& h, const at::Tensor& targets,
+                            const c10::intrusive_ptr<HeadOf>& head) {
+    ctx->save_for_backward({h, targets});
+    ctx->saved_data["head"] = c10::IValue::make_capsule(head);
+    const std::int64_t n = h.size(0), v = head->model->config().vocab_size;
+    at::Tensor lp = at::empty({n}, h.options().dtype(h.scalar_type() == at::kDouble ? at::kDouble : at::kFloat));
+    for (std::int64_t r0 = 0, r1 = 0; r0 < n; r0 = r1) {
+      r1 = chunk_end(r0, n, v);
+      const std::int64_t k = r1 - r0;
+      lp.narrow(0, r0, k).copy_(chunk_logprobs(*head->model, h.narrow(0, r0, k), targets.narrow(0, r0, k)));
+    }
+    return lp;
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    auto head = c10::static_intrusive_pointer_cast<HeadOf>(ctx->saved_data["head"].toCapsule());
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor& h = saved[0];
+    const at::Tensor& targets = saved[1];
+    const std::int64_t n = h.size(0), v = head->model->config().vocab_size;
+    at::Tensor dh = at::empty_like(h);
+    for (std::int64_t r0 = 0, r1 = 0; r0 < n; r0 = r1) {
+      r1 = chunk_end(r0, n, v);
+      const std::int64_t k = r1 - r0;
+      at::Tensor hc = h.narrow(0, r0, k).detach().requires_grad_(true);
+      at::Tensor lp;
+      {
+        torch::AutoGradMode on(true);
+        lp = chunk_logprobs(*head->model, hc, targets.narrow(0, r0, k));
+      }
+      torch::autograd::backward({lp}, {grads[0].narrow(0, r0, k)});
+      dh.narrow(0, r0, k).copy_(hc.grad());
+    }
+    return {dh, at::Tensor(), at::Tensor()};
+  }
+};
+
+}  // namespace
+
+bool chunked_label_logprobs_applies(const CausalLM& model, std::int64_t batch, std::int64_t tokens) {
+  const at::Tensor b = model.head_bias();
+  const bool frozen = !model.head_weight().requires_grad() && !(b.defined() && b.requires_grad());
+  return frozen && batch * (tokens - 1) > kSmallMatmulMaxRows;
+}
+
+LabelLogprobs chunked_label_logprobs(const CausalLM& model, const at::Tensor& hidden, const at::Tensor& labels) {
+  LETHE_CHECK(hidden.dim() == 3 && labels.dim() == 2 && hidden.size(0) == labels.size(0) &&
+                  hidden.size(1) == labels.size(1),
+              "loss: hidden states (B,T,C) ", hidden.sizes(), " do not match labels (B,T) ", labels.sizes());
+  LETHE_CHECK(chunked_label_logprobs_applies(model, hidden.size(0), hidden.size(1)),
+              "chunked_label_logprobs: the head requires grad, or ", hidden.size(0) * (hidden.size(1) - 1),
+              " positions are too few; compute full logits instead");
+  const std::int64_t b = hidden.size(0), t = hidden.size(1), c = hidden.size(2);
+  const at::Tensor y = labels.narrow(1, 1, t - 1).to(hidden.device(), at::kLong);
+  LabelLogprobs out;
+  out.mask = y.ne(kIgnoreIndex);
+  const at::Tensor targets = y.masked_fill(out.mask.logical_not(), 0).reshape({-1, 1});
+  const at::Tensor h = hidden.narrow(1, 0, t - 1).reshape({-1, c});
+  auto head = c10::make_intrusive<HeadOf>();
+  head->model = &model;
+  out.logprobs = ChunkedLabelLogprobs::apply(h, targets, head).view({b, t - 1});
+  return out;
 }
 
 }  // namespace lethe::model

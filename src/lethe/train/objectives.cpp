@@ -16,6 +16,23 @@ at::Tensor logits_of(model::CausalLM& model, const data::Batch& b, model::HookOb
   return model.forward(b.input_ids, fo).logits;
 }
 
+model::LabelLogprobs label_logprobs_of(model::CausalLM& model, const data::Batch& b) {
+  if (model::chunked_label_logprobs_applies(model, b.input_ids.size(0), b.input_ids.size(1))) {
+    model::ForwardOptions fo;
+    fo.attention_mask = b.attention_mask;
+    fo.position_ids = b.position_ids;
+    fo.logits = model::LogitsMode::kNone;
+    return model::chunked_label_logprobs(model, model.forward(b.input_ids, fo).last_hidden, b.labels);
+  }
+  const model::ShiftedLabels s = model::shift_labels(logits_of(model, b), b.labels);
+  return {model::label_logprobs(s), s.mask};
+}
+
+at::Tensor nll_of(model::CausalLM& model, const data::Batch& b) {
+  const model::LabelLogprobs lp = label_logprobs_of(model, b);
+  return model::mean_nll(lp.logprobs, lp.mask);
+}
+
 FinetuneObjective::FinetuneObjective(model::CausalLM& model, const std::vector<data::Example>& examples,
                                      std::int64_t pad_id)
     : model_(model), examples_(examples), pad_id_(pad_id) {}
@@ -45,7 +62,7 @@ LossTerms FinetuneObjective::loss(const std::vector<std::size_t>& idx, const std
   for (std::size_t k = 0; k < parts.size(); ++k) {
     if (parts.size() > 1 && counts[k] == 0) continue;  // carries no loss
     const data::Batch b = parts[k].to(device_of(model_));
-    at::Tensor part = model::causal_lm_loss(logits_of(model_, b), b.labels);
+    at::Tensor part = nll_of(model_, b);
     if (parts.size() > 1) part = part * (static_cast<double>(counts[k]) / static_cast<double>(total));
     nll = nll.defined() ? nll + part : part;
   }

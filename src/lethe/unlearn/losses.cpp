@@ -28,7 +28,11 @@ at::Tensor masked_mean(const at::Tensor& per_token, const at::Tensor& mask) {
 
 at::Tensor sequence_nll(const at::Tensor& logits, const at::Tensor& labels) {
   Shifted s = shift(logits, labels);
-  return (-model::label_logprobs(s)).masked_fill(s.mask.logical_not(), 0.0).sum(-1);
+  return sequence_nll(model::LabelLogprobs{model::label_logprobs(s), s.mask});
+}
+
+at::Tensor sequence_nll(const model::LabelLogprobs& lp) {
+  return (-lp.logprobs).masked_fill(lp.mask.logical_not(), 0.0).sum(-1);
 }
 
 at::Tensor label_counts(const at::Tensor& labels) { return labels.ne(kIgnoreIndex).sum(-1).to(at::kDouble); }

@@ -64,11 +64,11 @@ struct Retain {
   void add(model::CausalLM& m, model::CausalLM* ref, const data::Batch& b, LossTerms& out) const {
     if (!active()) return;
     LETHE_CHECK(b.size() > 0, "the method needs a retain batch");
-    at::Tensor logits = logits_of(m, b);
     at::Tensor r;
     if (type == "NLL") {
-      r = model::causal_lm_loss(logits, b.labels);
+      r = nll_of(m, b);
     } else {
+      const at::Tensor logits = logits_of(m, b);  // before the reference's: the order dropout draws in
       at::Tensor ref_logits;
       {
         torch::NoGradGuard ng;
@@ -90,7 +90,7 @@ std::vector<ParamInfo> retain_params(double gamma, double alpha) {
 
 at::Tensor nll_no_grad(model::CausalLM& m, const data::Batch& b) {
   torch::NoGradGuard ng;
-  return sequence_nll(logits_of(m, b), b.labels);
+  return sequence_nll(label_logprobs_of(m, b));
 }
 
 // ---- methods -------------------------------------------------------------------------------
@@ -100,7 +100,7 @@ class GradAscent : public Method {
   explicit GradAscent(const Args&) {}
   std::string name() const override { return "GradAscent"; }
   LossTerms loss(model::CausalLM& m, model::CausalLM*, const UnlearnBatch& b) override {
-    at::Tensor f = -model::causal_lm_loss(logits_of(m, b.forget), b.forget.labels);
+    at::Tensor f = -nll_of(m, b.forget);
     return {f, {{"forget", f}}};
   }
 };
@@ -130,7 +130,7 @@ class GradDiff : public GradDiffFamily {
  public:
   explicit GradDiff(const Args& a) : GradDiffFamily(a, "GradDiff") {}
   at::Tensor forget_term(model::CausalLM& m, model::CausalLM*, const UnlearnBatch& b) override {
-    return -model::causal_lm_loss(logits_of(m, b.forget), b.forget.labels);
+    return -nll_of(m, b.forget);
   }
 };
 
@@ -139,7 +139,7 @@ class NPO : public GradDiffFamily {
   explicit NPO(const Args& a) : GradDiffFamily(a, "NPO"), beta_(a.num("beta")) {}
   bool needs_reference() const override { return true; }
   at::Tensor forget_term(model::CausalLM& m, model::CausalLM* ref, const UnlearnBatch& b) override {
-    at::Tensor nll = sequence_nll(logits_of(m, b.forget), b.forget.labels);
+    at::Tensor nll = sequence_nll(label_logprobs_of(m, b.forget));
     return npo_loss(nll, nll_no_grad(*ref, b.forget), beta_);
   }
 
@@ -151,7 +151,7 @@ class SimNPO : public GradDiffFamily {
  public:
   explicit SimNPO(const Args& a) : GradDiffFamily(a, "SimNPO"), beta_(a.num("beta")), delta_(a.num("delta")) {}
   at::Tensor forget_term(model::CausalLM& m, model::CausalLM*, const UnlearnBatch& b) override {
-    at::Tensor nll = sequence_nll(logits_of(m, b.forget), b.forget.labels);
+    at::Tensor nll = sequence_nll(label_logprobs_of(m, b.forget));
     return simnpo_loss(nll, label_counts(b.forget.labels), beta_, delta_);
   }
 
@@ -166,8 +166,8 @@ class DPO : public GradDiffFamily {
   bool needs_alternate() const override { return true; }
   at::Tensor forget_term(model::CausalLM& m, model::CausalLM* ref, const UnlearnBatch& b) override {
     LETHE_CHECK(b.alternate.size() > 0, "DPO needs alternate (IdK) answers");
-    at::Tensor win = sequence_nll(logits_of(m, b.alternate), b.alternate.labels);
-    at::Tensor lose = sequence_nll(logits_of(m, b.forget), b.forget.labels);
+    at::Tensor win = sequence_nll(label_logprobs_of(m, b.alternate));
+    at::Tensor lose = sequence_nll(label_logprobs_of(m, b.forget));
     return dpo_loss(win, nll_no_grad(*ref, b.alternate), lose, nll_no_grad(*ref, b.forget), beta_);
   }
 
@@ -181,7 +181,7 @@ class IdkNLL : public GradDiffFamily {
   bool needs_alternate() const override { return true; }
   at::Tensor forget_term(model::CausalLM& m, model::CausalLM*, const UnlearnBatch& b) override {
     LETHE_CHECK(b.alternate.size() > 0, "IdkNLL needs alternate (IdK) answers");
-    return model::causal_lm_loss(logits_of(m, b.alternate), b.alternate.labels);
+    return nll_of(m, b.alternate);
   }
 };
 
