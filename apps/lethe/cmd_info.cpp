@@ -52,7 +52,10 @@ void add_info(CLI::App& app, const GlobalOptions&) {
     // What shapes the attention beyond plain causal softmax(q·k/√d): one line for people.
     std::string attention = "causal";
     if (c.sliding_window) {
-      attention += ", sliding window " + std::to_string(*c.sliding_window) + (c.window_on_even_layers ? " (even layers)" : "");
+      attention += ", sliding window " + std::to_string(*c.sliding_window) +
+                   (c.window_on_even_layers ? " (even layers)"
+                    : c.window_from_layer ? " (layers " + std::to_string(*c.window_from_layer) + " on)"
+                                          : "");
     }
     if (c.attn_logit_softcap) attention += ", scores soft-capped at " + nlohmann::json(*c.attn_logit_softcap).dump();
     if (c.final_logit_softcap) attention += ", logits soft-capped at " + nlohmann::json(*c.final_logit_softcap).dump();
@@ -79,7 +82,10 @@ void add_info(CLI::App& app, const GlobalOptions&) {
         {"tied_embeddings", c.tie_word_embeddings},
         {"rope_scaling", rope_json(c.rope_scaling)},
         {"sliding_window", c.sliding_window ? nlohmann::json(*c.sliding_window) : nlohmann::json(nullptr)},
-        {"sliding_window_layers", !c.sliding_window ? "none" : c.window_on_even_layers ? "even" : "all"},
+        {"sliding_window_layers", !c.sliding_window           ? "none"
+                                  : c.window_on_even_layers ? "even"
+                                  : c.window_from_layer     ? "from " + std::to_string(*c.window_from_layer)
+                                                            : "all"},
         {"attn_logit_softcap", opt(c.attn_logit_softcap)},
         {"final_logit_softcap", opt(c.final_logit_softcap)},
         {"clip_qkv", opt(c.clip_qkv)},

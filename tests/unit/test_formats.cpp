@@ -287,14 +287,49 @@ TEST(Config, DefaultsAndFamilies) {
     for (std::int64_t i = 6; i < 9; ++i) EXPECT_FALSE(at::allclose(a.select(1, i), b.select(1, i))) << i;
     EXPECT_TRUE(at::equal(windowed_model->forward(ids.narrow(1, 0, 6)).logits, full_model->forward(ids.narrow(1, 0, 6)).logits));
   }
-  auto q = model::parse_config(
-      R"({"model_type":"qwen2","vocab_size":10,"hidden_size":8,"num_hidden_layers":1,"num_attention_heads":2,
-          "intermediate_size":4,"use_sliding_window":true,"sliding_window":6})",
-      "qwen2.json");
-  auto qwen = model::create_model(q);
-  torch::NoGradGuard ng;
-  EXPECT_NO_THROW(qwen->forward(at::zeros({1, 6}, at::kLong)));
-  EXPECT_ERROR_HAS(qwen->forward(at::zeros({1, 7}, at::kLong)), "sliding attention window (6)");
+  {
+    // Qwen2's use_sliding_window windows the layers from max_window_layers on (28 by default, so
+    // none of a 2-layer model's), with Mistral's mask; the cache decodes past the window as the
+    // full forward computes.
+    const std::string qwen2 = R"({"model_type":"qwen2","vocab_size":10,"hidden_size":8,"num_hidden_layers":2,
+        "num_attention_heads":2,"intermediate_size":4,"use_sliding_window":true,"sliding_window":4)";
+    auto q = model::parse_config(qwen2 + R"(,"max_window_layers":1})", "qwen2.json");
+    EXPECT_EQ(q.sliding_window.value_or(0), 4);
+    EXPECT_FALSE(q.layer_windowed(0));
+    EXPECT_TRUE(q.layer_windowed(1));
+    auto none = model::parse_config(qwen2 + "}", "qwen2.json");
+    EXPECT_FALSE(none.layer_windowed(1)) << "max_window_layers defaults to 28";
+    auto unwindowed = q;
+    unwindowed.sliding_window.reset();
+    auto qwen = model::create_model(q, {}, 3), full = model::create_model(unwindowed, {}, 3),
+         qwen_none = model::create_model(none, {}, 3);
+    torch::NoGradGuard ng;
+    const at::Tensor ids = at::randint(1, 10, {2, 9}, at::TensorOptions().dtype(at::kLong));
+    model::ForwardOptions hs;
+    hs.output_hidden_states = true;
+    const auto a = qwen->forward(ids, hs), b = full->forward(ids, hs);
+    EXPECT_TRUE(at::equal(a.hidden_states[1], b.hidden_states[1])) << "layer 0 attends fully";
+    EXPECT_TRUE(at::equal(a.logits.narrow(1, 0, 4), b.logits.narrow(1, 0, 4)));
+    for (std::int64_t i = 4; i < 9; ++i) EXPECT_FALSE(at::allclose(a.logits.select(1, i), b.logits.select(1, i))) << i;
+    EXPECT_TRUE(at::equal(qwen_none->forward(ids).logits, b.logits));
+    model::KVCache cache(2, 4);
+    model::ForwardOptions fo;
+    fo.cache = &cache;
+    std::vector<at::Tensor> parts = {qwen->forward(ids.narrow(1, 0, 3), fo).logits};
+    for (std::int64_t t = 3; t < 9; ++t) parts.push_back(qwen->forward(ids.narrow(1, t, 1), fo).logits);
+    EXPECT_CLOSE("cached past the window", at::cat(parts, 1), a.logits, tol::kSelf);
+    const std::string round_trip = model::config_to_json(q);
+    EXPECT_NE(round_trip.find("\"max_window_layers\": 1"), std::string::npos) << round_trip;
+  }
+  {
+    // Phi-3's window is refused past its length (no reference agrees on its extent).
+    nlohmann::json j = nlohmann::json::parse(model::tiny_config("phi3"));
+    j["sliding_window"] = 6;
+    auto phi3 = model::create_model(model::parse_config(j.dump(), "phi3.json"));
+    torch::NoGradGuard ng;
+    EXPECT_NO_THROW(phi3->forward(at::zeros({1, 6}, at::kLong)));
+    EXPECT_ERROR_HAS(phi3->forward(at::zeros({1, 7}, at::kLong)), "sliding attention window (6)");
+  }
 
   auto g = model::parse_config(
       R"({"model_type":"gpt2","vocab_size":10,"n_embd":8,"n_layer":1,"n_head":2,"n_inner":null})",

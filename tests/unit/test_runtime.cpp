@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/csrc/autograd/function.h>
 
+#include <cmath>
 #include <limits>
 #include <set>
 
@@ -533,6 +534,17 @@ TEST(HalfWeights, KernelsMatchFloatOnTheSameValues) {
     const at::Tensor x = at::randn({3, 37}, g);
     const at::Tensor want = model::linear(x, w.to(at::kFloat), b.to(at::kFloat));
     EXPECT_TRUE(model::linear(x, w, b).equal(want)) << "few rows";
+    // The vectorised widening is .to(kFloat) bit for bit: infinities, subnormals, odd lengths.
+    at::Tensor v = at::randn({1001}, g);
+    v[0] = std::numeric_limits<float>::infinity();
+    v[1] = -std::numeric_limits<float>::infinity();
+    v[2] = 1e-40f;   // bf16 subnormal
+    v[3] = 6e-8f;    // f16 subnormal
+    v[4] = -0.0f;
+    const at::Tensor h = v.to(dt);
+    EXPECT_TRUE(model::widen_to_float(h).view(at::kInt).equal(h.to(at::kFloat).view(at::kInt)));
+    v[5] = std::numeric_limits<float>::quiet_NaN();
+    EXPECT_TRUE(std::isnan(model::widen_to_float(v.to(dt))[5].item<float>()));
     // 16 MiB of fp32 per block: 70,000 rows of 64 take two blocks; 40 rows of x use sgemm.
     const std::int64_t n = model::kHalfBlockBytes / (64 * 4) + 4464;
     const at::Tensor wb = at::randn({n, 64}, g).to(dt);

@@ -72,10 +72,18 @@ struct ModelConfig {
   // positions before it (by index in the sequence, as HF's cache positions), in every layer.
   std::optional<std::int64_t> sliding_window;
   bool window_on_even_layers = false;  // Gemma-2: the window applies to layers 0, 2, 4, ... only
-  // Sequences longer than this are refused: Qwen2's use_sliding_window (from max_window_layers
-  // on) and Phi-3's sliding_window act only under transformers' flash-attention, which no
-  // reference covers, so lethe computes only where the window changes nothing.
+  // Qwen2 (use_sliding_window): the window applies to layers >= max_window_layers only.
+  std::optional<std::int64_t> window_from_layer;
+  // Sequences longer than this are refused: Phi-3's sliding_window acts only under
+  // transformers 4.43's flash-attention (a window of w + 1 keys there, w in later versions'
+  // masks), so lethe computes only where the window changes nothing.
   std::optional<std::int64_t> refuse_beyond;
+
+  // Whether the sliding window (when set) applies to layer l.
+  bool layer_windowed(std::int64_t l) const {
+    if (window_on_even_layers) return l % 2 == 0;
+    return !window_from_layer || l >= *window_from_layer;
+  }
 
   std::optional<std::int64_t> bos_token_id;
   std::optional<std::int64_t> pad_token_id;

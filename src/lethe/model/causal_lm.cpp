@@ -208,8 +208,8 @@ ForwardOutput CausalLM::forward(const at::Tensor& input_ids, const ForwardOption
   const std::int64_t s = past + t;
   if (config_.refuse_beyond) {
     LETHE_CHECK(s <= *config_.refuse_beyond, "sequence of ", s, " positions exceeds the sliding attention window (",
-                *config_.refuse_beyond, "), which is refused for this family: transformers applies Qwen2's and "
-                "Phi-3's windows only under flash-attention, so there is no reference for them (docs/formats.md)");
+                *config_.refuse_beyond, "), which is refused for this family: transformers 4.43 applies Phi-3's "
+                "window only under flash-attention, where it spans one key more than its later masks do (docs/formats.md)");
   }
 
   // Learned positions end at max_position_embeddings; rotary ones compute past it but were
@@ -252,9 +252,11 @@ ForwardOutput CausalLM::forward(const at::Tensor& input_ids, const ForwardOption
   // Causal within the new tokens; with a sliding window, query i also no longer sees keys at
   // i - window and before (indices in the sequence, padding included, as HF's cache positions) —
   // in decoding too, so the cache may hold more than the window.
-  // Gemma-2 windows only the even layers, so a model may need both masks.
+  // Gemma-2 windows only the even layers and Qwen2 those from max_window_layers on, so a model
+  // may need both masks.
   const bool windowed = config_.sliding_window && s > *config_.sliding_window;
-  const bool need_full = !windowed || config_.window_on_even_layers;
+  bool need_full = !windowed;
+  for (std::int64_t l = 0; l < config_.num_layers && !need_full; ++l) need_full = !config_.layer_windowed(l);
   at::Tensor causal, in_window;
   if (t > 1 || windowed) {
     auto lopts = at::TensorOptions().dtype(at::kLong).device(device);
@@ -302,7 +304,7 @@ ForwardOutput CausalLM::forward(const at::Tensor& input_ids, const ForwardOption
   if (checkpoint && !x.requires_grad()) x = x.detach().requires_grad_(true);
   for (std::int64_t l = 0; l < config_.num_layers; ++l) {
     ctx.layer = l;
-    ctx.mask_bias = config_.window_on_even_layers && l % 2 == 1 ? full_bias : window_bias;
+    ctx.mask_bias = config_.layer_windowed(l) ? window_bias : full_bias;
     if (checkpoint) {
       x = checkpointed(x, [this, l, ctx](const at::Tensor& in) { return block(l, in, ctx); });
     } else {

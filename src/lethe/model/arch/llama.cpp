@@ -135,8 +135,14 @@ ModelConfig parse(const Json& j, const std::string& where) {
     c.qkv_bias = true;
     c.o_bias = false;
     c.mlp_bias = false;
+    // Windows on layers >= max_window_layers, with Mistral's mask (a key within window - 1
+    // positions before the query), as transformers' masks apply Qwen2's from 4.48 on.
     if (json_optional<bool>(j, "use_sliding_window", false, where)) {
-      c.refuse_beyond = json_required<std::int64_t>(j, "sliding_window", where);
+      const auto w = json_required<std::int64_t>(j, "sliding_window", where);
+      LETHE_CHECK(w > 0, where, ": sliding_window must be positive, got ", w);
+      c.sliding_window = w;
+      c.window_from_layer = json_optional<std::int64_t>(j, "max_window_layers", 28, where);
+      LETHE_CHECK(*c.window_from_layer >= 0, where, ": max_window_layers must be >= 0, got ", *c.window_from_layer);
     }
   } else {
     c.qkv_bias = c.o_bias = json_optional<bool>(j, "attention_bias", false, where);
@@ -184,8 +190,11 @@ void write(const ModelConfig& c, Json& j) {
   j["rope_scaling"] = rope_scaling_json(c.rope_scaling);
   j["tie_word_embeddings"] = c.tie_word_embeddings;
   if (qwen2) {
-    j["use_sliding_window"] = c.refuse_beyond.has_value();
-    if (c.refuse_beyond) j["sliding_window"] = *c.refuse_beyond;
+    j["use_sliding_window"] = c.sliding_window.has_value();
+    if (c.sliding_window) {
+      j["sliding_window"] = *c.sliding_window;
+      j["max_window_layers"] = c.window_from_layer.value_or(0);
+    }
   } else {
     j["attention_bias"] = c.qkv_bias;
     if (c.mlp_bias) j["mlp_bias"] = true;

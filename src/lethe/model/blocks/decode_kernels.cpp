@@ -177,6 +177,14 @@ LETHE_AVX2 void linear_kernel(const float* x, const typename W::T* w, const floa
   }
 }
 
+// dst[i] = float(src[i]) for i in [0, n), eight at a time.
+template <typename W>
+LETHE_AVX2 void widen_kernel(const typename W::T* src, float* dst, std::int64_t n) {
+  std::int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, W::load8(src + i));
+  for (; i < n; ++i) dst[i] = W::one(src + i);
+}
+
 // One (batch, head): scores over S cached positions, softmax, weighted sum of values.
 LETHE_AVX2 void attend_one(const float* q, const float* k, std::int64_t k_stride,
                            const float* v, std::int64_t v_stride, const float* bias,
@@ -264,6 +272,27 @@ at::Tensor small_linear(const at::Tensor& x_in, const at::Tensor& w, const at::T
   (void)b;
   return {};
 #endif
+}
+
+at::Tensor widen_to_float(const at::Tensor& half) {
+#if defined(__x86_64__)
+  const auto t = half.scalar_type();
+  if (cpu_has_avx2_fma() && half.device().is_cpu() && (t == at::kBFloat16 || t == at::kHalf)) {
+    const at::Tensor src = half.contiguous();
+    at::Tensor dst = at::empty(src.sizes(), src.options().dtype(at::kFloat));
+    const auto* sp = static_cast<const std::uint16_t*>(src.data_ptr());
+    float* dp = dst.data_ptr<float>();
+    at::parallel_for(0, src.numel(), 1 << 16, [&](std::int64_t i0, std::int64_t i1) {
+      if (t == at::kBFloat16) {
+        widen_kernel<BF16Weights>(sp + i0, dp + i0, i1 - i0);
+      } else {
+        widen_kernel<F16Weights>(sp + i0, dp + i0, i1 - i0);
+      }
+    });
+    return dst;
+  }
+#endif
+  return half.to(at::kFloat);
 }
 
 bool decode_attention_applies(const at::Tensor& q, const at::Tensor& k, const at::Tensor& mask) {

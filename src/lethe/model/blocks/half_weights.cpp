@@ -12,6 +12,10 @@
 namespace lethe::model {
 namespace {
 
+at::Tensor to_compute(const at::Tensor& w, c10::ScalarType ct) {
+  return ct == at::kFloat ? widen_to_float(w) : w.to(ct);
+}
+
 std::int64_t rows_per_block(const at::Tensor& w) {
   return std::max<std::int64_t>(1, kHalfBlockBytes / (w.size(1) * static_cast<std::int64_t>(sizeof(float))));
 }
@@ -25,7 +29,7 @@ at::Tensor forward_2d(const at::Tensor& x, const at::Tensor& w, const at::Tensor
   at::Tensor y = at::empty({x.size(0), n}, x.options());
   for (std::int64_t o0 = 0; o0 < n; o0 += step) {
     const std::int64_t nb = std::min(step, n - o0);
-    const at::Tensor wb = w.narrow(0, o0, nb).to(ct);  // (nb, K) fp32
+    const at::Tensor wb = to_compute(w.narrow(0, o0, nb), ct);  // (nb, K)
     at::Tensor yb = y.narrow(1, o0, nb);
     if (bias.defined()) {
       at::addmm_out(yb, bias.narrow(0, o0, nb), x, wb.t());
@@ -51,7 +55,7 @@ at::Tensor input_grad(const at::Tensor& dy, const at::Tensor& w) {
   at::Tensor dx = at::zeros({g.size(0), k}, g.options());
   for (std::int64_t o0 = 0; o0 < n; o0 += step) {
     const std::int64_t nb = std::min(step, n - o0);
-    dx.addmm_(g.narrow(1, o0, nb), w.narrow(0, o0, nb).to(g.scalar_type()));
+    dx.addmm_(g.narrow(1, o0, nb), to_compute(w.narrow(0, o0, nb), g.scalar_type()));
   }
   return dx;
 }
