@@ -127,17 +127,7 @@ void BM_FullStepCheckpointed_4x256(benchmark::State& state) {
     item.value().set_requires_grad(true);
     params.emplace_back(item.key(), item.value());
   }
-  lethe::train::AdamW opt(params, {1e-5, 0.9, 0.999, 1e-8, 0.01});
-  at::Tensor ids = random_ids(4, 256, 4);
-  auto step = [&] {
-    opt.zero_grad();
-    lethe::model::causal_lm_loss(m->forward(ids).logits, ids).backward();
-    lethe::train::clip_grad_norm(params, 1.0);
-    opt.step(1e-5);
-  };
-  step();
-  for (auto _ : state) step();
-  finish(state, 4.0 * 256);
+  lethe::bench::train_steps(state, *m, params, random_ids(4, 256, 4));
 }
 
 BENCHMARK(BM_Load)->Arg(0)->Arg(1)->Unit(benchmark::kSecond)->UseRealTime()->Iterations(1);

@@ -120,17 +120,7 @@ void train_step(benchmark::State& state, std::int64_t rank, bool checkpoint) {
     for (auto& item : m->named_parameters()) params.emplace_back(item.key(), item.value());
   }
   for (auto& [_, p] : params) p.set_requires_grad(true);
-  lethe::train::AdamW opt(params, {1e-5, 0.9, 0.999, 1e-8, 0.01});
-  at::Tensor ids = random_ids(4, 256);
-  auto step = [&] {
-    opt.zero_grad();
-    lethe::model::causal_lm_loss(m->forward(ids).logits, ids).backward();
-    lethe::train::clip_grad_norm(params, 1.0);
-    opt.step(1e-5);
-  };
-  step();
-  for (auto _ : state) step();
-  finish(state, 4.0 * 256);
+  lethe::bench::train_steps(state, *m, params, random_ids(4, 256));
   state.counters["trainable_M"] = 0;
   std::int64_t n = 0;
   for (auto& [_, p] : params) n += p.numel();
