@@ -44,4 +44,8 @@ namespace lethe::test {
   return ::testing::AssertionFailure() << os.str();
 }
 
+at::Tensor random_ids(std::int64_t lo, std::int64_t hi, at::IntArrayRef shape, std::uint64_t seed) {
+  return at::randint(lo, hi, shape, at::detail::createCPUGenerator(seed), at::kLong);
+}
+
 }  // namespace lethe::test

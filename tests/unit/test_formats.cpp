@@ -281,7 +281,7 @@ TEST(Config, DefaultsAndFamilies) {
     unwindowed.sliding_window.reset();
     auto windowed_model = model::create_model(m, {}, 3), full_model = model::create_model(unwindowed, {}, 3);
     torch::NoGradGuard ng;
-    const at::Tensor ids = at::randint(1, 10, {2, 9}, at::TensorOptions().dtype(at::kLong));
+    const at::Tensor ids = random_ids(1, 10, {2, 9});
     const at::Tensor a = windowed_model->forward(ids).logits, b = full_model->forward(ids).logits;
     EXPECT_TRUE(at::equal(a.narrow(1, 0, 6), b.narrow(1, 0, 6)));
     for (std::int64_t i = 6; i < 9; ++i) EXPECT_FALSE(at::allclose(a.select(1, i), b.select(1, i))) << i;
@@ -304,7 +304,7 @@ TEST(Config, DefaultsAndFamilies) {
     auto qwen = model::create_model(q, {}, 3), full = model::create_model(unwindowed, {}, 3),
          qwen_none = model::create_model(none, {}, 3);
     torch::NoGradGuard ng;
-    const at::Tensor ids = at::randint(1, 10, {2, 9}, at::TensorOptions().dtype(at::kLong));
+    const at::Tensor ids = random_ids(1, 10, {2, 9});
     model::ForwardOptions hs;
     hs.output_hidden_states = true;
     const auto a = qwen->forward(ids, hs), b = full->forward(ids, hs);

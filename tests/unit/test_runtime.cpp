@@ -43,7 +43,7 @@ class EveryFamily : public ::testing::TestWithParam<std::string> {};
 TEST_P(EveryFamily, KvCacheEqualsFullRecompute) {
   auto m = tiny(GetParam());
   torch::NoGradGuard ng;
-  at::Tensor ids = at::randint(3, 97, {2, 12}, at::kLong);
+  at::Tensor ids = random_ids(3, 97, {2, 12});
   at::Tensor full = m->forward(ids).logits;  // (2, 12, V)
   model::KVCache cache(m->config().num_layers, 4);  // too small on purpose: must grow
   model::ForwardOptions fo;
@@ -86,7 +86,7 @@ TEST_P(EveryFamily, BatchEqualsOneAtATime) {
 TEST_P(EveryFamily, ThreadCountDoesNotChangeResults) {
   auto m = tiny(GetParam());
   torch::NoGradGuard ng;
-  at::Tensor ids = at::randint(3, 97, {4, 40}, at::kLong);
+  at::Tensor ids = random_ids(3, 97, {4, 40});
   const int before = threads();
   set_threads(1);
   at::Tensor one = m->forward(ids).logits;
@@ -99,7 +99,7 @@ TEST_P(EveryFamily, ThreadCountDoesNotChangeResults) {
 TEST_P(EveryFamily, ScorerMatchesNaiveLogSoftmax) {
   // A vocabulary big enough that the scorer projects in several chunks.
   auto m = tiny(GetParam(), /*vocab=*/40000);
-  at::Tensor ids = at::randint(3, 40000, {3, 150}, at::kLong);
+  at::Tensor ids = random_ids(3, 40000, {3, 150});
   at::Tensor mask = at::ones({3, 150}, at::kLong);
   mask[1].narrow(0, 100, 50).zero_();  // right padding
   at::Tensor labels = ids.clone();
@@ -124,7 +124,7 @@ TEST_P(EveryFamily, ScorerMatchesNaiveLogSoftmax) {
 TEST_P(EveryFamily, CheckpointedGradientsEqualPlain) {
   auto m = tiny(GetParam());
   m->train();
-  at::Tensor ids = at::randint(3, 97, {2, 10}, at::kLong);
+  at::Tensor ids = random_ids(3, 97, {2, 10});
   at::Tensor mask = at::ones({2, 10}, at::kLong);
   mask[1].narrow(0, 0, 3).zero_();  // left padding
   model::ForwardOptions fo;
@@ -212,7 +212,7 @@ TEST_P(EveryFamily, HalfStoredComputesAsFloatOfTheSameValues) {
     EXPECT_EQ(h->storage_dtype(), dt);
     EXPECT_EQ(h->compute_dtype(), at::kFloat);
     for (const auto& p : h->parameters()) ASSERT_EQ(p.scalar_type(), dt);
-    at::Tensor ids = at::randint(3, 97, {2, 10}, at::kLong);
+    at::Tensor ids = random_ids(3, 97, {2, 10});
     at::Tensor mask = at::ones({2, 10}, at::kLong);
     mask[1].narrow(0, 0, 3).zero_();
     {
@@ -282,7 +282,7 @@ TEST(Hooks, EverySiteFiresOnceInOrderWithItsShape) {
 TEST(Hooks, ReplacementChangesTheOutputAndReadingDoesNot) {
   auto m = tiny("gpt_neox");
   torch::NoGradGuard ng;
-  at::Tensor ids = at::randint(3, 97, {2, 7}, at::kLong);
+  at::Tensor ids = random_ids(3, 97, {2, 7});
   at::Tensor base = m->forward(ids).logits;
   model::HookFunction reader([](const model::HookPoint&, at::Tensor& x) { (void)x.sum(); });
   model::ForwardOptions fo;
@@ -410,7 +410,7 @@ TEST(Model, InitIsSeededAndGradientsFlow) {
   EXPECT_EQ(a->parameter_count(), 97 * 32 + 2 * (32 * 32 + 32 + 2 * (16 * 32 + 16) + 32 * 32 +
                                                   3 * 32 * 40 + 2 * 32) + 32 + 97 * 32);
   a->train();
-  at::Tensor ids = at::randint(3, 97, {2, 9}, at::kLong);
+  at::Tensor ids = random_ids(3, 97, {2, 9});
   model::causal_lm_loss(a->forward(ids).logits, ids).backward();
   for (const auto& item : a->named_parameters()) {
     ASSERT_TRUE(item.value().grad().defined()) << item.key();
@@ -457,11 +457,12 @@ TEST(DecodeKernels, SmallLinearMatchesAtenForEveryRowCount) {
     return;
   }
   torch::NoGradGuard ng;
+  at::Generator g = at::detail::createCPUGenerator(3);
   for (std::int64_t k : {8, 37, 768}) {
     for (std::int64_t n : {1, 5, 130}) {
-      at::Tensor w = at::randn({n, k}), b = at::randn({n});
+      at::Tensor w = at::randn({n, k}, g), b = at::randn({n}, g);
       for (std::int64_t m = 1; m <= model::kSmallMatmulMaxRows; ++m) {
-        at::Tensor x = at::randn({m, k});
+        at::Tensor x = at::randn({m, k}, g);
         const std::string what = "m=" + std::to_string(m) + " k=" + std::to_string(k) +
                                  " n=" + std::to_string(n);
         EXPECT_CLOSE(what, model::small_linear(x, w, b), at::linear(x, w, b), Tolerance{1e-4, 1e-5});
@@ -481,9 +482,10 @@ TEST(DecodeKernels, DecodeAttentionMatchesReference) {
   }
   torch::NoGradGuard ng;
   const std::int64_t b = 3, h = 6, kvh = 2, s = 19, d = 20;
-  at::Tensor q = at::randn({b, h, 1, d});
+  at::Generator g = at::detail::createCPUGenerator(4);
+  at::Tensor q = at::randn({b, h, 1, d}, g);
   // A cache-like view: capacity 32, 19 positions used.
-  at::Tensor kbuf = at::randn({b, kvh, 32, d}), vbuf = at::randn({b, kvh, 32, d});
+  at::Tensor kbuf = at::randn({b, kvh, 32, d}, g), vbuf = at::randn({b, kvh, 32, d}, g);
   at::Tensor k = kbuf.narrow(2, 0, s), v = vbuf.narrow(2, 0, s);
   at::Tensor mask = at::zeros({b, 1, 1, s});
   mask[1].narrow(-1, 0, 7).fill_(std::numeric_limits<float>::lowest());  // left padding
@@ -573,8 +575,8 @@ TEST(HalfWeights, SharedReferenceIsTheBaseWithoutAdapters) {
   auto ad = train::LoraAdapter::attach(*m, {2, 4.0, 0.0, "", "default"}, 5);
   torch::NoGradGuard ng;
   for (auto& [name, t] : ad->named_parameters())
-    if (name.find("lora_B") != std::string::npos) t.normal_(0.0, 0.3);
-  at::Tensor ids = at::randint(3, 97, {2, 8}, at::kLong);
+    if (name.find("lora_B") != std::string::npos) t.normal_(0.0, 0.3, at::detail::createCPUGenerator(5));
+  at::Tensor ids = random_ids(3, 97, {2, 8});
   EXPECT_FALSE(m->forward(ids).logits.equal(before->forward(ids).logits));
   EXPECT_TRUE(ref->forward(ids).logits.equal(before->forward(ids).logits));
 }

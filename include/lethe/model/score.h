@@ -84,8 +84,9 @@ at::Tensor mean_nll(const at::Tensor& label_logprobs, const at::Tensor& mask);
 // live only while its log-softmax is gathered, and the backward runs the head again chunk by
 // chunk. The (tokens, vocab) logits never exist whole — at Llama-3's vocabulary a 4×256 batch's
 // logits are 525 MB, and the plain path keeps three such (logits, log-softmax, their gradient).
-// Values and the hidden states' gradient are those of the plain path bit for bit (the same row
-// operations and kernels); the head's own parameters receive no gradient, so it is for a frozen
+// Values and the hidden states' gradient are those of the plain path up to float rounding (the
+// same row operations; sgemm may sum a chunk's rows in another order than the whole batch's —
+// OpenBLAS's Haswell kernels do, by 1.5e-6 of the largest gradient); the head's own parameters receive no gradient, so it is for a frozen
 // head (LoRA, frozen embeddings): a head that requires grad is refused, and so are batches of
 // 16 positions or fewer (whose plain head may take the few-row kernel; their logits are small).
 struct LabelLogprobs {
