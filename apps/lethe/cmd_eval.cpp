@@ -10,16 +10,6 @@
 namespace lethe::cli {
 namespace {
 
-std::vector<std::string> split_list(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    if (!item.empty()) out.push_back(item);
-  }
-  return out;
-}
-
 void list_metrics() {
   for (const eval::Metric* m : eval::all_metrics()) {
     std::string suites;
@@ -35,7 +25,7 @@ void add_eval(CLI::App& app, const GlobalOptions& global) {
   auto* cmd = app.add_subcommand("eval", "Evaluate a model with the TOFU or MUSE suite");
   struct Opts {
     eval::EvalOptions e;
-    std::string metrics, tmpl = "plain";
+    std::string metrics, splits, tmpl = "plain";
     bool list = false, no_report = false, no_progress = false;
   };
   auto o = std::make_shared<Opts>();
@@ -48,6 +38,9 @@ void add_eval(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--from-logs", o->e.from_logs, "summarise this EVAL.json or TOFU legacy log instead of running a model");
   cmd->add_option("--forget-split", o->e.forget_split, "tofu: forget01, forget05 or forget10 (default)");
   cmd->add_option("--metrics", o->metrics, "comma-separated metric names (default: the suite's; see --list-metrics)");
+  cmd->add_option("--splits", o->splits,
+                  "comma-separated splits to evaluate, by their EVAL.json names (default: all of the suite's; "
+                  "tofu: forget, retain, ra, wf, holdout)");
   cmd->add_option("--template", o->tmpl,
                   "prompt template for QA items: plain (default), llama2-chat, llama3-chat, chat (the model folder's own chat "
                   "template), auto (chat when the folder has one, else plain)");
@@ -79,6 +72,7 @@ void add_eval(CLI::App& app, const GlobalOptions& global) {
     }
     eval::EvalOptions e = o->e;
     e.metrics = split_list(o->metrics);
+    e.splits = split_list(o->splits);
     e.prompt_template = e.model.empty() ? text::PromptTemplate::named(o->tmpl)
                                         : text::PromptTemplate::resolve(o->tmpl, e.tokenizer.empty() ? e.model : e.tokenizer);
     e.report = !o->no_report;

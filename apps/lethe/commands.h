@@ -3,7 +3,9 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <sstream>
 #include <string>
+#include <vector>
 
 namespace lethe::cli {
 
@@ -23,5 +25,17 @@ void add_train(CLI::App& app, const GlobalOptions& global);
 void add_eval(CLI::App& app, const GlobalOptions& global);
 void add_world(CLI::App& app, const GlobalOptions& global);
 void add_demo(CLI::App& app, const GlobalOptions& global);
+void add_probe(CLI::App& app, const GlobalOptions& global);
+
+// "a,b,,c" -> {"a", "b", "c"}: the comma-separated lists of options (--metrics, --probes).
+inline std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
 
 }  // namespace lethe::cli

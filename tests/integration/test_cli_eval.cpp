@@ -99,6 +99,32 @@ TEST_F(EvalCli, TofuSuiteOnATwentyItemSlice) {
   }
 }
 
+// Some metrics only, some splits only: each component is summarised from what was measured
+// (a subset without truth_ratio used to fail summarising the unscored alternatives).
+TEST_F(EvalCli, MetricSubsetsAndSplits) {
+  const fs::path out = temp_dir("eval_subset");
+  auto r = lethe({"eval", "--suite", "tofu", "--model", model().string(), "--data", tofu().string(), "--out",
+                  (out / "a").string(), "--metrics", "probability,rouge", "--splits", "forget", "--max-items", "5",
+                  "--max-new-tokens", "8", "--no-progress"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json eval = read_json(out / "a" / "EVAL.json");
+  EXPECT_EQ(eval["splits"].size(), 1u);
+  EXPECT_TRUE(eval["splits"].contains("forget"));
+  json s = read_json(out / "a" / "SUMMARY.json");
+  EXPECT_TRUE(s.contains("forget_Q_A_Prob"));
+  EXPECT_TRUE(s.contains("forget_Q_A_ROUGE"));
+  for (const char* k : {"forget_truth_ratio", "retain_Q_A_Prob", "model_utility"}) EXPECT_FALSE(s.contains(k)) << k;
+  r = lethe({"eval", "--suite", "tofu", "--model", model().string(), "--data", tofu().string(), "--out",
+             (out / "b").string(), "--metrics", "rouge", "--max-items", "3", "--max-new-tokens", "8", "--no-progress"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  s = read_json(out / "b" / "SUMMARY.json");
+  for (const char* k : {"forget_Q_A_ROUGE", "retain_Q_A_ROUGE", "ra_Q_A_ROUGE", "wf_Q_A_ROUGE"}) EXPECT_TRUE(s.contains(k)) << k;
+  EXPECT_FALSE(s.contains("ra_Q_A_Prob_normalised"));
+  expect_one_line_error(lethe({"eval", "--suite", "tofu", "--model", model().string(), "--data", tofu().string(),
+                               "--out", (out / "c").string(), "--splits", "forget,nosuch"}),
+                        "suite tofu has no split 'nosuch' (its splits: forget, retain, ra, wf, holdout)");
+}
+
 TEST_F(EvalCli, TofuLegacyLogsWithoutAModel) {
   const fs::path logs = tofu() / "reference" / "eval_logs";
   LETHE_NEED_FIXTURE(logs);

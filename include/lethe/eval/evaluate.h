@@ -41,6 +41,8 @@ struct EvalOptions {
   std::filesystem::path from_logs;
   std::string forget_split = "forget10";  // tofu: forget01 | forget05 | forget10 (holdout follows)
   std::vector<std::string> metrics;       // empty: the suite's defaults
+  std::vector<std::string> splits;        // only these of the suite's splits (EVAL.json names); empty: all
+  std::int64_t skip_items = 0;      // per split, leave out the first N items (before max_items; probes)
   text::PromptTemplate prompt_template = text::PromptTemplate::named("plain");
   std::int64_t batch_size = 8;
   std::int64_t max_new_tokens = 0;  // 0: the suite's (tofu 200, muse verbmem 128, knowmem 32)
@@ -66,6 +68,16 @@ struct EvalOutputs {
 };
 
 EvalOutputs run_eval(const EvalOptions& options);
+
+// What the probes (probe/) re-measure on a suite after each attack: the splits that hold the
+// forget set and the metrics that say how much of it a model knows; and, for the relearning
+// attack, the forget set and a benign set sharing no facts with it as QA files (empty where
+// the suite has none).
+struct ForgetView {
+  std::vector<std::string> splits, metrics;
+  std::filesystem::path forget_qa, benign_qa;
+};
+ForgetView forget_view(const EvalOptions& options);
 
 // The metrics a run computes: options.metrics checked against the suite, or its defaults.
 std::vector<std::string> eval_metrics(const EvalOptions& options);

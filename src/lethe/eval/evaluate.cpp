@@ -34,6 +34,7 @@ void check_eval_numbers(const EvalOptions& opt) {
   LETHE_CHECK(opt.max_new_tokens >= 0, "--max-new-tokens must be positive, got ", opt.max_new_tokens);
   LETHE_CHECK(opt.max_length >= 0, "--max-length must be positive, got ", opt.max_length);
   LETHE_CHECK(opt.max_items >= 0, "--max-items must be positive, got ", opt.max_items);
+  LETHE_CHECK(opt.skip_items >= 0, "skip_items must not be negative, got ", opt.skip_items);
   check_range("--min-k", opt.min_k, Range::unit_left_open());
 }
 
@@ -151,7 +152,7 @@ Json evaluate_model(model::CausalLM& model, const text::Tokenizer& tok, const Ev
           {"settings",
            {{"data", opt.data.string()}, {"forget_split", opt.forget_split}, {"template", opt.prompt_template.name},
             {"batch_size", opt.batch_size}, {"max_new_tokens", opt.max_new_tokens}, {"max_length", opt.max_length},
-            {"max_items", opt.max_items}, {"min_k", opt.min_k}, {"generation", opt.generation},
+            {"max_items", opt.max_items}, {"skip_items", opt.skip_items}, {"min_k", opt.min_k}, {"generation", opt.generation},
             {"lethe_version", version()}}},
           {"seconds", seconds},
           {"timing",

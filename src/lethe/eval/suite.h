@@ -5,6 +5,7 @@
 // reads and tokenizes; evaluate.cpp scores, generates and calls the metrics.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -34,9 +35,11 @@ struct SuiteIo {
   // exactly as they appear in the scored sequence.
   data::Example qa(const std::string& q, const std::string& a, std::size_t max_len,
                    std::vector<std::int64_t>* prompt = nullptr) const;
-  // The first --max-items items.
+  // The first --max-items items, after the first skip_items are left out.
   template <typename T>
   void limit(std::vector<T>& v) const {
+    const auto skip = std::min(v.size(), static_cast<std::size_t>(std::max<std::int64_t>(opt.skip_items, 0)));
+    v.erase(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(skip));
     if (opt.max_items > 0 && v.size() > static_cast<std::size_t>(opt.max_items)) {
       v.resize(static_cast<std::size_t>(opt.max_items));
     }
@@ -79,6 +82,12 @@ struct Suite {
   std::string reference_forms;          // what --reference accepts, for messages
   std::string reference_fallback;       // what a reference computes when no metric asks for more
   void (*check_options)(const EvalOptions& opt) = nullptr;  // suite-specific option checks
+  // What the probes (probe/) re-measure after each attack: the splits holding the forget set
+  // and the metrics that say how much of it the model knows (cheap enough to repeat).
+  std::vector<std::string> probe_splits, probe_metrics;
+  // The forget set and a benign set as QA files (relearning probe); null where there are none.
+  std::filesystem::path (*forget_qa)(const EvalOptions& opt) = nullptr;
+  std::filesystem::path (*benign_qa)(const EvalOptions& opt) = nullptr;
 };
 
 const std::vector<const Suite*>& all_suites();

@@ -57,13 +57,17 @@ constexpr ComponentDef kComponents[] = {
     {TofuSplit::kWorldFacts, "wf_Truth_Ratio", ComponentDef::kTruthRatio},
 };
 
-// Per-item values whose mean is the component.
+// Per-item values whose mean is the component; none when the split's items were not measured
+// for it (an evaluation of some metrics only: no alternatives scored, no generations).
 std::vector<double> per_item(const ComponentDef& c, const TofuItems& items) {
+  const bool alternates = !items.paraphrased_loss.empty() || !items.perturbed_loss.empty();
   switch (c.kind) {
     case ComponentDef::kProb: return answer_probabilities(items);
-    case ComponentDef::kProbNormalised: return normalised_answer_probabilities(items);
+    case ComponentDef::kProbNormalised:
+      return alternates ? normalised_answer_probabilities(items) : std::vector<double>{};
     case ComponentDef::kRouge: return items.rouge_l_recall;
     case ComponentDef::kTruthRatio: {
+      if (!alternates) return {};
       std::vector<double> tr = truth_ratios(items), out;
       for (double r : tr) {
         out.push_back(c.split == TofuSplit::kForget ? std::min(r, 1.0 / r) : std::max(0.0, 1.0 - r));

@@ -117,7 +117,9 @@ const Suite& suite_muse() {
       "privleak_holdout",
       "DIR|EVAL.json",
       "mia_loss",
-      nullptr};
+      nullptr,
+      {"verbmem_forget", "knowmem_forget"},
+      {"verbmem_rouge", "knowmem_rouge"}};
   return s;
 }
 

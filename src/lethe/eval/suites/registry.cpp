@@ -41,15 +41,31 @@ const Suite& find_suite(const std::string& name) {
 
 void check_suite(const std::string& suite) { (void)find_suite(suite); }
 
+ForgetView forget_view(const EvalOptions& opt) {
+  const Suite& s = find_suite(opt.suite);
+  return {s.probe_splits, s.probe_metrics, s.forget_qa ? s.forget_qa(opt) : fs::path(),
+          s.benign_qa ? s.benign_qa(opt) : fs::path()};
+}
+
 fs::path need_file(const fs::path& p, const std::string& what) {
   LETHE_CHECK(fs::is_regular_file(p), p.string(), ": missing (", what, ")");
   return p;
 }
 
 std::vector<PlannedSplit> plan_splits(const Suite& suite, const EvalOptions& opt, const std::vector<std::string>& metrics) {
+  for (const auto& name : opt.splits) {
+    const bool known = std::any_of(suite.splits.begin(), suite.splits.end(),
+                                   [&](const SplitSpec& sp) { return sp.name == name; });
+    if (!known) {
+      std::string names;
+      for (const SplitSpec& sp : suite.splits) names += (names.empty() ? "" : ", ") + sp.name;
+      LETHE_CHECK(false, "suite ", suite.name, " has no split '", name, "' (its splits: ", names, ")");
+    }
+  }
   std::vector<PlannedSplit> plan;
   for (const SplitSpec& sp : suite.splits) {
     if (opt.reference_pass && !sp.reference) continue;
+    if (!opt.splits.empty() && std::find(opt.splits.begin(), opt.splits.end(), sp.name) == opt.splits.end()) continue;
     PlannedSplit p{&sp, {}, sp.base};
     for (const auto& name : sp.metrics) {
       if (std::find(metrics.begin(), metrics.end(), name) == metrics.end()) continue;

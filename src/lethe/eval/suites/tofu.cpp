@@ -108,7 +108,11 @@ const Suite& suite_tofu() {
       "holdout",
       "DIR|EVAL.json|legacy.json",
       "truth_ratio",
-      check_forget_split};
+      check_forget_split,
+      {"forget"},
+      {"probability", "rouge"},
+      forget_file,
+      retain_file};
   return s;
 }
 

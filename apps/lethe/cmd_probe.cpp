@@ -1,0 +1,114 @@
+// lethe probe: did unlearning remove the forget set or only hide it? (docs/probes.md)
+#include <iomanip>
+#include <iostream>
+
+#include "commands.h"
+#include "lethe/core/error.h"
+#include "lethe/eval/metric.h"
+#include "lethe/probe/probe.h"
+#include "lethe/text/template.h"
+
+namespace lethe::cli {
+namespace {
+
+void print_result(const probe::Json& r) {
+  const auto keys = r["keys"].get<std::vector<std::string>>();
+  for (const auto& [role, m] : r["models"].items()) {
+    std::cout << role << ": " << m["verdict"].get<std::string>() << " (" << m["verdict_reason"].get<std::string>()
+              << ")\n";
+    std::cout << "  unattacked";
+    for (const auto& k : keys) std::cout << "  " << k << " " << m["baseline"][k]["value"].get<double>();
+    std::cout << "\n";
+    for (const auto& [name, attacks] : m["probes"].items()) {
+      for (const auto& a : attacks) {
+        std::cout << "  " << name << " " << a["setting"].get<std::string>();
+        for (const auto& k : keys) {
+          std::cout << "  " << k << " " << a["metrics"][k]["value"].get<double>();
+          if (a.contains("recovery") && !a["recovery"][k].is_null()) {
+            std::cout << " (recovery " << a["recovery"][k].get<double>() << ")";
+          }
+        }
+        std::cout << "\n";
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void add_probe(CLI::App& app, const GlobalOptions& global) {
+  auto* cmd = app.add_subcommand(
+      "probe", "Attack an unlearned model (quantization, ...) and tell removal from suppression against the oracle");
+  struct Opts {
+    probe::ProbeOptions p;
+    std::string probes = "quantize,relearn", quantize, relearn_steps, metrics, tmpl = "plain";
+    bool list = false, no_progress = false;
+  };
+  auto o = std::make_shared<Opts>();
+  cmd->add_option("--model", o->p.model, "the unlearned model folder (the candidate)");
+  cmd->add_option("--reference", o->p.reference,
+                  "the oracle: a model folder retrained without the forget set (required; a removal must stay at its level)");
+  cmd->add_option("--target", o->p.target, "the model before unlearning (optional: gives each attack's recovery)");
+  cmd->add_option("--data", o->p.eval.data, "the suite's data folder (TOFU or MUSE layout, as for lethe eval)");
+  cmd->add_option("--out", o->p.out, "output folder for PROBE.json (required; new or empty unless --force)");
+  cmd->add_option("--suite", o->p.eval.suite, "tofu (default) or muse")->check(CLI::IsMember(eval::suite_names()));
+  cmd->add_option("--forget-split", o->p.eval.forget_split, "tofu: forget01, forget05 or forget10 (default)");
+  cmd->add_option("--probes", o->probes, "comma-separated probes to run (default: quantize,relearn; see --list)");
+  cmd->add_option("--quantize", o->quantize,
+                  "quantize: comma-separated forms int<bits>[-g<group>][-asym] (default: int8,int4-g128,int4-g32)");
+  cmd->add_option("--relearn-steps", o->relearn_steps,
+                  "relearn: comma-separated step counts, each a fine-tuning of its own (default 20)");
+  cmd->add_option("--relearn-lr", o->p.relearn_lr, "relearn: AdamW learning rate, constant (default 1e-5)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--relearn-batch", o->p.relearn_batch, "relearn: examples per step (default 4)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--metrics", o->metrics,
+                  "metrics re-measured after each attack (default: tofu probability,rouge; muse verbmem_rouge,knowmem_rouge)");
+  cmd->add_option("--template", o->tmpl, "prompt template for QA items (as for lethe eval; default plain)");
+  cmd->add_option("--tokenizer", o->p.eval.tokenizer, "tokenizer (default: the --model folder's)");
+  cmd->add_option("--batch-size", o->p.eval.batch_size, "sequences per scoring / generation batch (default 8)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--max-new-tokens", o->p.eval.max_new_tokens, "generation length (default: the suite's)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--max-length", o->p.eval.max_length, "tokens per scored sequence (default: the suite's)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--max-items", o->p.eval.max_items, "only the first N items of each forget split (default: all)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--seed", o->p.eval.seed, "bootstrap seed (default 0)");
+  cmd->add_flag("--force", o->p.force, "replace an existing non-empty --out folder as a whole");
+  cmd->add_flag("--no-progress", o->no_progress, "no progress bars");
+  cmd->add_flag("--list", o->list, "list the probes and exit");
+  cmd->callback([o, &global] {
+    if (o->list) {
+      for (const probe::Probe* p : probe::all_probes()) std::cout << p->name << "  " << p->description << "\n";
+      return;
+    }
+    probe::ProbeOptions p = o->p;
+    p.probes = split_list(o->probes);
+    for (const auto& q : split_list(o->quantize)) p.quantizations.push_back(model::parse_quant_spec(q));
+    p.eval.metrics = split_list(o->metrics);
+    if (!o->relearn_steps.empty()) {
+      p.relearn_steps.clear();
+      for (const auto& k : split_list(o->relearn_steps)) {
+        std::size_t used = 0;
+        long long v = 0;
+        try {
+          v = std::stoll(k, &used);
+        } catch (const std::exception&) {
+          used = 0;
+        }
+        LETHE_CHECK(used == k.size() && v > 0, "--relearn-steps: '", k, "' is not a positive step count");
+        p.relearn_steps.push_back(v);
+      }
+    }
+    LETHE_CHECK(!p.model.empty(), "give --model DIR (the unlearned model)");
+    p.eval.prompt_template = text::PromptTemplate::resolve(o->tmpl, p.eval.tokenizer.empty() ? p.model : p.eval.tokenizer);
+    p.eval.progress = !o->no_progress;
+    p.eval.device = global.device;
+    const probe::Json r = probe::run_probes(p);
+    print_result(r);
+    std::cout << "probe " << (p.out / "PROBE.json").string() << "\n";
+  });
+}
+
+}  // namespace lethe::cli

@@ -1,0 +1,101 @@
+// `lethe probe` from outside, on the miniature demo's models (tiny world: target, oracle and
+// the NPO-unlearned model trained here in under a minute): PROBE.json's schema for the
+// quantization and relearning probes, the oracle judged removed against itself, recovery
+// against target and oracle, and the errors.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "integration/cli_runner.h"
+#include "lethe/core/file.h"
+#include "support/fixtures.h"
+
+namespace lethe::test {
+namespace {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+TEST(ProbeCli, QuantizationProbeOnTheMiniatureDemo) {
+  const fs::path demo = temp_dir("probe_demo");
+  auto r = lethe({"demo", "--scale", "tiny", "--out", demo.string(), "--no-progress"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json s = json::parse(read_file(demo / "SUMMARY.json"));
+  const std::string target = s["models"]["target"]["model"], oracle = s["models"]["oracle"]["model"],
+                    unlearned = s["models"]["unlearned"]["model"], world = s["world"];
+  const fs::path out = temp_dir("probe_out") / "p";
+  r = lethe({"probe", "--model", unlearned, "--reference", oracle, "--target", target, "--data", world, "--out",
+             out.string(), "--quantize", "int8,int4-g32,int2-g32-asym", "--relearn-steps", "2,6", "--relearn-lr", "1e-3",
+             "--max-new-tokens", "24", "--no-progress"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json p = json::parse(read_file(out / "PROBE.json"));
+  EXPECT_EQ(p["format"], "lethe.probe");
+  EXPECT_EQ(p["format_version"], 1);
+  EXPECT_EQ(p["splits"], json::array({"forget"}));
+  EXPECT_EQ(p["keys"], json::array({"forget_Q_A_Prob", "forget_Q_A_ROUGE"}));
+  for (const char* role : {"oracle", "target", "candidate"}) {
+    SCOPED_TRACE(role);
+    const json& m = p["models"][role];
+    ASSERT_EQ(m["probes"]["quantize"].size(), 3u);
+    EXPECT_EQ(m["probes"]["quantize"][1]["setting"], "int4-g32");
+    for (const auto& a : m["probes"]["quantize"]) {
+      for (const char* k : {"forget_Q_A_Prob", "forget_Q_A_ROUGE"}) {
+        const double v = a["metrics"][k]["value"];
+        EXPECT_GE(v, 0.0);
+        EXPECT_LE(v, 1.0);
+        EXPECT_LE(a["metrics"][k]["ci"][0].get<double>(), v);
+        EXPECT_GE(a["metrics"][k]["ci"][1].get<double>(), v);
+        ASSERT_TRUE(a["recovery"].contains(k));
+      }
+    }
+    EXPECT_TRUE(m["verdict"] == "removed" || m["verdict"] == "suppressed" || m["verdict"] == "not forgotten");
+  }
+  // Relearning: on half of the forget set and on as many benign items, each step count a run of
+  // its own, measured on the other half, beside the unattacked values on that half.
+  const json& att = p["probes"]["relearn"]["attacks"];
+  ASSERT_EQ(att.size(), 4u);
+  EXPECT_EQ(att[0]["setting"], "forget-half 2 steps");
+  EXPECT_EQ(att[3]["setting"], "benign 6 steps");
+  const std::int64_t half = att[0]["items"]["skip"];
+  EXPECT_GT(half, 0);
+  for (const char* role : {"oracle", "target", "candidate"}) {
+    SCOPED_TRACE(role);
+    const json& rl = p["models"][role]["probes"]["relearn"];
+    ASSERT_EQ(rl.size(), 4u);
+    for (const auto& a : rl) {
+      ASSERT_TRUE(a.contains("unattacked"));
+      EXPECT_NE(a["metrics"]["forget_Q_A_Prob"]["value"], a["unattacked"]["forget_Q_A_Prob"]["value"])
+          << a["setting"] << ": fine-tuning at lr 1e-3 changed nothing";
+    }
+  }
+  // The oracle is removed by definition: every attack compares it with itself.
+  EXPECT_EQ(p["models"]["oracle"]["verdict"], "removed");
+  // The target memorised the forget set (the demo checks ROUGE >= 0.9, the oracle's <= 0.5).
+  EXPECT_EQ(p["models"]["target"]["verdict"], "not forgotten");
+  // Unattacked values agree with the demo's own evaluation of the same models.
+  EXPECT_NEAR(p["models"]["target"]["baseline"]["forget_Q_A_Prob"]["value"].get<double>(),
+              s["models"]["target"]["forget_Q_A_Prob"].get<double>(), 1e-9);
+  // int8 barely moves the target; recovery of the target's own attacked value is near 1.
+  const double rec = p["models"]["target"]["probes"]["quantize"][0]["recovery"]["forget_Q_A_Prob"];
+  EXPECT_NEAR(rec, 1.0, 0.1);
+  EXPECT_NE(r.out.find("candidate: "), std::string::npos) << r.out;
+
+  // Errors: no oracle, an unknown probe, a reference metric, an occupied --out.
+  expect_one_line_error(lethe({"probe", "--model", unlearned, "--data", world, "--out", (out / "x").string()}),
+                        "probe: give --reference DIR");
+  expect_one_line_error(lethe({"probe", "--model", unlearned, "--reference", oracle, "--data", world, "--out",
+                               (out.parent_path() / "y").string(), "--probes", "relearning"}),
+                        "unknown probe 'relearning' (known: quantize, relearn)");
+  expect_one_line_error(lethe({"probe", "--model", unlearned, "--reference", oracle, "--data", world, "--out",
+                               (out.parent_path() / "z").string(), "--metrics", "forget_quality"}),
+                        "probe: metric 'forget_quality' compares the model with a reference");
+  expect_one_line_error(lethe({"probe", "--model", unlearned, "--reference", oracle, "--data", world, "--out",
+                               out.string()}),
+                        "--out");
+  expect_one_line_error(lethe({"probe", "--model", unlearned, "--reference", oracle, "--data", world, "--out",
+                               (out.parent_path() / "w").string(), "--quantize", "q4_0"}),
+                        "'q4_0' is not a quantization");
+  EXPECT_FALSE(fs::exists(out.parent_path() / "x"));
+}
+
+}  // namespace
+}  // namespace lethe::test
