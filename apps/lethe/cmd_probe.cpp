@@ -13,6 +13,14 @@ namespace {
 
 void print_result(const probe::Json& r) {
   const auto keys = r["keys"].get<std::vector<std::string>>();
+  for (const auto& [name, p] : r["probes"].items()) {
+    if (!p.contains("comparison")) continue;
+    for (const auto& [pair, layers] : p["comparison"]["cka"].items()) {
+      std::cout << name << " CKA " << pair << " per layer:";
+      for (const auto& v : layers) std::cout << " " << std::fixed << std::setprecision(3) << v.get<double>();
+      std::cout << std::defaultfloat << "\n";
+    }
+  }
   for (const auto& [role, m] : r["models"].items()) {
     std::cout << role << ": " << m["verdict"].get<std::string>() << " (" << m["verdict_reason"].get<std::string>()
               << ")\n";

@@ -24,7 +24,8 @@ TEST(ProbeCli, QuantizationProbeOnTheMiniatureDemo) {
                     unlearned = s["models"]["unlearned"]["model"], world = s["world"];
   const fs::path out = temp_dir("probe_out") / "p";
   r = lethe({"probe", "--model", unlearned, "--reference", oracle, "--target", target, "--data", world, "--out",
-             out.string(), "--quantize", "int8,int4-g32,int2-g32-asym", "--relearn-steps", "2,6", "--relearn-lr", "1e-3",
+             out.string(), "--probes", "quantize,relearn,representation", "--quantize", "int8,int4-g32,int2-g32-asym",
+             "--relearn-steps", "2,6", "--relearn-lr", "1e-3",
              "--max-new-tokens", "24", "--no-progress"});
   ASSERT_EQ(r.code, 0) << r.err;
   const json p = json::parse(read_file(out / "PROBE.json"));
@@ -67,6 +68,22 @@ TEST(ProbeCli, QuantizationProbeOnTheMiniatureDemo) {
           << a["setting"] << ": fine-tuning at lr 1e-3 changed nothing";
     }
   }
+  // Representation: CKA per layer (embeddings, each block, final norm) for each pair of models.
+  const json& cka = p["probes"]["representation"]["comparison"]["cka"];
+  for (const char* pair : {"candidate~target", "candidate~oracle", "target~oracle"}) {
+    SCOPED_TRACE(pair);
+    ASSERT_TRUE(cka.contains(pair));
+    EXPECT_GE(cka[pair].size(), 3u);
+    EXPECT_EQ(cka[pair].size(), cka["candidate~target"].size());
+    for (const auto& v : cka[pair]) {
+      EXPECT_GE(v.get<double>(), 0.0);
+      EXPECT_LE(v.get<double>(), 1.0 + 1e-9);
+    }
+  }
+  // NPO moved the target's weights a little: its embeddings of the prompts are nearly the target's.
+  EXPECT_GT(cka["candidate~target"][0].get<double>(), 0.9);
+  EXPECT_FALSE(p["models"]["candidate"]["probes"].contains("representation"));
+  EXPECT_NE(r.out.find("representation CKA candidate~target per layer:"), std::string::npos) << r.out;
   // The oracle is removed by definition: every attack compares it with itself.
   EXPECT_EQ(p["models"]["oracle"]["verdict"], "removed");
   // The target memorised the forget set (the demo checks ROUGE >= 0.9, the oracle's <= 0.5).
@@ -84,7 +101,7 @@ TEST(ProbeCli, QuantizationProbeOnTheMiniatureDemo) {
                         "probe: give --reference DIR");
   expect_one_line_error(lethe({"probe", "--model", unlearned, "--reference", oracle, "--data", world, "--out",
                                (out.parent_path() / "y").string(), "--probes", "relearning"}),
-                        "unknown probe 'relearning' (known: quantize, relearn)");
+                        "unknown probe 'relearning' (known: quantize, relearn, representation)");
   expect_one_line_error(lethe({"probe", "--model", unlearned, "--reference", oracle, "--data", world, "--out",
                                (out.parent_path() / "z").string(), "--metrics", "forget_quality"}),
                         "probe: metric 'forget_quality' compares the model with a reference");
@@ -94,6 +111,9 @@ TEST(ProbeCli, QuantizationProbeOnTheMiniatureDemo) {
   expect_one_line_error(lethe({"probe", "--model", unlearned, "--reference", oracle, "--data", world, "--out",
                                (out.parent_path() / "w").string(), "--quantize", "q4_0"}),
                         "'q4_0' is not a quantization");
+  expect_one_line_error(lethe({"probe", "--model", unlearned, "--reference", oracle, "--data", world, "--out",
+                               (out.parent_path() / "v").string(), "--probes", "representation"}),
+                        "probe: the verdict needs an attack; add quantize or relearn to --probes");
   EXPECT_FALSE(fs::exists(out.parent_path() / "x"));
 }
 

@@ -126,6 +126,24 @@ TEST(Quantize, ModelLinearsOnlyAndAlongTheInputDimension) {
   }
 }
 
+TEST(Probe, LinearCka) {
+  // Hand case: centred x = (−1, 0, 1), y = (1, −2, 1)/3 are orthogonal: CKA 0; a multiple: 1.
+  const at::Tensor x = at::tensor({1.0, 2.0, 3.0}).reshape({3, 1});
+  EXPECT_NEAR(probe::linear_cka(x, at::tensor({1.0, 0.0, 1.0}).reshape({3, 1})), 0.0, 1e-12);
+  EXPECT_NEAR(probe::linear_cka(x, x * -2.0 + 5.0), 1.0, 1e-12);
+  at::Generator g = at::detail::createCPUGenerator(9);
+  const at::Tensor a = at::randn({200, 8}, g, at::kDouble);
+  EXPECT_NEAR(probe::linear_cka(a, a), 1.0, 1e-12);
+  // Invariant to rotation, isotropic scaling and a shift; not to an unrelated representation.
+  const at::Tensor q = std::get<0>(at::linalg_qr(at::randn({8, 8}, g, at::kDouble)));
+  EXPECT_NEAR(probe::linear_cka(a, a.mm(q) * 3.0 + 1.0), 1.0, 1e-10);
+  EXPECT_LT(probe::linear_cka(a, at::randn({200, 8}, g, at::kDouble)), 0.2);
+  // Different widths are fine (items must match); constant or mismatched inputs are errors.
+  EXPECT_GT(probe::linear_cka(a, at::cat({a, a.narrow(1, 0, 3)}, 1)), 0.9);
+  EXPECT_ERROR_HAS(probe::linear_cka(a, at::ones({200, 4}, at::kDouble)), "CKA: a representation is the same for every item");
+  EXPECT_ERROR_HAS(probe::linear_cka(a, a.narrow(0, 0, 10)), "CKA: two (items, features) matrices over the same items");
+}
+
 TEST(Probe, RecoveryFormula) {
   // (attacked − oracle) / (target − oracle): 0 at the oracle, 1 back at the target.
   EXPECT_DOUBLE_EQ(*probe::recovery(0.2, 0.2, 0.9), 0.0);
@@ -173,7 +191,7 @@ TEST(Probe, VerdictReadsIntervalsOnTheTargetsSide) {
                    settings);
   EXPECT_EQ(v.verdict, Verdict::kNotForgotten);
   EXPECT_STREQ(probe::verdict_name(v.verdict), "not forgotten");
-  EXPECT_ERROR_HAS(probe::find_probe("relearn2"), "unknown probe 'relearn2' (known: quantize, relearn)");
+  EXPECT_ERROR_HAS(probe::find_probe("relearn2"), "unknown probe 'relearn2' (known: quantize, relearn, representation)");
 }
 
 }  // namespace

@@ -17,6 +17,7 @@
 
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -29,6 +30,9 @@
 
 namespace lethe::model {
 class CausalLM;
+}
+namespace lethe::text {
+class Tokenizer;
 }
 
 namespace lethe::probe {
@@ -66,11 +70,19 @@ struct Attack {
   std::int64_t skip_items = 0, max_items = 0;
 };
 
+// What a comparing probe records of one model (representation: per layer (items, C) states).
+using Record = std::vector<at::Tensor>;
+
+// A probe either attacks (`attacks`: each attack re-measures the forget view and enters the
+// verdict) or compares the models' internals (`record` each model once, `compare` the records
+// by role: reported beside the verdict, not part of it).
 struct Probe {
   std::string name;
   std::string description;  // `lethe probe --list`
   std::string x_label;      // the curve's axis
   std::vector<Attack> (*attacks)(const ProbeOptions& options) = nullptr;
+  Record (*record)(model::CausalLM& model, const text::Tokenizer& tok, const eval::EvalOptions& eval) = nullptr;
+  Json (*compare)(const std::map<std::string, Record>& by_role) = nullptr;
 };
 
 // Every probe, in the order they run.
@@ -81,6 +93,11 @@ const Probe& find_probe(const std::string& name);  // error listing the known pr
 Json run_probes(const ProbeOptions& options);
 
 // ---- the arithmetic, exposed for tests ---------------------------------------------------------
+
+// Linear CKA of two representations of the same n items, x (n, d1) and y (n, d2):
+// ||AᵀB||²_F / (||AᵀA||_F ||BᵀB||_F) with A, B the column-centred x, y. 1 for representations
+// equal up to rotation and isotropic scaling; an error when one is constant.
+double linear_cka(const at::Tensor& x, const at::Tensor& y);
 
 // A metric's value with its 95% interval (a point when it has none).
 struct Measured {

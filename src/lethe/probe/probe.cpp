@@ -23,7 +23,7 @@ namespace lethe::probe {
 namespace fs = std::filesystem;
 
 const std::vector<const Probe*>& all_probes() {
-  static const std::vector<const Probe*> probes = {&quantize_probe(), &relearn_probe()};
+  static const std::vector<const Probe*> probes = {&quantize_probe(), &relearn_probe(), &representation_probe()};
   return probes;
 }
 
@@ -144,6 +144,8 @@ Json run_probes(const ProbeOptions& opt) {
     const Probe* p = &find_probe(name);
     if (std::find(probes.begin(), probes.end(), p) == probes.end()) probes.push_back(p);
   }
+  LETHE_CHECK(std::any_of(probes.begin(), probes.end(), [](const Probe* p) { return p->attacks != nullptr; }),
+              "probe: the verdict needs an attack; add quantize or relearn to --probes");
   std::vector<NamedPath> inputs = {{"--model", opt.model}, {"--reference", opt.reference}, {"--data", opt.eval.data}};
   if (!opt.target.empty()) inputs.emplace_back("--target", opt.target);
   if (!opt.eval.tokenizer.empty()) inputs.emplace_back("--tokenizer", opt.eval.tokenizer);
@@ -166,12 +168,13 @@ Json run_probes(const ProbeOptions& opt) {
   std::map<std::string, std::vector<Attack>> attacks;
   std::vector<Window> windows = {{0, 0}};
   for (const Probe* p : probes) {
-    attacks[p->name] = p->attacks(opt);
+    attacks[p->name] = p->attacks ? p->attacks(opt) : std::vector<Attack>{};
     for (const Attack& a : attacks[p->name]) {
       if (std::find(windows.begin(), windows.end(), window_of(a)) == windows.end()) windows.push_back(window_of(a));
     }
   }
 
+  std::map<std::string, std::map<std::string, Record>> records;  // probe -> role -> record
   std::vector<Role> roles = {{"oracle", opt.reference, {}, {}}};
   if (!opt.target.empty()) roles.push_back({"target", opt.target, {}, {}});
   roles.push_back({"candidate", opt.model, {}, {}});
@@ -191,6 +194,9 @@ Json run_probes(const ProbeOptions& opt) {
       return measures_of(eval::summarize(ev, nullptr, x.metrics, x.seed));
     };
     for (const Window& w : windows) r.baseline[w] = measure(*m, w);
+    for (const Probe* p : probes) {
+      if (p->record) records[p->name][r.name] = p->record(*m, *tok, x);
+    }
     for (const Probe* p : probes) {
       for (const Attack& a : attacks[p->name]) {
         log_info("probe: ", p->name, " ", a.setting, " on the ", r.name);
@@ -220,11 +226,13 @@ Json run_probes(const ProbeOptions& opt) {
       if (window_of(a) != Window{0, 0}) aj["items"] = {{"skip", a.skip_items}, {"max", a.max_items}};
       pj["attacks"].push_back(aj);
     }
+    if (p->compare) pj["comparison"] = p->compare(records[p->name]);
     out["probes"][p->name] = pj;
   }
   for (const Role& r : roles) {
     Json mj = {{"path", r.path.string()}, {"baseline", measures_json(r.baseline.at({0, 0}))}};
     for (const Probe* p : probes) {
+      if (!p->attacks) continue;
       Json list = Json::array();
       const auto& att = attacks[p->name];
       for (std::size_t i = 0; i < att.size(); ++i) {

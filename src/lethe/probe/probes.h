@@ -7,5 +7,6 @@ namespace lethe::probe {
 
 const Probe& quantize_probe();  // probe/quantize.cpp
 const Probe& relearn_probe();   // probe/relearn.cpp
+const Probe& representation_probe();  // probe/representation.cpp
 
 }  // namespace lethe::probe
