@@ -80,7 +80,7 @@ struct Probe {
   std::string name;
   std::string description;  // `lethe probe --list`
   std::string x_label;      // the curve's axis
-  std::vector<Attack> (*attacks)(const ProbeOptions& options) = nullptr;
+  std::vector<Attack> (*attacks)(const ProbeOptions& options, const text::Tokenizer& tok) = nullptr;
   Record (*record)(model::CausalLM& model, const text::Tokenizer& tok, const eval::EvalOptions& eval) = nullptr;
   Json (*compare)(const std::map<std::string, Record>& by_role) = nullptr;
 };

@@ -36,6 +36,17 @@ const Probe& find_probe(const std::string& name) {
   throw Error("unknown probe '" + name + "' (known: " + known + ")");
 }
 
+std::vector<data::QARecord> forget_records(const eval::EvalOptions& opt, const char* probe) {
+  const eval::ForgetView view = eval::forget_view(opt);
+  LETHE_CHECK(!view.forget_qa.empty(), "probe ", probe, ": the ", opt.suite,
+              " suite has no forget QA file (tofu has)");
+  std::vector<data::QARecord> items = data::read_qa(view.forget_qa);
+  if (opt.max_items > 0 && items.size() > static_cast<std::size_t>(opt.max_items)) {
+    items.resize(static_cast<std::size_t>(opt.max_items));
+  }
+  return items;
+}
+
 std::optional<double> recovery(double attacked, double oracle, double target) {
   const double span = target - oracle;
   if (!(std::fabs(span) > 1e-12 * std::max({1.0, std::fabs(target), std::fabs(oracle)}))) return std::nullopt;
@@ -168,7 +179,7 @@ Json run_probes(const ProbeOptions& opt) {
   std::map<std::string, std::vector<Attack>> attacks;
   std::vector<Window> windows = {{0, 0}};
   for (const Probe* p : probes) {
-    attacks[p->name] = p->attacks ? p->attacks(opt) : std::vector<Attack>{};
+    attacks[p->name] = p->attacks ? p->attacks(opt, *tok) : std::vector<Attack>{};
     for (const Attack& a : attacks[p->name]) {
       if (std::find(windows.begin(), windows.end(), window_of(a)) == windows.end()) windows.push_back(window_of(a));
     }

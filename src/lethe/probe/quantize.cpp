@@ -9,7 +9,7 @@
 namespace lethe::probe {
 namespace {
 
-std::vector<Attack> quantize_attacks(const ProbeOptions& o) {
+std::vector<Attack> quantize_attacks(const ProbeOptions& o, const text::Tokenizer&) {
   std::vector<model::QuantSpec> specs = o.quantizations;
   if (specs.empty()) specs = {{8, 0, true}, {4, 128, true}, {4, 32, true}};
   std::vector<Attack> out;

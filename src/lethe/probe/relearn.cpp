@@ -60,7 +60,7 @@ std::shared_ptr<model::CausalLM> relearned(const model::CausalLM& m, const std::
   return copy;
 }
 
-std::vector<Attack> relearn_attacks(const ProbeOptions& o) {
+std::vector<Attack> relearn_attacks(const ProbeOptions& o, const text::Tokenizer& tok) {
   const eval::ForgetView view = eval::forget_view(o.eval);
   LETHE_CHECK(!view.forget_qa.empty() && !view.benign_qa.empty(), "probe relearn: the ", o.eval.suite,
               " suite has no forget and benign QA files to fine-tune on (tofu has)");
@@ -68,22 +68,18 @@ std::vector<Attack> relearn_attacks(const ProbeOptions& o) {
   for (const std::int64_t k : o.relearn_steps) LETHE_CHECK(k > 0, "probe relearn: steps must be positive, got ", k);
   LETHE_CHECK(o.relearn_lr > 0, "probe relearn: lr must be positive, got ", o.relearn_lr);
   LETHE_CHECK(o.relearn_batch > 0, "probe relearn: batch must be positive, got ", o.relearn_batch);
-  std::vector<data::QARecord> forget = data::read_qa(view.forget_qa), benign = data::read_qa(view.benign_qa);
-  if (o.eval.max_items > 0 && forget.size() > static_cast<std::size_t>(o.eval.max_items)) {
-    forget.resize(static_cast<std::size_t>(o.eval.max_items));
-  }
+  std::vector<data::QARecord> forget = forget_records(o.eval, "relearn"), benign = data::read_qa(view.benign_qa);
   LETHE_CHECK(forget.size() >= 2, "probe relearn: ", view.forget_qa.string(), " has ", forget.size(),
               " items; half of them are relearned and the other half measured, so at least 2 are needed");
   const std::size_t half = forget.size() / 2;
   forget.resize(half);
   if (benign.size() > half) benign.resize(half);  // as many benign items as relearned ones
-  const auto tok = text::load_tokenizer(o.eval.tokenizer.empty() ? o.model : o.eval.tokenizer);
   const std::size_t max_len = static_cast<std::size_t>(o.eval.max_length > 0 ? o.eval.max_length : 512);
   auto forget_ex = std::make_shared<std::vector<data::Example>>(
-      data::qa_examples(*tok, o.eval.prompt_template, forget, max_len));
+      data::qa_examples(tok, o.eval.prompt_template, forget, max_len));
   auto benign_ex = std::make_shared<std::vector<data::Example>>(
-      data::qa_examples(*tok, o.eval.prompt_template, benign, max_len));
-  const std::int64_t pad_id = text::padding_id(*tok);
+      data::qa_examples(tok, o.eval.prompt_template, benign, max_len));
+  const std::int64_t pad_id = text::padding_id(tok);
   const auto measured = static_cast<std::int64_t>(half);  // the held-back half: items [half, 2·half)
   std::vector<Attack> out;
   for (const auto& [name, ex] : {std::pair{"forget-half", forget_ex}, std::pair{"benign", benign_ex}}) {

@@ -36,15 +36,9 @@ namespace {
 // The forget prompts' last tokens, each layer's residual stream there: L + 1 matrices (n, C),
 // [0] the embeddings (HF hidden_states).
 Record prompt_states(model::CausalLM& m, const text::Tokenizer& tok, const eval::EvalOptions& opt) {
-  const eval::ForgetView view = eval::forget_view(opt);
-  LETHE_CHECK(!view.forget_qa.empty(), "probe representation: the ", opt.suite,
-              " suite has no forget QA file to take prompts from (tofu has)");
-  std::vector<data::QARecord> items = data::read_qa(view.forget_qa);
-  if (opt.max_items > 0 && items.size() > static_cast<std::size_t>(opt.max_items)) {
-    items.resize(static_cast<std::size_t>(opt.max_items));
-  }
+  const std::vector<data::QARecord> items = forget_records(opt, "representation");
   LETHE_CHECK(items.size() >= 2, "probe representation: CKA needs at least 2 forget items, ",
-              view.forget_qa.string(), " has ", items.size());
+              eval::forget_view(opt).forget_qa.string(), " has ", items.size());
   const std::size_t max_len = static_cast<std::size_t>(
       std::min<std::int64_t>(opt.max_length > 0 ? opt.max_length : 512, m.config().max_position_embeddings - 1));
   std::vector<std::vector<std::int64_t>> prompts;
