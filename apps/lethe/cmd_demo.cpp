@@ -17,6 +17,9 @@ void add_demo(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--seed", o->seed, "world and training seed (default 0)");
   cmd->add_option("--scale", o->scale, "default, or tiny (a miniature run in seconds, for tests)");
   cmd->add_flag("!--no-progress", o->progress, "no progress bars");
+  cmd->add_flag("!--no-probes", o->probes,
+                "skip the removal-vs-suppression probes of the unlearned model (quantize, relearn, in_context, "
+                "representation)");
   cmd->callback([o, &global] {
     world::DemoOptions opt = *o;
     opt.device = global.device;
@@ -47,6 +50,12 @@ void add_demo(CLI::App& app, const GlobalOptions& global) {
         if (s.contains(k)) std::cout << "  " << k << " " << s[k].get<double>();
       }
       std::cout << "\n";
+    }
+    if (r.summary.contains("probe")) {
+      for (const auto& [m, v] : r.summary["probe"]["verdicts"].items()) {
+        std::cout << "probe verdict " << m << ": " << v["verdict"].get<std::string>() << " ("
+                  << v["reason"].get<std::string>() << ")\n";
+      }
     }
     std::cout << "time " << r.seconds << " s" << (r.trained ? "" : " (target and oracle from the cache)") << "\n"
               << "summary " << (opt.out / "SUMMARY.json").string() << "\nreport " << r.report.string() << "\n";

@@ -27,6 +27,17 @@ void print_result(const probe::Json& r) {
     std::cout << "  unattacked";
     for (const auto& k : keys) std::cout << "  " << k << " " << m["baseline"][k]["value"].get<double>();
     std::cout << "\n";
+    const probe::Json measured = m.value("measured", probe::Json::object());
+    for (const auto& [name, me] : measured.items()) {
+      std::cout << "  " << name << " plain";
+      for (const auto& [k, v] : me["baseline"].items()) std::cout << "  " << k << " " << v["value"].get<double>();
+      std::cout << "\n";
+      for (const auto& a : me["attacks"]) {
+        std::cout << "  " << name << " " << a["setting"].get<std::string>();
+        for (const auto& [k, v] : a["metrics"].items()) std::cout << "  " << k << " " << v["value"].get<double>();
+        std::cout << "\n";
+      }
+    }
     for (const auto& [name, attacks] : m["probes"].items()) {
       for (const auto& a : attacks) {
         std::cout << "  " << name << " " << a["setting"].get<std::string>();
@@ -49,7 +60,7 @@ void add_probe(CLI::App& app, const GlobalOptions& global) {
       "probe", "Attack an unlearned model (quantization, ...) and tell removal from suppression against the oracle");
   struct Opts {
     probe::ProbeOptions p;
-    std::string probes = "quantize,relearn", quantize, relearn_steps, metrics, tmpl = "plain";
+    std::string probes = "quantize,relearn", quantize, relearn_steps, in_context, metrics, tmpl = "plain";
     bool list = false, no_progress = false;
   };
   auto o = std::make_shared<Opts>();
@@ -61,7 +72,7 @@ void add_probe(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--out", o->p.out, "output folder for PROBE.json (required; new or empty unless --force)");
   cmd->add_option("--suite", o->p.eval.suite, "tofu (default) or muse")->check(CLI::IsMember(eval::suite_names()));
   cmd->add_option("--forget-split", o->p.eval.forget_split, "tofu: forget01, forget05 or forget10 (default)");
-  cmd->add_option("--probes", o->probes, "comma-separated probes to run (default: quantize,relearn; see --list)");
+  cmd->add_option("--probes", o->probes, "comma-separated probes to run (default: quantize,relearn; robustness: all; see --list)");
   cmd->add_option("--quantize", o->quantize,
                   "quantize: comma-separated forms int<bits>[-g<group>][-asym] (default: int8,int4-g128,int4-g32)");
   cmd->add_option("--relearn-steps", o->relearn_steps,
@@ -69,6 +80,21 @@ void add_probe(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--relearn-lr", o->p.relearn_lr, "relearn: AdamW learning rate, constant (default 1e-5)")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--relearn-batch", o->p.relearn_batch, "relearn: examples per step (default 4)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--in-context", o->in_context,
+                  "in_context: comma-separated prompt attacks (default: context,paraphrase,many-shot,sampled)");
+  cmd->add_option("--context-facts", o->p.context_facts,
+                  "in_context context: the person's other answers put before a held-back question (default 4)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--shots", o->p.shots, "in_context many-shot: benign QA pairs before the question (default 4)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--samples", o->p.samples, "in_context sampled: k of leak@k, at temperature 1, top-p 0.95 (default 8)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--leak-threshold", o->p.leak_threshold,
+                  "in_context: a leak is an answer's ROUGE-L recall at or above this (default 0.5)")
+      ->check(CLI::Range(1e-9, 1.0));
+  cmd->add_option("--items-per-person", o->p.items_per_person,
+                  "in_context context: QA items per person, consecutive (default: world.json's, else TOFU's 20)")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--metrics", o->metrics,
                   "metrics re-measured after each attack (default: tofu probability,rouge; muse verbmem_rouge,knowmem_rouge)");
@@ -89,12 +115,14 @@ void add_probe(CLI::App& app, const GlobalOptions& global) {
   cmd->callback([o, &global] {
     if (o->list) {
       for (const probe::Probe* p : probe::all_probes()) std::cout << p->name << "  " << p->description << "\n";
+      std::cout << probe::kRobustness << "  every probe above (the robustness suite)\n";
       return;
     }
     probe::ProbeOptions p = o->p;
     p.probes = split_list(o->probes);
     for (const auto& q : split_list(o->quantize)) p.quantizations.push_back(model::parse_quant_spec(q));
     p.eval.metrics = split_list(o->metrics);
+    if (!o->in_context.empty()) p.in_context = split_list(o->in_context);
     if (!o->relearn_steps.empty()) {
       p.relearn_steps.clear();
       for (const auto& k : split_list(o->relearn_steps)) {

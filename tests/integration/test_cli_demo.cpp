@@ -64,6 +64,22 @@ TEST(DemoCli, MiniatureDemoEndToEnd) {
   const std::string html = read_file(out / "report.html");
   EXPECT_EQ(check_html(html), "");
   EXPECT_NE(html.find("Canaries"), std::string::npos);
+  // The probes ran on the unlearned model; the report opens with their verdict, then the checks.
+  ASSERT_TRUE(s.contains("probe")) << s.dump();
+  EXPECT_TRUE(fs::exists(out / "probe" / "PROBE.json"));
+  for (const char* m : {"target", "oracle", "unlearned"}) {
+    const std::string v = s["probe"]["verdicts"][m]["verdict"];
+    EXPECT_TRUE(v == "removed" || v == "suppressed" || v == "not forgotten") << m << " " << v;
+  }
+  EXPECT_EQ(s["probe"]["verdicts"]["oracle"]["verdict"], "removed");  // compared with itself
+  const auto verdict_at = html.find("Verdict on the unlearned model (NPO)");
+  ASSERT_NE(verdict_at, std::string::npos);
+  EXPECT_LT(verdict_at, html.find("target memorizes: forget ROUGE-L recall"));
+  EXPECT_LT(html.find("target memorizes: forget ROUGE-L recall"), html.find("<h2>Summary</h2>"));
+  EXPECT_NE(html.find("Removal or suppression: the probes"), std::string::npos);
+  EXPECT_NE(r.out.find("probe verdict unlearned: "), std::string::npos) << r.out;
+  // The oracle is the reference: its truth ratios are drawn once, not again as "reference".
+  EXPECT_EQ(html.find(">reference (n="), std::string::npos);
 
   // Again: the cache supplies tokenizer, target and oracle.
   r = lethe({"demo", "--scale", "tiny", "--out", out.string(), "--no-progress"});

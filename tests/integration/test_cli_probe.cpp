@@ -9,6 +9,7 @@
 #include "integration/cli_runner.h"
 #include "lethe/core/file.h"
 #include "support/fixtures.h"
+#include "support/html_check.h"
 
 namespace lethe::test {
 namespace {
@@ -17,15 +18,15 @@ using nlohmann::json;
 
 TEST(ProbeCli, QuantizationProbeOnTheMiniatureDemo) {
   const fs::path demo = temp_dir("probe_demo");
-  auto r = lethe({"demo", "--scale", "tiny", "--out", demo.string(), "--no-progress"});
+  auto r = lethe({"demo", "--scale", "tiny", "--out", demo.string(), "--no-progress", "--no-probes"});
   ASSERT_EQ(r.code, 0) << r.err;
   const json s = json::parse(read_file(demo / "SUMMARY.json"));
   const std::string target = s["models"]["target"]["model"], oracle = s["models"]["oracle"]["model"],
                     unlearned = s["models"]["unlearned"]["model"], world = s["world"];
   const fs::path out = temp_dir("probe_out") / "p";
   r = lethe({"probe", "--model", unlearned, "--reference", oracle, "--target", target, "--data", world, "--out",
-             out.string(), "--probes", "quantize,relearn,representation", "--quantize", "int8,int4-g32,int2-g32-asym",
-             "--relearn-steps", "2,6", "--relearn-lr", "1e-3",
+             out.string(), "--probes", "quantize,relearn,in_context,representation", "--quantize", "int8,int4-g32,int2-g32-asym",
+             "--relearn-steps", "2,6", "--relearn-lr", "1e-3", "--samples", "3",
              "--max-new-tokens", "24", "--no-progress"});
   ASSERT_EQ(r.code, 0) << r.err;
   const json p = json::parse(read_file(out / "PROBE.json"));
@@ -68,6 +69,31 @@ TEST(ProbeCli, QuantizationProbeOnTheMiniatureDemo) {
           << a["setting"] << ": fine-tuning at lr 1e-3 changed nothing";
     }
   }
+  // In-context: a leak rate per prompt attack, each model under the same prompts.
+  const std::vector<std::string> settings = {"context 4 facts", "paraphrase", "many-shot 4", "leak@3"};
+  ASSERT_EQ(p["probes"]["in_context"]["attacks"].size(), 4u);
+  for (const char* role : {"oracle", "target", "candidate"}) {
+    SCOPED_TRACE(role);
+    const json& ic = p["models"][role]["measured"]["in_context"];
+    const double plain = ic["baseline"]["leak_rate"]["value"];
+    EXPECT_GE(plain, 0.0);
+    EXPECT_LE(plain, 1.0);
+    ASSERT_EQ(ic["attacks"].size(), 4u);
+    for (std::size_t i = 0; i < settings.size(); ++i) {
+      EXPECT_EQ(ic["attacks"][i]["setting"], settings[i]);
+      const json& v = ic["attacks"][i]["metrics"]["leak_rate"];
+      EXPECT_GE(v["value"].get<double>(), 0.0);
+      EXPECT_LE(v["value"].get<double>(), 1.0);
+      EXPECT_LE(v["ci"][0].get<double>(), v["value"].get<double>());
+      ASSERT_TRUE(ic["attacks"][i]["recovery"].contains("leak_rate"));
+    }
+  }
+  // The target memorised the forget answers: greedy decoding leaks them, more than the oracle's.
+  const double target_leak = p["models"]["target"]["measured"]["in_context"]["baseline"]["leak_rate"]["value"];
+  EXPECT_GE(target_leak, 0.8);
+  EXPECT_LT(p["models"]["oracle"]["measured"]["in_context"]["baseline"]["leak_rate"]["value"].get<double>(), target_leak);
+  EXPECT_NE(r.out.find("in_context leak@3  leak_rate"), std::string::npos) << r.out;
+
   // Representation: CKA per layer (embeddings, each block, final norm) for each pair of models.
   const json& cka = p["probes"]["representation"]["comparison"]["cka"];
   for (const char* pair : {"candidate~target", "candidate~oracle", "target~oracle"}) {
@@ -95,13 +121,19 @@ TEST(ProbeCli, QuantizationProbeOnTheMiniatureDemo) {
   const double rec = p["models"]["target"]["probes"]["quantize"][0]["recovery"]["forget_Q_A_Prob"];
   EXPECT_NEAR(rec, 1.0, 0.1);
   EXPECT_NE(r.out.find("candidate: "), std::string::npos) << r.out;
+  const std::string html = read_file(out / "probe.html");
+  EXPECT_EQ(check_html(html), "");
+  for (const char* fig : {"quantization: forget_Q_A_Prob", "relearning: forget_Q_A_ROUGE (held-back half)",
+                          "in_context: leak_rate", "linear CKA per layer"}) {
+    EXPECT_NE(html.find(fig), std::string::npos) << fig;
+  }
 
   // Errors: no oracle, an unknown probe, a reference metric, an occupied --out.
   expect_one_line_error(lethe({"probe", "--model", unlearned, "--data", world, "--out", (out / "x").string()}),
                         "probe: give --reference DIR");
   expect_one_line_error(lethe({"probe", "--model", unlearned, "--reference", oracle, "--data", world, "--out",
                                (out.parent_path() / "y").string(), "--probes", "relearning"}),
-                        "unknown probe 'relearning' (known: quantize, relearn, representation)");
+                        "unknown probe 'relearning' (known: quantize, relearn, in_context, representation; robustness: all of them)");
   expect_one_line_error(lethe({"probe", "--model", unlearned, "--reference", oracle, "--data", world, "--out",
                                (out.parent_path() / "z").string(), "--metrics", "forget_quality"}),
                         "probe: metric 'forget_quality' compares the model with a reference");
@@ -113,8 +145,58 @@ TEST(ProbeCli, QuantizationProbeOnTheMiniatureDemo) {
                         "'q4_0' is not a quantization");
   expect_one_line_error(lethe({"probe", "--model", unlearned, "--reference", oracle, "--data", world, "--out",
                                (out.parent_path() / "v").string(), "--probes", "representation"}),
-                        "probe: the verdict needs an attack; add quantize or relearn to --probes");
+                        "probe: the verdict needs an attack; add quantize, relearn or in_context to --probes");
+  expect_one_line_error(lethe({"probe", "--model", unlearned, "--reference", oracle, "--data", world, "--out",
+                               (out.parent_path() / "u").string(), "--probes", "in_context", "--in-context", "rephrase"}),
+                        "probe in_context: unknown setting 'rephrase' (known: context, paraphrase, many-shot, sampled)");
   EXPECT_FALSE(fs::exists(out.parent_path() / "x"));
+}
+
+// The probe: section of an unlearn config: probes of the final model, the run's model as the
+// target, checked before any training.
+TEST(ProbeCli, ProbeSectionOfAnUnlearnConfig) {
+  const fs::path demo = temp_dir("probe_cfg_demo");
+  auto r = lethe({"demo", "--scale", "tiny", "--out", demo.string(), "--no-progress", "--no-probes"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_FALSE(fs::exists(demo / "probe")) << "--no-probes";
+  const json s = json::parse(read_file(demo / "SUMMARY.json"));
+  EXPECT_FALSE(s.contains("probe"));
+  const std::string target = s["models"]["target"]["model"], oracle = s["models"]["oracle"]["model"], world = s["world"];
+  const fs::path dir = temp_dir("probe_cfg");
+  write_file_atomic(dir / "un.yaml",
+                    "model: " + target + "\noutput_dir: run\n"
+                    "data: {forget: " + world + "/forget10.jsonl, retain: " + world + "/retain90.jsonl, max_length: 128}\n"
+                    "method: {name: GradAscent}\n"
+                    "train: {max_steps: 2, batch_size: 4, lr: 1.0e-4}\n"
+                    "probe: {reference: " + oracle + ", data: " + world + ", probes: [quantize, in_context],\n"
+                    "        quantize: [int8], in_context: {settings: [context, sampled], samples: 2}, max_items: 10}\n");
+  r = lethe({"-q", "unlearn", (dir / "un.yaml").string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json p = json::parse(read_file(dir / "run" / "probe" / "PROBE.json"));
+  EXPECT_EQ(p["models"]["target"]["path"], target);
+  EXPECT_EQ(fs::canonical(p["models"]["candidate"]["path"].get<std::string>()), fs::canonical(dir / "run" / "model"));
+  ASSERT_EQ(p["models"]["candidate"]["probes"]["quantize"].size(), 1u);
+  const json& ic = p["models"]["candidate"]["measured"]["in_context"]["attacks"];
+  ASSERT_EQ(ic.size(), 2u);
+  EXPECT_EQ(ic[1]["setting"], "leak@2");
+  EXPECT_EQ(p["models"]["oracle"]["verdict"], "removed");
+  EXPECT_TRUE(fs::exists(dir / "run" / "probe" / "probe.html"));
+  EXPECT_EQ(json::parse(read_file(dir / "run" / "run.json"))["outputs"]["probe"],
+            (dir / "run" / "probe" / "PROBE.json").string());
+  // A bad probe section fails before any training.
+  for (const auto& [override_, message] : std::vector<std::pair<std::string, std::string>>{
+           {"probe.probes=[relearning]", "unknown probe 'relearning'"},
+           {"probe.relearn.stepz=[4]", "unknown key 'probe.relearn.stepz'"},
+           {"probe.quantize=[int9]", "int9"},
+           {"probe.in_context.settings=[rephrase]", "unknown setting 'rephrase'"},
+           {"probe.reference=" + (dir / "nowhere").string(), "nowhere"}}) {
+    SCOPED_TRACE(override_);
+    expect_one_line_error(lethe({"unlearn", (dir / "un.yaml").string(), override_, "output_dir=run2"}), message);
+    EXPECT_FALSE(fs::exists(dir / "run2" / "train_log.jsonl"));
+  }
+  write_file_atomic(dir / "ft.yaml", "model: " + target + "\noutput_dir: ft\ndata: {train: " + world +
+                                         "/forget10.jsonl}\nprobe: {reference: " + oracle + "}\n");
+  expect_one_line_error(lethe({"finetune", (dir / "ft.yaml").string()}), "'probe' belongs in unlearn configs");
 }
 
 }  // namespace

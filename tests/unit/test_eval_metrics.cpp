@@ -276,6 +276,25 @@ TEST(EvalReport, IsWellFormedAndSelfContained) {
   EXPECT_NE(html.find("g &lt;script&gt;"), std::string::npos);
   EXPECT_NE(html.find("<svg"), std::string::npos);
   EXPECT_NE(html.find("forget_quality"), std::string::npos);
+  // Legends sit under the plots, as wide as their longest name: nothing is cut at the edge.
+  in.models[1].name = "unlearned (NPO, a deliberately long model name)";
+  in.models[1].summary = summarize(ref_eval, nullptr, {"mia_loss"});
+  const std::string roc = render_report(in, &ref);
+  const auto svg_width = [](const std::string& h, const std::string& title) {
+    const auto t = h.find("<title>" + title + "</title>");
+    const auto w = h.rfind("width=\"", t);
+    return std::stod(h.substr(w + 7));
+  };
+  const std::string label = "unlearned (NPO, a deliberately long model name) AUC ";
+  ASSERT_NE(roc.find(label), std::string::npos);
+  EXPECT_GE(svg_width(roc, "ROC curves"), 7.0 * static_cast<double>(label.size() + 5));
+  LinePlot plot{"p", "x", "y", {{std::string(80, 'n'), {{0, 1}, {1, 2}}, false}}, false, {}};
+  EXPECT_GE(svg_width(line_plot_svg(plot), "p"), 7.0 * 80);
+  EXPECT_EQ(test::check_html("<html><body>" + figure_grid({line_plot_svg(plot)}) + "</body></html>"), "");
+  // The reference is not drawn twice when it is one of the models.
+  EXPECT_NE(html.find(">reference (n="), std::string::npos);
+  in.models[0].summary["model"] = "ref.json";
+  EXPECT_EQ(render_report(in, &ref).find(">reference (n="), std::string::npos);
   // The checker itself rejects what it should.
   EXPECT_NE(test::check_html("<html><body><p>x</body></html>"), "");
   EXPECT_NE(test::check_html("<html><img src=\"http://x/y.png\"/></html>"), "");

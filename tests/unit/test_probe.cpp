@@ -160,6 +160,7 @@ TEST(Probe, VerdictReadsIntervalsOnTheTargetsSide) {
   auto trace = [](Measured base, Measured oracle, std::vector<Measured> att, std::vector<Measured> oatt) {
     probe::MetricTrace t;
     t.key = "forget_Q_A_Prob";
+    t.settings = {"quantize int8", "quantize int4-g32"};
     t.baseline = base;
     t.oracle_baseline = oracle;
     t.attacked = std::move(att);
@@ -168,30 +169,40 @@ TEST(Probe, VerdictReadsIntervalsOnTheTargetsSide) {
     return t;
   };
   const Measured oracle{0.20, 0.15, 0.25};
-  const std::vector<std::string> settings = {"quantize int8", "quantize int4-g32"};
   // At the oracle before and after both attacks: removed.
   auto v = probe::judge({trace({0.22, 0.17, 0.27}, oracle, {{0.21, 0.16, 0.26}, {0.24, 0.19, 0.29}},
-                               {oracle, {0.25, 0.2, 0.3}})}, settings);
+                               {oracle, {0.25, 0.2, 0.3}})});
   EXPECT_EQ(v.verdict, Verdict::kRemoved) << v.why;
   // At the oracle unattacked, back towards the target after int4: suppressed, naming the attack.
   v = probe::judge({trace({0.22, 0.17, 0.27}, oracle, {{0.21, 0.16, 0.26}, {0.6, 0.55, 0.65}},
-                          {oracle, {0.25, 0.2, 0.3}})}, settings);
+                          {oracle, {0.25, 0.2, 0.3}})});
   EXPECT_EQ(v.verdict, Verdict::kSuppressed);
   EXPECT_NE(v.why.find("after quantize int4-g32"), std::string::npos) << v.why;
   // Worse than the attacked oracle on the side away from the target is damage, not recovery.
   v = probe::judge({trace({0.22, 0.17, 0.27}, oracle, {{0.21, 0.16, 0.26}, {0.02, 0.01, 0.03}},
-                          {oracle, {0.25, 0.2, 0.3}})}, settings);
+                          {oracle, {0.25, 0.2, 0.3}})});
   EXPECT_EQ(v.verdict, Verdict::kRemoved) << v.why;
   // Without a target any departure counts.
   auto t = trace({0.22, 0.17, 0.27}, oracle, {{0.21, 0.16, 0.26}, {0.02, 0.01, 0.03}}, {oracle, {0.25, 0.2, 0.3}});
   t.target_baseline.reset();
-  EXPECT_EQ(probe::judge({t}, settings).verdict, Verdict::kSuppressed);
+  EXPECT_EQ(probe::judge({t}).verdict, Verdict::kSuppressed);
   // Above the oracle before any attack: not forgotten.
-  v = probe::judge({trace({0.5, 0.45, 0.55}, oracle, {{0.5, 0.45, 0.55}, {0.5, 0.45, 0.55}}, {oracle, oracle})},
-                   settings);
+  v = probe::judge({trace({0.5, 0.45, 0.55}, oracle, {{0.5, 0.45, 0.55}, {0.5, 0.45, 0.55}}, {oracle, oracle})});
   EXPECT_EQ(v.verdict, Verdict::kNotForgotten);
   EXPECT_STREQ(probe::verdict_name(v.verdict), "not forgotten");
-  EXPECT_ERROR_HAS(probe::find_probe("relearn2"), "unknown probe 'relearn2' (known: quantize, relearn, representation)");
+  EXPECT_ERROR_HAS(probe::find_probe("relearn2"), "unknown probe 'relearn2' (known: quantize, relearn, in_context, representation; robustness: all of them)");
+}
+
+TEST(Probe, LeakIsRougeLRecallAtTheThreshold) {
+  // ROUGE-L recall of the answer's 5 tokens (ann was born in oslo, lowercased): the longest
+  // common subsequence over 5.
+  EXPECT_TRUE(probe::leaks("Ann was born in Oslo.", "ann was born in oslo", 0.5));
+  EXPECT_TRUE(probe::leaks("Ann was born in Oslo.", "Oslo, I think. Ann was born there.", 0.5));  // ann was born: 3/5
+  EXPECT_FALSE(probe::leaks("Ann was born in Oslo.", "I do not know.", 0.5));
+  // "ann was" is 2 of the answer's 5 tokens: 0.4 recall.
+  EXPECT_FALSE(probe::leaks("Ann was born in Oslo.", "Ann was", 0.5));
+  EXPECT_TRUE(probe::leaks("Ann was born in Oslo.", "Ann was", 0.4));
+  EXPECT_TRUE(probe::leaks("Ann was born in Oslo.", "Ann was born", 0.6));
 }
 
 }  // namespace

@@ -38,12 +38,23 @@ struct Generation {
   std::size_t new_tokens = 0;
 };
 
-// Greedy continuations of every prompt, in batches of prompts of similar length (left-padded,
-// one KV-cache pass per batch). Stops at EOS or any of `stop_strings` (removed from the text).
+// How generate_texts decodes: greedy unless temperature > 0, then sampling with top-k (0: off)
+// and top-p (1: off) from a generator seeded by `seed` (model/generate.h).
+struct Decoding {
+  double temperature = 0;
+  std::int64_t top_k = 0;
+  double top_p = 1;
+  std::uint64_t seed = 0;
+};
+
+// Continuations of every prompt (greedy by default), in batches of prompts of similar length
+// (left-padded, one KV-cache pass per batch). Stops at EOS or any of `stop_strings` (removed
+// from the text).
 std::vector<Generation> generate_texts(model::CausalLM& model, const text::Tokenizer& tok,
                                        const std::vector<std::vector<std::int64_t>>& prompts,
                                        std::int64_t max_new_tokens, const std::vector<std::string>& stop_strings,
-                                       const EngineOptions& opt, const std::string& label);
+                                       const EngineOptions& opt, const std::string& label,
+                                       const Decoding& decoding = {});
 
 // ‖∇θ mean NLL(example)‖₂ over every parameter, one example at a time. Leaves the model as it
 // found it: no gradients kept, requires_grad flags and train/eval mode restored.

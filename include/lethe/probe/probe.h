@@ -52,6 +52,18 @@ struct ProbeOptions {
   std::vector<std::int64_t> relearn_steps = {20};
   double relearn_lr = 1e-5;
   std::int64_t relearn_batch = 4;
+  // in_context: prompt attacks on the forget questions, each a leak rate (docs/probes.md):
+  // context (the person's other facts before a held-back question), paraphrase, many-shot
+  // (benign QA pairs before it), sampled (leak@k). A leak: ROUGE-L recall of the answer >=
+  // leak_threshold.
+  std::vector<std::string> in_context = {"context", "paraphrase", "many-shot", "sampled"};
+  std::int64_t context_facts = 4;   // context: the person's other answers put before the question
+  std::int64_t shots = 4;           // many-shot: benign QA pairs before the question
+  std::int64_t samples = 8;         // sampled: k samples at temperature 1, top-p 0.95
+  double leak_threshold = 0.5;
+  // QA items per person, consecutive in the forget file (context needs them). 0: the data
+  // folder's world.json qa_per_person, else TOFU's 20.
+  std::int64_t items_per_person = 0;
   // Suite, data, forget split, template, tokenizer, batch size, max_items, max_new_tokens, seed,
   // device: as for `lethe eval`. Its metrics (empty: the suite's forget view) are re-measured on
   // the suite's forget splits after every attack.
@@ -73,9 +85,25 @@ struct Attack {
 // What a comparing probe records of one model (representation: per layer (items, C) states).
 using Record = std::vector<at::Tensor>;
 
-// A probe either attacks (`attacks`: each attack re-measures the forget view and enters the
-// verdict) or compares the models' internals (`record` each model once, `compare` the records
-// by role: reported beside the verdict, not part of it).
+// A metric's value with its 95% interval (a point when it has none).
+struct Measured {
+  double value = 0, lo = 0, hi = 0;
+};
+using Measures = std::map<std::string, Measured>;  // by key
+
+// What a measuring probe finds on one model: its own keys on the unattacked prompts and under
+// each of its settings (in_context: the leak rate of plain greedy answers, then of each attack).
+struct Measurement {
+  Measures baseline;
+  std::vector<std::string> settings;
+  std::vector<Measures> attacked;  // one per setting
+  Json examples = Json::object();  // setting -> a few items as prompted and answered, for a reader
+};
+
+// A probe attacks the model (`attacks`: each attack re-measures the forget view and enters the
+// verdict), attacks the prompts (`measure`: its own keys unattacked and per setting, in the
+// verdict too), or compares the models' internals (`record` each model once, `compare` the
+// records by role: reported beside the verdict, not part of it).
 struct Probe {
   std::string name;
   std::string description;  // `lethe probe --list`
@@ -83,14 +111,36 @@ struct Probe {
   std::vector<Attack> (*attacks)(const ProbeOptions& options, const text::Tokenizer& tok) = nullptr;
   Record (*record)(model::CausalLM& model, const text::Tokenizer& tok, const eval::EvalOptions& eval) = nullptr;
   Json (*compare)(const std::map<std::string, Record>& by_role) = nullptr;
+  Measurement (*measure)(model::CausalLM& model, const text::Tokenizer& tok, const ProbeOptions& options) = nullptr;
+  void (*check)(const ProbeOptions& options) = nullptr;  // the probe's options, before any work
 };
+
+// The name that asks for every probe (the robustness suite): --probes robustness.
+inline constexpr const char* kRobustness = "robustness";
 
 // Every probe, in the order they run.
 const std::vector<const Probe*>& all_probes();
 const Probe& find_probe(const std::string& name);  // error listing the known probes
 
-// Runs the probes and writes <out>/PROBE.json (format lethe.probe, docs/probes.md); returns it.
+// Every check that needs no model: the reference, data and target exist, the probes, metrics
+// and each probe's options are valid (an unlearn config's probe: section is checked so before
+// any training). run_probes calls it.
+void check_probe_options(const ProbeOptions& options);
+
+// A `probe:` section of an unlearn config (docs/probes.md "In a run config"), paths relative to
+// `base`; what the section leaves out comes from `defaults` (the run's model as the target, the
+// eval: section's data, suite and forget split, the run's template, lengths and device).
+// Unknown keys are an error listing the accepted ones.
+ProbeOptions probe_options_from_config(const Json& section, const std::filesystem::path& base,
+                                       const ProbeOptions& defaults);
+
+// Runs the probes and writes <out>/PROBE.json (format lethe.probe, docs/probes.md) and
+// <out>/probe.html; returns PROBE.json.
 Json run_probes(const ProbeOptions& options);
+
+// PROBE.json as an HTML fragment: the verdict per model, then one figure per probe and metric in
+// a grid. `names` renames roles for display ("candidate" -> "unlearned (NPO)").
+std::string probe_report_html(const Json& probe, const std::map<std::string, std::string>& names = {});
 
 // ---- the arithmetic, exposed for tests ---------------------------------------------------------
 
@@ -99,10 +149,6 @@ Json run_probes(const ProbeOptions& options);
 // equal up to rotation and isotropic scaling; an error when one is constant.
 double linear_cka(const at::Tensor& x, const at::Tensor& y);
 
-// A metric's value with its 95% interval (a point when it has none).
-struct Measured {
-  double value = 0, lo = 0, hi = 0;
-};
 // (attacked − oracle) / (target − oracle); none when target equals oracle (nothing to recover).
 std::optional<double> recovery(double attacked, double oracle, double target);
 bool overlap(const Measured& a, const Measured& b);
@@ -115,6 +161,7 @@ const char* verdict_name(Verdict v);  // "removed", "suppressed", "not forgotten
 struct MetricTrace {
   std::string key;
   Measured baseline, oracle_baseline;
+  std::vector<std::string> settings;                // the attacks, named for the verdict's reason
   std::vector<Measured> attacked, oracle_attacked;  // one per attack, same order
   std::optional<Measured> target_baseline;
 };
@@ -124,6 +171,10 @@ struct VerdictReason {
 };
 // The verdict over every metric and attack (header comment). Without a target, any attacked
 // interval that misses the attacked oracle's counts as a recovery.
-VerdictReason judge(const std::vector<MetricTrace>& metrics, const std::vector<std::string>& settings);
+VerdictReason judge(const std::vector<MetricTrace>& metrics);
+
+// The in_context probe's leak rule: ROUGE-L recall (stemmed, as TOFU's ROUGE) of `answer` in
+// `generation` reaches `threshold`.
+bool leaks(const std::string& answer, const std::string& generation, double threshold);
 
 }  // namespace lethe::probe

@@ -6,6 +6,7 @@
 //   run.json          the resolved config, versions, input fingerprints and the outcome
 //   checkpoints/      resumable state (when train.checkpoint_every > 0)
 //   eval/             the `eval:` section's suite on the final model (EVAL.json, SUMMARY.json, report.html)
+//   probe/            the `probe:` section's probes of the final model (PROBE.json, probe.html)
 //
 // A run is named stages over its typed config: check the inputs, prepare the evaluation (the
 // reference is evaluated before training), prepare the inputs (tokenizer, model, fingerprints),
@@ -23,6 +24,7 @@
 #include "lethe/core/config.h"
 #include "lethe/eval/evaluate.h"
 #include "lethe/model/dtype.h"
+#include "lethe/probe/probe.h"
 #include "lethe/text/template.h"
 #include "lethe/train/lora.h"
 #include "lethe/train/trainer.h"
@@ -74,6 +76,10 @@ struct RunConfig {
   // config is parsed (suite, metrics, files, reference), before any training.
   std::optional<eval::EvalOptions> eval;
   std::int64_t eval_every = 0;
+  // The `probe:` section (unlearn runs): the probes on the final model, against probe.reference
+  // (the oracle) and the run's model as the target, into output_dir/probe/ (PROBE.json,
+  // probe.html). Checked when the config is parsed.
+  std::optional<probe::ProbeOptions> probe;
   std::filesystem::path config_dir;  // relative paths in the config are resolved against it
 };
 
@@ -90,6 +96,7 @@ struct RunSummary {
   TrainResult result;
   std::filesystem::path model_dir, adapter_dir;
   std::filesystem::path eval_summary;  // eval/SUMMARY.json when the config has an eval: section
+  std::filesystem::path probe_json;    // probe/PROBE.json when it has a probe: section
   std::map<std::string, double> final_eval;
 };
 

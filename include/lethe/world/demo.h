@@ -2,7 +2,8 @@
 // is generated; a SentencePiece tokenizer, a small Llama target (trained on everyone) and its
 // retrain oracle (trained without the forget people, same recipe) are trained from scratch; the
 // target unlearns the forget split; target, oracle and unlearned model are evaluated with the
-// TOFU suite (oracle as reference) and on canaries; one report compares them side by side.
+// TOFU suite (oracle as reference) and on canaries, and probed for removal against suppression
+// (probe/); one report opens with the probes' verdict and the checks and compares them side by side.
 // Trained artefacts are cached by a hash of their recipe, so a second run skips training.
 #pragma once
 
@@ -22,6 +23,9 @@ struct DemoOptions {
   std::string scale = "default";       // "default" or "tiny" (seconds: tests)
   std::string device = "cpu";
   bool progress = true;
+  // Run the probes (quantize, relearn, in_context, representation; docs/probes.md) on the
+  // unlearned model against the oracle and the target, and open the report with their verdict.
+  bool probes = true;
 };
 
 struct DemoResult {

@@ -93,13 +93,17 @@ std::vector<SequenceScore> score_examples(model::CausalLM& model, const std::vec
 std::vector<Generation> generate_texts(model::CausalLM& model, const text::Tokenizer& tok,
                                        const std::vector<std::vector<std::int64_t>>& prompts,
                                        std::int64_t max_new_tokens, const std::vector<std::string>& stop_strings,
-                                       const EngineOptions& opt, const std::string& label) {
+                                       const EngineOptions& opt, const std::string& label,
+                                       const Decoding& decoding) {
   EvalMode mode(model);
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<Generation> out(prompts.size());
   const auto order = by_length(prompts.size(), [&](std::size_t i) { return prompts[i].size(); });
   model::GenerateOptions go;
   go.max_new_tokens = max_new_tokens;
+  go.temperature = decoding.temperature;
+  go.top_k = decoding.top_k;
+  go.top_p = decoding.top_p;
   go.stop_strings = stop_strings;
   go.detokenize = [&tok](const std::vector<std::int64_t>& ids) { return tok.decode(ids, true); };
   go.pad_token_id = text::padding_id(tok);
@@ -127,6 +131,7 @@ std::vector<Generation> generate_texts(model::CausalLM& model, const text::Token
       if (keep < full.size()) ++truncated;
       batch.emplace_back(full.end() - static_cast<std::ptrdiff_t>(keep), full.end());
     }
+    go.seed = decoding.seed + 0x9e3779b97f4a7c15ULL * i0;  // each batch its own stream: copies of a prompt differ
     model::GenerateResult res = model::generate(model, batch, go);
     for (std::size_t r = 0; r < n; ++r) {
       Generation& g = out[order[i0 + r]];

@@ -113,11 +113,34 @@ std::string histogram_svg(const std::vector<std::pair<std::string, std::vector<d
   return o.str();
 }
 
+// Legend rows under a plot: one line per series, as wide as its text needs (about 7 px a
+// character at 12 px), so no name is cut at the plot's edge.
+constexpr double kLegendRow = 15;
+double legend_width(const std::vector<std::string>& names) {
+  std::size_t n = 0;
+  for (const auto& s : names) n = std::max(n, s.size());
+  return 24 + 7.0 * static_cast<double>(n);
+}
+void legend(std::ostringstream& o, const std::vector<std::string>& names, const std::vector<bool>& dashed,
+            const std::vector<std::size_t>& colors, double x, double y) {
+  for (std::size_t c = 0; c < names.size(); ++c) {
+    const double yy = y + kLegendRow * static_cast<double>(c);
+    const char* col = color(c < colors.size() ? colors[c] : c);
+    o << "<line x1=\"" << x << "\" y1=\"" << yy - 4 << "\" x2=\"" << x + 16 << "\" y2=\"" << yy - 4 << "\" stroke=\""
+      << col << "\" stroke-width=\"2\"" << (c < dashed.size() && dashed[c] ? " stroke-dasharray=\"4 3\"" : "")
+      << "/><text x=\"" << x + 22 << "\" y=\"" << yy << "\" font-size=\"12\" fill=\"" << col << "\">"
+      << html_escape(names[c]) << "</text>";
+  }
+}
+
 std::string roc_svg(const std::vector<std::pair<std::string, std::vector<RocPoint>>>& curves) {
   const double size = 240, pad = 34;
+  std::vector<std::string> names;
+  for (const auto& c : curves) names.push_back(c.first);
+  const double legend_top = size + pad + 14;
   std::ostringstream o;
-  o << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << size + pad + 150 << "\" height=\"" << size + pad + 10
-    << "\" role=\"img\"><title>ROC curves</title>";
+  o << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << std::max(size + pad + 10, legend_width(names) + pad)
+    << "\" height=\"" << legend_top + kLegendRow * static_cast<double>(curves.size()) << "\" role=\"img\"><title>ROC curves</title>";
   o << "<rect x=\"" << pad << "\" y=\"5\" width=\"" << size << "\" height=\"" << size << "\" fill=\"none\" stroke=\"#888\"/>";
   o << "<line x1=\"" << pad << "\" y1=\"" << size + 5 << "\" x2=\"" << pad + size << "\" y2=\"5\" stroke=\"#bbb\" stroke-dasharray=\"4 3\"/>";
   o << "<text x=\"" << pad + size / 2 << "\" y=\"" << size + 28 << "\" font-size=\"11\" text-anchor=\"middle\">share of holdout items above threshold</text>";
@@ -126,12 +149,100 @@ std::string roc_svg(const std::vector<std::pair<std::string, std::vector<RocPoin
   for (std::size_t c = 0; c < curves.size(); ++c) {
     o << "<polyline fill=\"none\" stroke-width=\"1.6\" stroke=\"" << color(c) << "\" points=\"";
     for (const auto& p : curves[c].second) o << pad + p.fpr * size << "," << 5 + (1 - p.tpr) * size << " ";
-    o << "\"/><text x=\"" << pad + size + 8 << "\" y=\"" << 18 + 15 * c << "\" font-size=\"12\" fill=\"" << color(c)
-      << "\">" << html_escape(curves[c].first) << "</text>";
+    o << "\"/>";
   }
+  legend(o, names, {}, {}, pad, legend_top);
   o << "</svg>";
   return o.str();
 }
+
+}  // namespace
+
+std::string line_plot_svg(const LinePlot& p) {
+  const double w = 300, hgt = 200, left = 46, top = 24, bottom = 40, right = 36;  // right: a last tick's label
+  double x0 = 1e300, x1 = -1e300, y0 = 1e300, y1 = -1e300;
+  auto xt = [&](double x) { return p.log2_x ? std::log2(std::max(x, 1e-300)) : x; };
+  for (const auto& s : p.series) {
+    for (const auto& [x, y] : s.points) {
+      if (!std::isfinite(y)) continue;
+      x0 = std::min(x0, xt(x)), x1 = std::max(x1, xt(x)), y0 = std::min(y0, y), y1 = std::max(y1, y);
+    }
+  }
+  if (x0 > x1) x0 = 0, x1 = 1, y0 = 0, y1 = 1;
+  if (x1 - x0 < 1e-12) x0 -= 0.5, x1 += 0.5;
+  if (y1 - y0 < 1e-12) y0 -= 0.05, y1 += 0.05;
+  const double ypad = 0.06 * (y1 - y0);
+  y0 = y0 >= 0 ? std::max(0.0, y0 - ypad) : y0 - ypad;  // rates and probabilities do not go below 0
+  y1 += ypad;
+  auto sx = [&](double x) { return left + (xt(x) - x0) / (x1 - x0) * w; };
+  auto sy = [&](double y) { return top + (1 - (y - y0) / (y1 - y0)) * hgt; };
+  std::vector<std::string> names;
+  std::vector<bool> dashed;
+  std::vector<std::size_t> colors;
+  for (std::size_t c = 0; c < p.series.size(); ++c) {
+    names.push_back(p.series[c].name);
+    dashed.push_back(p.series[c].dashed);
+    colors.push_back(p.series[c].color >= 0 ? static_cast<std::size_t>(p.series[c].color) : c);
+  }
+  const double legend_top = top + hgt + bottom + 6;
+  std::ostringstream o;
+  const double title_width = 8.0 * static_cast<double>(p.title.size());  // 13 px bold
+  o << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\""
+    << std::max({left + w + right, legend_width(names) + left, title_width + left})
+    << "\" height=\"" << legend_top + kLegendRow * static_cast<double>(names.size()) << "\" role=\"img\"><title>"
+    << html_escape(p.title) << "</title>";
+  o << "<text x=\"" << left << "\" y=\"14\" font-size=\"13\" font-weight=\"600\">" << html_escape(p.title) << "</text>";
+  o << "<rect x=\"" << left << "\" y=\"" << top << "\" width=\"" << w << "\" height=\"" << hgt
+    << "\" fill=\"none\" stroke=\"#888\"/>";
+  for (int t = 0; t <= 4; ++t) {  // y ticks
+    const double y = y0 + (y1 - y0) * t / 4;
+    o << "<text x=\"" << left - 4 << "\" y=\"" << sy(y) + 4 << "\" font-size=\"10\" text-anchor=\"end\">" << fmt(y, 2)
+      << "</text>";
+  }
+  std::vector<std::pair<double, std::string>> ticks;  // x ticks: the points' x values
+  if (!p.x_ticks.empty()) {
+    for (std::size_t i = 0; i < p.x_ticks.size(); ++i) ticks.emplace_back(static_cast<double>(i), p.x_ticks[i]);
+  } else {
+    for (const auto& s : p.series) {
+      for (const auto& pt : s.points) {
+        if (std::none_of(ticks.begin(), ticks.end(), [&](const auto& t) { return t.first == pt.first; })) {
+          ticks.emplace_back(pt.first, fmt(pt.first, pt.first == std::floor(pt.first) ? 0 : 2));
+        }
+      }
+    }
+  }
+  for (const auto& [x, name] : ticks) {
+    o << "<line x1=\"" << sx(x) << "\" y1=\"" << top + hgt << "\" x2=\"" << sx(x) << "\" y2=\"" << top + hgt + 4
+      << "\" stroke=\"#888\"/><text x=\"" << sx(x) << "\" y=\"" << top + hgt + 16
+      << "\" font-size=\"10\" text-anchor=\"middle\">" << html_escape(name) << "</text>";
+  }
+  o << "<text x=\"" << left + w / 2 << "\" y=\"" << top + hgt + 32 << "\" font-size=\"11\" text-anchor=\"middle\">"
+    << html_escape(p.x_label) << "</text>";
+  o << "<text x=\"11\" y=\"" << top + hgt / 2 << "\" font-size=\"11\" transform=\"rotate(-90 11 " << top + hgt / 2
+    << ")\" text-anchor=\"middle\">" << html_escape(p.y_label) << "</text>";
+  for (std::size_t c = 0; c < p.series.size(); ++c) {
+    o << "<polyline fill=\"none\" stroke-width=\"1.8\" stroke=\"" << color(colors[c]) << "\""
+      << (p.series[c].dashed ? " stroke-dasharray=\"4 3\"" : "") << " points=\"";
+    for (const auto& [x, y] : p.series[c].points) {
+      if (std::isfinite(y)) o << sx(x) << "," << sy(y) << " ";
+    }
+    o << "\"/>";
+    for (const auto& [x, y] : p.series[c].points) {
+      if (std::isfinite(y)) o << "<circle cx=\"" << sx(x) << "\" cy=\"" << sy(y) << "\" r=\"2.5\" fill=\"" << color(colors[c]) << "\"/>";
+    }
+  }
+  legend(o, names, dashed, colors, left, legend_top);
+  o << "</svg>";
+  return o.str();
+}
+
+std::string figure_grid(const std::vector<std::string>& figures) {
+  std::string h = "<div class=\"grid\">";
+  for (const auto& f : figures) h += "<figure>" + f + "</figure>";
+  return h + "</div>\n";
+}
+
+namespace {
 
 std::vector<double> item_values(const Json& eval, const std::string& split, const char* key) {
   std::vector<double> v;
@@ -203,15 +314,20 @@ std::string render_report(const ReportInput& in, const ReferenceData* reference)
        "font-size:13px}\nth{background:#f6f8fa}.ci{color:#57606a;font-size:11px}.na{color:#8c959f}"
        ".doc{color:#57606a;font-size:12px}.note{color:#57606a;font-size:13px}.num{white-space:nowrap;font-size:12px}\n"
        "table.items td{max-width:320px}code{font-size:12px}\n"
-    << "</style></head><body>\n<h1>" << html_escape(in.title) << "</h1>\n";
+       ".grid{display:flex;flex-wrap:wrap;gap:8px 24px;align-items:flex-start}.grid figure{margin:0}\n"
+       "h3{font-size:14px;margin:0 0 4px}.verdict{font-size:16px;padding:8px 12px;background:#f6f8fa;"
+       "border-left:4px solid #1f6feb}\n"
+    << "</style></head><body>\n<h1>" << html_escape(in.title) << "</h1>\n" << in.lead_html;
   for (const auto& n : in.notes) h << "<p>" << html_escape(n) << "</p>\n";
   if (reference) {
     h << "<p class=\"note\">Reference (retain-only model): " << html_escape(reference->kind) << " <code>"
       << html_escape(reference->source) << "</code></p>\n";
   }
-  h << "<h2>Summary</h2>\n<p class=\"note\">Values with 95% percentile-bootstrap intervals over items. Key names are "
-       "OpenUnlearning's.</p>\n"
-    << summary_table(in);
+  if (!in.models.empty()) {
+    h << "<h2>Summary</h2>\n<p class=\"note\">Values with 95% percentile-bootstrap intervals over items. Key names are "
+         "OpenUnlearning's.</p>\n"
+      << summary_table(in);
+  }
 
   // Truth ratios of the forget split: every model, and the reference.
   std::vector<std::pair<std::string, std::vector<double>>> tr;
@@ -219,15 +335,22 @@ std::string render_report(const ReportInput& in, const ReferenceData* reference)
     auto v = item_values(m.eval, "forget", "truth_ratio");
     if (!v.empty()) tr.emplace_back(m.name, std::move(v));
   }
-  if (reference && reference->truth_ratios.count("forget")) tr.emplace_back("reference", reference->truth_ratios.at("forget"));
+  // The reference once: not again when it is one of the models (the demo's oracle).
+  const bool reference_shown = reference && std::any_of(in.models.begin(), in.models.end(), [&](const ReportModel& m) {
+                                 return m.summary.value("model", std::string()) == reference->source;
+                               });
+  if (reference && !reference_shown && reference->truth_ratios.count("forget")) {
+    tr.emplace_back("reference", reference->truth_ratios.at("forget"));
+  }
   if (!tr.empty()) {
     h << "<h2>Forget truth ratios</h2>\n<p class=\"note\">P(wrong answers) / P(paraphrased answer) per forget item, "
          "log scale. Forget quality asks whether a model's distribution matches the reference's.</p>\n"
       << histogram_svg(tr) << "\n";
   }
 
-  // ROC curves per attack.
+  // ROC curves per attack, side by side.
   bool roc_header = false;
+  std::vector<std::string> roc_figures;
   // Every metric whose per-item score is an attack score (item.mia), in registry order.
   for (const Metric* metric : all_metrics()) {
     const std::string& attack = metric->name;
@@ -247,8 +370,9 @@ std::string render_report(const ReportInput& in, const ReferenceData* reference)
            "(AUC ≈ 0); one that never saw it follows the diagonal (≈ 0.5).</p>\n";
       roc_header = true;
     }
-    h << "<h3><code>" << attack << "</code></h3>\n" << roc_svg(curves) << "\n";
+    roc_figures.push_back("<h3><code>" + attack + "</code></h3>" + roc_svg(curves));
   }
+  if (!roc_figures.empty()) h << figure_grid(roc_figures);
 
   for (const auto& [heading, html] : in.extra_sections) h << "<h2>" << html_escape(heading) << "</h2>\n" << html << "\n";
 

@@ -15,6 +15,7 @@
 #include "lethe/core/runtime.h"
 #include "lethe/core/version.h"
 #include "lethe/eval/metric.h"
+#include "lethe/eval/report.h"
 #include "lethe/model/load.h"
 #include "lethe/text/tokenizer.h"
 #include "probe/probes.h"
@@ -23,7 +24,8 @@ namespace lethe::probe {
 namespace fs = std::filesystem;
 
 const std::vector<const Probe*>& all_probes() {
-  static const std::vector<const Probe*> probes = {&quantize_probe(), &relearn_probe(), &representation_probe()};
+  static const std::vector<const Probe*> probes = {&quantize_probe(), &relearn_probe(), &in_context_probe(),
+                                                       &representation_probe()};
   return probes;
 }
 
@@ -33,7 +35,7 @@ const Probe& find_probe(const std::string& name) {
     if (p->name == name) return *p;
     known += (known.empty() ? "" : ", ") + p->name;
   }
-  throw Error("unknown probe '" + name + "' (known: " + known + ")");
+  throw Error("unknown probe '" + name + "' (known: " + known + "; " + kRobustness + ": all of them)");
 }
 
 std::vector<data::QARecord> forget_records(const eval::EvalOptions& opt, const char* probe) {
@@ -82,7 +84,7 @@ bool toward_target(const Measured& m, const Measured& oracle, const std::optiona
 
 }  // namespace
 
-VerdictReason judge(const std::vector<MetricTrace>& metrics, const std::vector<std::string>& settings) {
+VerdictReason judge(const std::vector<MetricTrace>& metrics) {
   for (const auto& t : metrics) {
     if (toward_target(t.baseline, t.oracle_baseline, t.target_baseline)) {
       return {Verdict::kNotForgotten, t.key + " " + describe(t.baseline) + " unattacked, the oracle's " +
@@ -92,7 +94,7 @@ VerdictReason judge(const std::vector<MetricTrace>& metrics, const std::vector<s
   for (const auto& t : metrics) {
     for (std::size_t i = 0; i < t.attacked.size(); ++i) {
       if (toward_target(t.attacked[i], t.oracle_attacked[i], t.target_baseline)) {
-        return {Verdict::kSuppressed, t.key + " " + describe(t.attacked[i]) + " after " + settings[i] +
+        return {Verdict::kSuppressed, t.key + " " + describe(t.attacked[i]) + " after " + t.settings[i] +
                                           ", the oracle's " + describe(t.oracle_attacked[i]) + " after it"};
       }
     }
@@ -103,8 +105,6 @@ VerdictReason judge(const std::vector<MetricTrace>& metrics, const std::vector<s
 namespace {
 
 // The tracked keys of one summary, as Measured values.
-using Measures = std::map<std::string, Measured>;
-
 Measures measures_of(const Json& summary) {
   Measures out;
   for (const auto& [k, v] : summary.items()) {
@@ -134,6 +134,8 @@ struct Role {
   fs::path path;
   std::map<Window, Measures> baseline;  // unattacked, on every window an attack is measured on
   std::map<std::string, std::vector<Measures>> attacked;  // probe -> one per attack
+  std::map<std::string, Measurement> measured;            // probe -> its own keys (measuring probes)
+  std::map<std::string, double> seconds;                  // probe -> wall time on this model ("baseline": unattacked)
 };
 
 double seconds_since(std::chrono::steady_clock::time_point t) {
@@ -142,28 +144,28 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 
 }  // namespace
 
-Json run_probes(const ProbeOptions& opt) {
-  const auto t0 = std::chrono::steady_clock::now();
-  LETHE_CHECK(!opt.model.empty(), "probe: give --model DIR (the unlearned model)");
-  LETHE_CHECK(!opt.reference.empty(),
-              "probe: give --reference DIR: the oracle (retrained without the forget set) that a removal must match");
-  LETHE_CHECK(!opt.eval.data.empty(), "probe: give --data DIR (the ", opt.eval.suite, " data folder)");
-  LETHE_CHECK(!opt.out.empty(), "probe: give --out DIR (PROBE.json goes there)");
+namespace {
+
+std::vector<const Probe*> selected_probes(const ProbeOptions& opt) {
   LETHE_CHECK(!opt.probes.empty(), "probe: no probes to run");
   std::vector<const Probe*> probes;
   for (const auto& name : opt.probes) {
-    const Probe* p = &find_probe(name);
-    if (std::find(probes.begin(), probes.end(), p) == probes.end()) probes.push_back(p);
+    // "robustness": the whole suite of probes, in registry order.
+    const std::vector<const Probe*> named =
+        name == kRobustness ? all_probes() : std::vector<const Probe*>{&find_probe(name)};
+    for (const Probe* p : named) {
+      if (std::find(probes.begin(), probes.end(), p) == probes.end()) probes.push_back(p);
+    }
   }
-  LETHE_CHECK(std::any_of(probes.begin(), probes.end(), [](const Probe* p) { return p->attacks != nullptr; }),
-              "probe: the verdict needs an attack; add quantize or relearn to --probes");
-  std::vector<NamedPath> inputs = {{"--model", opt.model}, {"--reference", opt.reference}, {"--data", opt.eval.data}};
-  if (!opt.target.empty()) inputs.emplace_back("--target", opt.target);
-  if (!opt.eval.tokenizer.empty()) inputs.emplace_back("--tokenizer", opt.eval.tokenizer);
-  for (const auto& [what, p] : inputs) LETHE_CHECK(fs::exists(p), "probe: ", what, " ", p.string(), ": no such file or folder");
-  check_output_apart(opt.out, "--out", inputs);
-  StagedFolder staged(opt.out, opt.force, "--out");  // refuses a non-empty --out before any work
+  LETHE_CHECK(std::any_of(probes.begin(), probes.end(),
+                          [](const Probe* p) { return p->attacks != nullptr || p->measure != nullptr; }),
+              "probe: the verdict needs an attack; add quantize, relearn or in_context to --probes");
+  return probes;
+}
 
+// The evaluation the attacks re-measure: the suite's forget view, with the options' metrics
+// (refusing those that need a reference) or the view's.
+eval::EvalOptions forget_evaluation(const ProbeOptions& opt) {
   eval::EvalOptions x = opt.eval;
   const eval::ForgetView view = eval::forget_view(x);
   if (x.metrics.empty()) x.metrics = view.metrics;
@@ -175,6 +177,45 @@ Json run_probes(const ProbeOptions& opt) {
                 "of one model (e.g. probability, rouge, truth_ratio)");
   }
   eval::check_metrics(x.suite, x.metrics, /*have_reference=*/false);
+  return x;
+}
+
+std::vector<NamedPath> probe_inputs(const ProbeOptions& opt) {
+  std::vector<NamedPath> inputs = {{"--reference", opt.reference}, {"--data", opt.eval.data}};
+  if (!opt.target.empty()) inputs.emplace_back("--target", opt.target);
+  if (!opt.eval.tokenizer.empty()) inputs.emplace_back("--tokenizer", opt.eval.tokenizer);
+  return inputs;
+}
+
+}  // namespace
+
+void check_probe_options(const ProbeOptions& opt) {
+  LETHE_CHECK(!opt.reference.empty(),
+              "probe: give --reference DIR: the oracle (retrained without the forget set) that a removal must match");
+  LETHE_CHECK(!opt.eval.data.empty(), "probe: give --data DIR (the ", opt.eval.suite, " data folder)");
+  const std::vector<const Probe*> probes = selected_probes(opt);
+  for (const auto& [what, p] : probe_inputs(opt)) {
+    LETHE_CHECK(fs::exists(p), "probe: ", what, " ", p.string(), ": no such file or folder");
+  }
+  (void)forget_evaluation(opt);
+  for (const Probe* p : probes) {
+    if (p->check) p->check(opt);
+  }
+}
+
+Json run_probes(const ProbeOptions& opt) {
+  const auto t0 = std::chrono::steady_clock::now();
+  LETHE_CHECK(!opt.model.empty(), "probe: give --model DIR (the unlearned model)");
+  LETHE_CHECK(fs::exists(opt.model), "probe: --model ", opt.model.string(), ": no such file or folder");
+  check_probe_options(opt);
+  LETHE_CHECK(!opt.out.empty(), "probe: give --out DIR (PROBE.json goes there)");
+  std::vector<NamedPath> inputs = probe_inputs(opt);
+  inputs.emplace_back("--model", opt.model);
+  check_output_apart(opt.out, "--out", inputs);
+  StagedFolder staged(opt.out, opt.force, "--out");  // refuses a non-empty --out before any work
+
+  const std::vector<const Probe*> probes = selected_probes(opt);
+  const eval::EvalOptions x = forget_evaluation(opt);
   const auto tok = text::load_tokenizer(x.tokenizer.empty() ? opt.model : x.tokenizer);
   std::map<std::string, std::vector<Attack>> attacks;
   std::vector<Window> windows = {{0, 0}};
@@ -204,16 +245,23 @@ Json run_probes(const ProbeOptions& opt) {
       const Json ev = eval::evaluate_model(mm, *tok, e, nullptr);
       return measures_of(eval::summarize(ev, nullptr, x.metrics, x.seed));
     };
+    auto tb = std::chrono::steady_clock::now();
     for (const Window& w : windows) r.baseline[w] = measure(*m, w);
+    r.seconds["baseline"] = seconds_since(tb);
     for (const Probe* p : probes) {
+      const auto tp = std::chrono::steady_clock::now();
       if (p->record) records[p->name][r.name] = p->record(*m, *tok, x);
-    }
-    for (const Probe* p : probes) {
+      if (p->measure) {
+        ProbeOptions po = opt;
+        po.eval = x;
+        r.measured[p->name] = p->measure(*m, *tok, po);
+      }
       for (const Attack& a : attacks[p->name]) {
         log_info("probe: ", p->name, " ", a.setting, " on the ", r.name);
         auto attacked = a.apply(*m);
         r.attacked[p->name].push_back(measure(*attacked, window_of(a)));
       }
+      r.seconds[p->name] = seconds_since(tp);
     }
   }
 
@@ -237,11 +285,14 @@ Json run_probes(const ProbeOptions& opt) {
       if (window_of(a) != Window{0, 0}) aj["items"] = {{"skip", a.skip_items}, {"max", a.max_items}};
       pj["attacks"].push_back(aj);
     }
+    if (p->measure) {
+      for (const auto& setting : oracle.measured.at(p->name).settings) pj["attacks"].push_back({{"setting", setting}});
+    }
     if (p->compare) pj["comparison"] = p->compare(records[p->name]);
     out["probes"][p->name] = pj;
   }
   for (const Role& r : roles) {
-    Json mj = {{"path", r.path.string()}, {"baseline", measures_json(r.baseline.at({0, 0}))}};
+    Json mj = {{"path", r.path.string()}, {"baseline", measures_json(r.baseline.at({0, 0}))}, {"seconds", r.seconds}};
     for (const Probe* p : probes) {
       if (!p->attacks) continue;
       Json list = Json::array();
@@ -261,15 +312,32 @@ Json run_probes(const ProbeOptions& opt) {
       }
       mj["probes"][p->name] = list;
     }
+    for (const Probe* p : probes) {
+      if (!p->measure) continue;
+      const Measurement& me = r.measured.at(p->name);
+      const Measurement& om = oracle.measured.at(p->name);
+      LETHE_CHECK(me.settings == om.settings, "probe ", p->name, ": the ", r.name, " was measured under other settings than the oracle");
+      Json pj = {{"baseline", measures_json(me.baseline)}, {"attacks", Json::array()}, {"examples", me.examples}};
+      for (std::size_t i = 0; i < me.settings.size(); ++i) {
+        Json a = {{"setting", me.settings[i]}, {"metrics", measures_json(me.attacked[i])}};
+        if (target) {
+          for (const auto& [k, v] : me.attacked[i]) {
+            const auto rec = recovery(v.value, om.baseline.at(k).value, target->measured.at(p->name).baseline.at(k).value);
+            a["recovery"][k] = rec ? Json(*rec) : Json();
+          }
+        }
+        pj["attacks"].push_back(a);
+      }
+      mj["measured"][p->name] = pj;
+    }
     // The verdict over every probe's attacks together.
     std::vector<MetricTrace> traces;
-    std::vector<std::string> settings;
-    for (const Probe* p : probes) {
-      for (const Attack& a : attacks[p->name]) settings.push_back(p->name + " " + a.setting);
-    }
     for (const auto& k : keys) {
       MetricTrace t;
       t.key = k;
+      for (const Probe* p : probes) {
+        for (const Attack& a : attacks[p->name]) t.settings.push_back(p->name + " " + a.setting);
+      }
       t.baseline = r.baseline.at({0, 0}).at(k);
       t.oracle_baseline = oracle.baseline.at({0, 0}).at(k);
       if (target) t.target_baseline = target->baseline.at({0, 0}).at(k);
@@ -281,13 +349,38 @@ Json run_probes(const ProbeOptions& opt) {
       }
       traces.push_back(std::move(t));
     }
-    const VerdictReason v = judge(traces, settings);
+    for (const Probe* p : probes) {  // a measuring probe's keys, against the oracle's under the same prompts
+      if (!p->measure) continue;
+      const Measurement& me = r.measured.at(p->name);
+      const Measurement& om = oracle.measured.at(p->name);
+      for (const auto& [k, base] : me.baseline) {
+        MetricTrace t;
+        t.key = p->name + " " + k;
+        t.baseline = base;
+        t.oracle_baseline = om.baseline.at(k);
+        if (target) t.target_baseline = target->measured.at(p->name).baseline.at(k);
+        for (std::size_t i = 0; i < me.settings.size(); ++i) {
+          t.settings.push_back(p->name + " " + me.settings[i]);
+          t.attacked.push_back(me.attacked[i].at(k));
+          t.oracle_attacked.push_back(om.attacked[i].at(k));
+        }
+        traces.push_back(std::move(t));
+      }
+    }
+    const VerdictReason v = judge(traces);
     mj["verdict"] = verdict_name(v.verdict);
     mj["verdict_reason"] = v.why;
     out["models"][r.name] = mj;
   }
   out["seconds"] = seconds_since(t0);
   write_file_atomic(staged.path() / "PROBE.json", out.dump(2) + "\n");
+  eval::ReportInput page;
+  page.title = "lethe probe: " + opt.model.string();
+  page.lead_html = probe_report_html(out);
+  page.notes = {"Candidate " + opt.model.string() + ", oracle " + opt.reference.string() +
+                (opt.target.empty() ? std::string() : ", target " + opt.target.string()) + "; data " + x.data.string() +
+                ", forget split " + x.forget_split + ". The numbers are in PROBE.json."};
+  write_file_atomic(staged.path() / "probe.html", eval::render_report(page, nullptr));
   staged.commit();
   return out;
 }

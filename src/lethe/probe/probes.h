@@ -12,6 +12,7 @@ std::vector<data::QARecord> forget_records(const eval::EvalOptions& opt, const c
 
 const Probe& quantize_probe();  // probe/quantize.cpp
 const Probe& relearn_probe();   // probe/relearn.cpp
+const Probe& in_context_probe();      // probe/in_context.cpp
 const Probe& representation_probe();  // probe/representation.cpp
 
 }  // namespace lethe::probe

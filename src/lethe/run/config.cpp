@@ -197,6 +197,7 @@ RunConfig parse_run_config(const Json& root, const fs::path& base, RunKind kind)
                 c.lora_config.dropout, "): the recomputation would draw new dropout masks");
   }
   const Json& ev = top.raw("eval");
+  const Json& pr = top.raw("probe");
   top.done();
   if (!ev.is_null()) {
     LETHE_CHECK(ev.is_object(), "config: 'eval' must be a mapping (suite, data, reference, ...)");
@@ -205,6 +206,26 @@ RunConfig parse_run_config(const Json& root, const fs::path& base, RunKind kind)
     c.eval->prompt_template = c.data.prompt_template;
     c.eval->device = c.device;
     c.eval->dtype = model::dtype_name(c.model_dtype);  // a reference model folder is frozen: model.dtype
+  }
+  if (!pr.is_null()) {
+    LETHE_CHECK(kind == RunKind::kUnlearn, "config: 'probe' belongs in unlearn configs (it probes what unlearning did)");
+    LETHE_CHECK(pr.is_object(), "config: 'probe' must be a mapping (reference, probes, relearn, in_context, ...)");
+    LETHE_CHECK(!c.lora || c.lora_merge, "config: 'probe' needs the merged model; leave lora.merge at true");
+    probe::ProbeOptions d;
+    d.target = c.model;  // the model before unlearning
+    if (c.eval) {
+      d.eval.data = c.eval->data;
+      d.eval.suite = c.eval->suite;
+      d.eval.forget_split = c.eval->forget_split;
+    }
+    d.eval.prompt_template = c.data.prompt_template;
+    d.eval.max_length = c.data.max_length;
+    d.eval.device = c.device;
+    d.eval.seed = c.seed;
+    d.eval.tokenizer = c.tokenizer;
+    d.out = c.output_dir / "probe";
+    d.force = true;  // the run's own folder: a rerun replaces it
+    c.probe = probe::probe_options_from_config(pr, base, d);
   }
   return c;
 }

@@ -129,6 +129,9 @@ Json fingerprint_config(const RunConfig& c) {
   if (j.contains("eval")) {
     for (const char* k : {"data", "reference"}) canon(j["eval"], k);
   }
+  if (j.contains("probe")) {
+    for (const char* k : {"data", "reference", "target"}) canon(j["probe"], k);
+  }
   if (j.contains("train") && j["train"].is_object()) j["train"].erase("progress");
   return j;
 }
@@ -167,6 +170,11 @@ void check_inputs(const RunConfig& c) {
   if (c.eval) {
     inputs.push_back({"eval.data", c.eval->data});
     inputs.push_back({"eval.reference", c.eval->reference});
+  }
+  if (c.probe) {
+    inputs.push_back({"probe.data", c.probe->eval.data});
+    inputs.push_back({"probe.reference", c.probe->reference});
+    inputs.push_back({"probe.target", c.probe->target});
   }
   check_output_apart(c.output_dir, "output_dir", inputs);
   // A run folder is new, empty, or one of lethe's own (resumed or rerun); never a user's folder.
@@ -476,7 +484,8 @@ void write_record(const RunConfig& c, const Inputs& in, const Job& j, const Trai
                  {"outputs",
                   {{"model", summary.model_dir.empty() ? Json(nullptr) : Json(summary.model_dir.string())},
                    {"adapter", summary.adapter_dir.empty() ? Json(nullptr) : Json(summary.adapter_dir.string())},
-                   {"adapter_needs_modified_base", t.adapter && t.adapter->base_modified()}}},
+                   {"adapter_needs_modified_base", t.adapter && t.adapter->base_modified()},
+                   {"probe", summary.probe_json.empty() ? Json(nullptr) : Json(summary.probe_json.string())}}},
                  {"result", result}};
   write_file_atomic(c.output_dir / "run.json", record.dump(2) + "\n");
 }
@@ -503,6 +512,15 @@ RunSummary run(const RunConfig& c) {
                                           in.pad_id);
   write_outputs(c, in, trainable, summary);
   if (evaluation) summary.eval_summary = evaluation->write_final(*in.model);
+  if (c.probe) {
+    LETHE_CHECK(!summary.model_dir.empty(), "probe: the run wrote no model folder to probe");
+    probe::ProbeOptions p = *c.probe;
+    p.model = summary.model_dir;
+    p.eval.progress = c.train.progress;
+    log_info("probe: the final model against ", p.reference.string(), " (", p.out.string(), ")");
+    probe::run_probes(p);
+    summary.probe_json = p.out / "PROBE.json";
+  }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   write_record(c, in, *job, trainable, summary, started_at, seconds);
   return summary;

@@ -18,6 +18,7 @@
 #include "lethe/eval/metric.h"
 #include "lethe/eval/report.h"
 #include "lethe/model/load.h"
+#include "lethe/probe/probe.h"
 #include "lethe/text/tokenizer.h"
 #include "lethe/run/run.h"
 #include "lethe/world/world.h"
@@ -204,6 +205,33 @@ std::string canary_html(const std::vector<std::pair<std::string, std::vector<Can
   return h.str();
 }
 
+// What a reader needs first: the probes' verdict on the unlearned model, then the five checks.
+std::string lead_html(const Json& s, const std::string& method) {
+  std::ostringstream h;
+  if (s.contains("probe")) {
+    const Json& v = s["probe"]["verdicts"]["unlearned"];
+    h << "<p class=\"verdict\"><b>Verdict on the unlearned model (" << eval::html_escape(method) << "): "
+      << eval::html_escape(v["verdict"].get<std::string>()) << "</b> — " << eval::html_escape(v["reason"].get<std::string>())
+      << " <span class=\"note\">(probes: quantization, relearning, in-context; section below)</span></p>\n";
+  }
+  h << "<table class=\"summary\"><thead><tr><th>check</th><th>model</th><th>value [95% CI]</th><th></th></tr></thead><tbody>\n";
+  for (const auto& c : s["checks"]) {
+    char v[96];
+    std::snprintf(v, sizeof(v), "%.3g", c["value"].get<double>());
+    std::string cell = v;
+    if (c.contains("ci")) {
+      char i[96];
+      std::snprintf(i, sizeof(i), " [%.3g, %.3g]", c["ci"][0].get<double>(), c["ci"][1].get<double>());
+      cell += i;
+    }
+    h << "<tr><td>" << eval::html_escape(c["check"].get<std::string>()) << "</td><td>"
+      << eval::html_escape(c["model"].get<std::string>()) << "</td><td>" << cell << "</td><td><b>"
+      << (c["pass"].get<bool>() ? "pass" : "FAIL") << "</b></td></tr>\n";
+  }
+  h << "</tbody></table>\n";
+  return h.str();
+}
+
 }  // namespace
 
 const char* demo_default_method() { return "NPO"; }
@@ -328,6 +356,28 @@ DemoResult run_demo(const DemoOptions& options) {
   }
   timing["evaluation_s"] = seconds_since(tt);
 
+  // Probes: is the forget set removed from the unlearned model, or only hidden?
+  Json probe_result;
+  if (o.probes) {
+    tt = std::chrono::steady_clock::now();
+    probe::ProbeOptions po;
+    po.model = udir / "model";
+    po.reference = oracle;
+    po.target = target;
+    po.out = o.out / "probe";
+    po.force = true;  // the demo's own folder, rewritten every run
+    po.probes = {probe::kRobustness};  // every probe
+    // The demo's models learn at 3e-3 (unlearning at 5e-4): relearning at the library's 1e-5,
+    // meant for pretrained models, would move nothing in 20 steps.
+    po.relearn_steps = {5, 20};
+    po.relearn_lr = 1e-3;
+    po.eval = eo;
+    po.eval.tokenizer = base;
+    log_info("demo: probing the unlearned model (", (o.out / "probe").string(), ")");
+    probe_result = probe::run_probes(po);
+    timing["probes_s"] = seconds_since(tt);
+  }
+
   // Summary, checks against the demo's quality targets, and the report.
   Json s = {{"format", "lethe.demo"}, {"format_version", 1}, {"method", r.method}, {"forget_split", o.forget_split},
             {"seed", o.seed}, {"scale", o.scale}, {"world", wdir.string()}};
@@ -366,6 +416,13 @@ DemoResult run_demo(const DemoOptions& options) {
   check("privleak after unlearning within +-25", "unlearned", "privleak", [](double v) { return std::fabs(v) <= 25; });
   res.seconds = seconds_since(t0);
   timing["total_s"] = res.seconds;
+  if (!probe_result.is_null()) {
+    s["probe"] = {{"path", (o.out / "probe" / "PROBE.json").string()}, {"seconds", probe_result["seconds"]}};
+    for (const auto& [role, m] : probe_result["models"].items()) {
+      const std::string key = role == "candidate" ? "unlearned" : role;
+      s["probe"]["verdicts"][key] = {{"verdict", m["verdict"]}, {"reason", m["verdict_reason"]}};
+    }
+  }
   s["timing"] = timing;
   s["trained"] = res.trained;
   write_file_atomic(o.out / "SUMMARY.json", s.dump(2) + "\n");
@@ -378,18 +435,19 @@ DemoResult run_demo(const DemoOptions& options) {
                   "on everyone but the forget people were trained from scratch; the target then unlearned " +
                   o.forget_split + ". The oracle is the reference: an unlearned model should be indistinguishable "
                   "from it on the forget set and as useful as the target elsewhere.",
-              "Checks: " + [&] {
-                std::string t;
-                for (const auto& c : s["checks"]) {
-                  t += (t.empty() ? "" : "; ") + c["check"].get<std::string>() + " — " +
-                       (c["pass"].get<bool>() ? "pass" : "FAIL");
-                }
-                return t;
-              }()};
+              };
+  in.lead_html = lead_html(s, r.method);
   for (const auto& e : models) in.models.push_back({e.name, e.summary, e.eval});
   std::vector<std::pair<std::string, std::vector<CanaryResult>>> cans;
   for (const auto& e : models) cans.emplace_back(e.name, e.canaries);
   in.extra_sections.emplace_back("Canaries: memorization against repetition", canary_html(cans));
+  if (!probe_result.is_null()) {
+    in.extra_sections.emplace_back(
+        "Removal or suppression: the probes",
+        probe::probe_report_html(probe_result, {{"candidate", "unlearned (" + r.method + ")"}}) +
+            "<p class=\"note\">Each attack ran on the unlearned model, the oracle and the target; numbers in "
+            "<code>probe/PROBE.json</code>.</p>");
+  }
   res.report = o.out / "report.html";
   write_file_atomic(res.report, eval::render_report(in, ref ? &*ref : nullptr));
   res.summary = s;
