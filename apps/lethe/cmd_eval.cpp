@@ -29,14 +29,14 @@ void add_eval(CLI::App& app, const GlobalOptions& global) {
     bool list = false, no_report = false, no_progress = false;
   };
   auto o = std::make_shared<Opts>();
-  cmd->add_option("--suite", o->e.suite, "tofu or muse")->check(CLI::IsMember(eval::suite_names()));
+  cmd->add_option("--suite", o->e.suite, "tofu, muse or mc (multiple choice)")->check(CLI::IsMember(eval::suite_names()));
   cmd->add_option("--model", o->e.model, "Hugging Face model folder to evaluate");
   cmd->add_option("--data", o->e.data, "the suite's data folder (TOFU layout: forget10_perturbed.jsonl, ...; MUSE layout: knowmem/, verbmem/, privleak/)");
   cmd->add_option("--out", o->e.out, "output folder for EVAL.json, SUMMARY.json and report.html (required; new or empty unless --force)");
   cmd->add_option("--reference", o->e.reference,
                   "the retain-only model for forget_quality / privleak: a model folder, a lethe EVAL.json, or (tofu) TOFU's eval_log_aggregated.json");
   cmd->add_option("--from-logs", o->e.from_logs, "summarise this EVAL.json or TOFU legacy log instead of running a model");
-  cmd->add_option("--forget-split", o->e.forget_split, "tofu: forget01, forget05 or forget10 (default)");
+  cmd->add_option("--forget-split", o->e.forget_split, "tofu: forget01, forget05 or forget10 (default); mc: the forget set's name, read from NAME_mc.jsonl");
   cmd->add_option("--metrics", o->metrics, "comma-separated metric names (default: the suite's; see --list-metrics)");
   cmd->add_option("--splits", o->splits,
                   "comma-separated splits to evaluate, by their EVAL.json names (default: all of the suite's; "

@@ -15,9 +15,23 @@ void print_result(const probe::Json& r) {
   const auto keys = r["keys"].get<std::vector<std::string>>();
   for (const auto& [name, p] : r["probes"].items()) {
     if (!p.contains("comparison")) continue;
+    if (p["comparison"].contains("accuracy")) {
+      for (const auto& [role, layers] : p["comparison"]["accuracy"].items()) {
+        std::cout << name << " accuracy " << role << " per layer:";
+        for (const auto& v : layers) std::cout << " " << std::fixed << std::setprecision(3) << v.get<double>();
+        std::cout << std::defaultfloat << " (chance " << p["comparison"]["chance"].get<double>() << ")\n";
+      }
+    }
+    if (!p["comparison"].contains("cka")) continue;
     for (const auto& [pair, layers] : p["comparison"]["cka"].items()) {
       std::cout << name << " CKA " << pair << " per layer:";
-      for (const auto& v : layers) std::cout << " " << std::fixed << std::setprecision(3) << v.get<double>();
+      for (const auto& v : layers) {
+        if (v.is_null()) {
+          std::cout << " -";
+        } else {
+          std::cout << " " << std::fixed << std::setprecision(3) << v.get<double>();
+        }
+      }
       std::cout << std::defaultfloat << "\n";
     }
   }
@@ -70,7 +84,7 @@ void add_probe(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--target", o->p.target, "the model before unlearning (optional: gives each attack's recovery)");
   cmd->add_option("--data", o->p.eval.data, "the suite's data folder (TOFU or MUSE layout, as for lethe eval)");
   cmd->add_option("--out", o->p.out, "output folder for PROBE.json (required; new or empty unless --force)");
-  cmd->add_option("--suite", o->p.eval.suite, "tofu (default) or muse")->check(CLI::IsMember(eval::suite_names()));
+  cmd->add_option("--suite", o->p.eval.suite, "tofu (default), muse or mc")->check(CLI::IsMember(eval::suite_names()));
   cmd->add_option("--forget-split", o->p.eval.forget_split, "tofu: forget01, forget05 or forget10 (default)");
   cmd->add_option("--probes", o->probes, "comma-separated probes to run (default: quantize,relearn; robustness: all; see --list)");
   cmd->add_option("--quantize", o->quantize,
@@ -80,6 +94,10 @@ void add_probe(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--relearn-lr", o->p.relearn_lr, "relearn: AdamW learning rate, constant (default 1e-5)")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--relearn-batch", o->p.relearn_batch, "relearn: examples per step (default 4)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--relearn-lora", o->p.relearn_lora_rank,
+                  "relearn: train a LoRA adapter of this rank (alpha 2 x rank, every attention and MLP linear) instead "
+                  "of every weight (default: full fine-tuning)")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--in-context", o->in_context,
                   "in_context: comma-separated prompt attacks (default: context,paraphrase,many-shot,sampled)");
@@ -96,6 +114,8 @@ void add_probe(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--items-per-person", o->p.items_per_person,
                   "in_context context: QA items per person, consecutive (default: world.json's, else TOFU's 20)")
       ->check(CLI::PositiveNumber);
+  cmd->add_option("--linear-attribute", o->p.linear_attribute,
+                  "linear: the bios.jsonl field read off the hidden state at each name (default birth_country)");
   cmd->add_option("--metrics", o->metrics,
                   "metrics re-measured after each attack (default: tofu probability,rouge; muse verbmem_rouge,knowmem_rouge)");
   cmd->add_option("--template", o->tmpl, "prompt template for QA items (as for lethe eval; default plain)");
@@ -115,7 +135,7 @@ void add_probe(CLI::App& app, const GlobalOptions& global) {
   cmd->callback([o, &global] {
     if (o->list) {
       for (const probe::Probe* p : probe::all_probes()) std::cout << p->name << "  " << p->description << "\n";
-      std::cout << probe::kRobustness << "  every probe above (the robustness suite)\n";
+      std::cout << probe::kRobustness << "  every probe above that the data can serve (the robustness suite)\n";
       return;
     }
     probe::ProbeOptions p = o->p;

@@ -81,6 +81,34 @@ TEST(DemoCli, MiniatureDemoEndToEnd) {
   // The oracle is the reference: its truth ratios are drawn once, not again as "reference".
   EXPECT_EQ(html.find(">reference (n="), std::string::npos);
 
+  // The world's multiple-choice files through the mc suite, and its forget view under a probe.
+  const std::string target = s["models"]["target"]["model"], oracle = s["models"]["oracle"]["model"], world = s["world"];
+  const fs::path mcdir = temp_dir("demo_mc");
+  r = lethe({"eval", "--suite", "mc", "--model", target, "--data", world, "--reference", oracle, "--out",
+             (mcdir / "eval").string(), "--no-progress"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json mc = json::parse(read_file(mcdir / "eval" / "SUMMARY.json"));
+  for (const char* k : {"forget_mc_accuracy", "forget_mc_text_accuracy", "retain_mc_accuracy", "world_mc_accuracy",
+                        "world_mc_text_accuracy"}) {
+    ASSERT_TRUE(mc.contains(k)) << k;
+    EXPECT_GE(mc[k].get<double>(), 0.0) << k;
+    EXPECT_LE(mc[k].get<double>(), 1.0) << k;
+  }
+  const json mc_eval = json::parse(read_file(mcdir / "eval" / "EVAL.json"));
+  const json& item = mc_eval["splits"]["forget"]["items"][0];
+  EXPECT_EQ(item["choices"].size(), 4u);
+  EXPECT_EQ(item["mc_letter_logprobs"].size(), 4u);
+  EXPECT_LT(item["mc_choice"].get<int>(), 4);
+  EXPECT_EQ(check_html(read_file(mcdir / "eval" / "report.html")), "");
+  r = lethe({"probe", "--suite", "mc", "--model", target, "--reference", oracle, "--data", world, "--out",
+             (mcdir / "probe").string(), "--probes", "quantize", "--quantize", "int4-g32", "--no-progress"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json mp = json::parse(read_file(mcdir / "probe" / "PROBE.json"));
+  EXPECT_EQ(mp["keys"], json::array({"forget_mc_accuracy", "forget_mc_text_accuracy"}));
+  expect_one_line_error(lethe({"probe", "--suite", "mc", "--model", target, "--reference", oracle, "--data", world,
+                               "--out", (mcdir / "probe2").string(), "--probes", "relearn"}),
+                        "the mc suite has no forget and benign QA files");
+
   // Again: the cache supplies tokenizer, target and oracle.
   r = lethe({"demo", "--scale", "tiny", "--out", out.string(), "--no-progress"});
   ASSERT_EQ(r.code, 0) << r.err;

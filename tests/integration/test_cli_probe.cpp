@@ -25,7 +25,7 @@ TEST(ProbeCli, QuantizationProbeOnTheMiniatureDemo) {
                     unlearned = s["models"]["unlearned"]["model"], world = s["world"];
   const fs::path out = temp_dir("probe_out") / "p";
   r = lethe({"probe", "--model", unlearned, "--reference", oracle, "--target", target, "--data", world, "--out",
-             out.string(), "--probes", "quantize,relearn,in_context,representation", "--quantize", "int8,int4-g32,int2-g32-asym",
+             out.string(), "--probes", "quantize,relearn,in_context,representation,linear", "--quantize", "int8,int4-g32,int2-g32-asym",
              "--relearn-steps", "2,6", "--relearn-lr", "1e-3", "--samples", "3",
              "--max-new-tokens", "24", "--no-progress"});
   ASSERT_EQ(r.code, 0) << r.err;
@@ -101,14 +101,31 @@ TEST(ProbeCli, QuantizationProbeOnTheMiniatureDemo) {
     ASSERT_TRUE(cka.contains(pair));
     EXPECT_GE(cka[pair].size(), 3u);
     EXPECT_EQ(cka[pair].size(), cka["candidate~target"].size());
-    for (const auto& v : cka[pair]) {
-      EXPECT_GE(v.get<double>(), 0.0);
-      EXPECT_LE(v.get<double>(), 1.0 + 1e-9);
+    // Layer 0 is the last prompt token's embedding: null when every prompt ends in the same token.
+    for (std::size_t l = 0; l < cka[pair].size(); ++l) {
+      if (l == 0 && cka[pair][l].is_null()) continue;
+      EXPECT_GE(cka[pair][l].get<double>(), 0.0);
+      EXPECT_LE(cka[pair][l].get<double>(), 1.0 + 1e-9);
     }
   }
-  // NPO moved the target's weights a little: its embeddings of the prompts are nearly the target's.
-  EXPECT_GT(cka["candidate~target"][0].get<double>(), 0.9);
+  // NPO moved the target's weights a little: after the first block its states on the prompts
+  // are still close to the target's.
+  EXPECT_GT(cka["candidate~target"][1].get<double>(), 0.8);
   EXPECT_FALSE(p["models"]["candidate"]["probes"].contains("representation"));
+  // Linear probe: trained on the retained people, tested on the forget people, per layer.
+  const json& lin = p["probes"]["linear"]["comparison"];
+  EXPECT_GE(lin["classes"].get<int>(), 2);
+  EXPECT_GT(lin["test_rows"].get<int>(), 0);
+  EXPECT_GT(lin["train_rows"].get<int>(), lin["test_rows"].get<int>());
+  for (const char* role : {"oracle", "target", "candidate"}) {
+    SCOPED_TRACE(role);
+    ASSERT_EQ(lin["accuracy"][role].size(), cka["candidate~target"].size());
+    for (const auto& v : lin["accuracy"][role]) {
+      EXPECT_GE(v.get<double>(), 0.0);
+      EXPECT_LE(v.get<double>(), 1.0);
+    }
+  }
+  EXPECT_NE(r.out.find("linear accuracy target per layer:"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("representation CKA candidate~target per layer:"), std::string::npos) << r.out;
   // The oracle is removed by definition: every attack compares it with itself.
   EXPECT_EQ(p["models"]["oracle"]["verdict"], "removed");
@@ -124,7 +141,7 @@ TEST(ProbeCli, QuantizationProbeOnTheMiniatureDemo) {
   const std::string html = read_file(out / "probe.html");
   EXPECT_EQ(check_html(html), "");
   for (const char* fig : {"quantization: forget_Q_A_Prob", "relearning: forget_Q_A_ROUGE (held-back half)",
-                          "in_context: leak_rate", "linear CKA per layer"}) {
+                          "in_context: leak_rate", "linear CKA per layer", "linear probe: forget people"}) {
     EXPECT_NE(html.find(fig), std::string::npos) << fig;
   }
 
@@ -133,7 +150,7 @@ TEST(ProbeCli, QuantizationProbeOnTheMiniatureDemo) {
                         "probe: give --reference DIR");
   expect_one_line_error(lethe({"probe", "--model", unlearned, "--reference", oracle, "--data", world, "--out",
                                (out.parent_path() / "y").string(), "--probes", "relearning"}),
-                        "unknown probe 'relearning' (known: quantize, relearn, in_context, representation; robustness: all of them)");
+                        "unknown probe 'relearning' (known: quantize, relearn, in_context, representation, linear; robustness: all of them)");
   expect_one_line_error(lethe({"probe", "--model", unlearned, "--reference", oracle, "--data", world, "--out",
                                (out.parent_path() / "z").string(), "--metrics", "forget_quality"}),
                         "probe: metric 'forget_quality' compares the model with a reference");
@@ -168,14 +185,20 @@ TEST(ProbeCli, ProbeSectionOfAnUnlearnConfig) {
                     "data: {forget: " + world + "/forget10.jsonl, retain: " + world + "/retain90.jsonl, max_length: 128}\n"
                     "method: {name: GradAscent}\n"
                     "train: {max_steps: 2, batch_size: 4, lr: 1.0e-4}\n"
-                    "probe: {reference: " + oracle + ", data: " + world + ", probes: [quantize, in_context],\n"
-                    "        quantize: [int8], in_context: {settings: [context, sampled], samples: 2}, max_items: 10}\n");
+                    "probe: {reference: " + oracle + ", data: " + world + ", probes: [quantize, relearn, in_context],\n"
+                    "        quantize: [int8], relearn: {steps: [3], lr: 1.0e-3, lora_rank: 4},\n"
+                    "        in_context: {settings: [context, sampled], samples: 2}, max_items: 10}\n");
   r = lethe({"-q", "unlearn", (dir / "un.yaml").string()});
   ASSERT_EQ(r.code, 0) << r.err;
   const json p = json::parse(read_file(dir / "run" / "probe" / "PROBE.json"));
   EXPECT_EQ(p["models"]["target"]["path"], target);
   EXPECT_EQ(fs::canonical(p["models"]["candidate"]["path"].get<std::string>()), fs::canonical(dir / "run" / "model"));
   ASSERT_EQ(p["models"]["candidate"]["probes"]["quantize"].size(), 1u);
+  // Relearning through a LoRA adapter (rank 4, merged afterwards) moved the model.
+  const json& rl = p["models"]["candidate"]["probes"]["relearn"];
+  ASSERT_EQ(rl.size(), 2u);
+  EXPECT_EQ(rl[0]["setting"], "forget-half 3 steps lora-r4");
+  EXPECT_NE(rl[0]["metrics"]["forget_Q_A_Prob"]["value"], rl[0]["unattacked"]["forget_Q_A_Prob"]["value"]);
   const json& ic = p["models"]["candidate"]["measured"]["in_context"]["attacks"];
   ASSERT_EQ(ic.size(), 2u);
   EXPECT_EQ(ic[1]["setting"], "leak@2");
@@ -194,6 +217,22 @@ TEST(ProbeCli, ProbeSectionOfAnUnlearnConfig) {
     expect_one_line_error(lethe({"unlearn", (dir / "un.yaml").string(), override_, "output_dir=run2"}), message);
     EXPECT_FALSE(fs::exists(dir / "run2" / "train_log.jsonl"));
   }
+  // robustness: every probe the data can serve; without bios.jsonl the linear probe is left out,
+  // and PROBE.json says why. Named explicitly it is an error.
+  const fs::path bare = dir / "world_without_bios";
+  fs::copy(world, bare, fs::copy_options::recursive);
+  fs::remove(bare / "bios.jsonl");
+  r = lethe({"probe", "--model", target, "--reference", oracle, "--data", bare.string(), "--out", (dir / "rob").string(),
+             "--probes", "robustness", "--quantize", "int8", "--relearn-steps", "1", "--samples", "1", "--max-items", "6",
+             "--no-progress"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json rob = json::parse(read_file(dir / "rob" / "PROBE.json"));
+  for (const char* name : {"quantize", "relearn", "in_context", "representation"}) EXPECT_TRUE(rob["probes"].contains(name)) << name;
+  EXPECT_FALSE(rob["probes"].contains("linear"));
+  EXPECT_NE(rob["skipped"]["linear"].get<std::string>().find("bios.jsonl is missing"), std::string::npos) << rob["skipped"];
+  expect_one_line_error(lethe({"probe", "--model", target, "--reference", oracle, "--data", bare.string(), "--out",
+                               (dir / "rob2").string(), "--probes", "quantize,linear"}),
+                        "bios.jsonl is missing");
   write_file_atomic(dir / "ft.yaml", "model: " + target + "\noutput_dir: ft\ndata: {train: " + world +
                                          "/forget10.jsonl}\nprobe: {reference: " + oracle + "}\n");
   expect_one_line_error(lethe({"finetune", (dir / "ft.yaml").string()}), "'probe' belongs in unlearn configs");

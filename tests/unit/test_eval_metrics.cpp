@@ -66,6 +66,31 @@ TEST(EvalMetrics, AucOrientationAndPrivleak) {
   EXPECT_THROW(privleak(0.5, 0.0), Error);
 }
 
+TEST(EvalMetrics, MultipleChoicePicksTheLikeliestLetterAndText) {
+  // Three options, the right one B. Letters: total log-probability (B's two tokens add up to
+  // -0.9, above A's -1.0); texts: the mean per token (C's 2-token text wins at -0.3 a token).
+  auto score = [](std::vector<float> lp) {
+    SequenceScore s;
+    s.logprobs = std::move(lp);
+    return s;
+  };
+  const std::vector<SequenceScore> alt = {score({-1.0f}), score({-0.4f, -0.5f}), score({-2.0f}),
+                                          score({-0.5f}), score({-0.9f, -0.1f, -0.8f}), score({-0.2f, -0.4f})};
+  ItemMeasure m;
+  m.split = "forget";
+  for (const auto& s : alt) m.alternates.push_back(&s);
+  Json it = {{"choices", {"x", "y", "z"}}, {"answer_index", 1}};
+  find_metric("mc_accuracy").per_item(m, it);
+  EXPECT_EQ(it["mc_choice"], 1);
+  EXPECT_EQ(it["mc_correct"], 1);
+  EXPECT_EQ(it["mc_text_choice"], 2);
+  EXPECT_EQ(it["mc_text_correct"], 0);
+  EXPECT_NEAR(it["mc_letter_logprobs"][1].get<double>(), -0.9, 1e-6);
+  // Fewer scored options than choices is an error naming the item.
+  m.alternates.pop_back();
+  EXPECT_THROW(find_metric("mc_accuracy").per_item(m, it), Error);
+}
+
 TEST(EvalMetrics, RegistryRules) {
   const auto d = default_metrics("tofu", false);
   EXPECT_EQ(std::count(d.begin(), d.end(), "forget_quality"), 0);

@@ -176,6 +176,19 @@ TEST(Records, TypeErrorsNameFileLineAndField) {
   write_file_atomic(d / "b.jsonl", "\n{\"question\": \"q\", \"answer\": 3}\n");
   EXPECT_NE(error_of([&] { data::read_qa(d / "b.jsonl"); }).find("b.jsonl: line 2: field 'answer' must be a string, got number"),
             std::string::npos);
+  // Multiple choice (WMDP's JSON as it ships): the answer is an index into 2..26 choices.
+  write_file_atomic(d / "mc.json", "[{\"question\": \"q\", \"choices\": [\"x\", \"y\", \"z\"], \"answer\": 2}]");
+  const auto mc = data::read_mc(d / "mc.json");
+  ASSERT_EQ(mc.size(), 1u);
+  EXPECT_EQ(mc[0].choices[mc[0].answer], "z");
+  write_file_atomic(d / "mc1.jsonl", "{\"question\": \"q\", \"choices\": [\"x\", \"y\"], \"answer\": 2}\n");
+  EXPECT_NE(error_of([&] { data::read_mc(d / "mc1.jsonl"); }).find("mc1.jsonl: line 1: field 'answer' is 2, outside the 2 choices"),
+            std::string::npos);
+  write_file_atomic(d / "mc2.jsonl", "{\"question\": \"q\", \"choices\": [\"x\"], \"answer\": 0}\n");
+  EXPECT_NE(error_of([&] { data::read_mc(d / "mc2.jsonl"); }).find("field 'choices' has 1 options"), std::string::npos);
+  write_file_atomic(d / "mc3.jsonl", "{\"question\": \"q\", \"choices\": [\"x\", 4], \"answer\": \"A\"}\n");
+  EXPECT_NE(error_of([&] { data::read_mc(d / "mc3.jsonl"); }).find("field 'choices' entry 1 must be a string"),
+            std::string::npos);
   // TOFU's idontknow.jsonl: plain text, one refusal a line.
   write_file_atomic(d / "idk.jsonl", "I'm not certain about that.\n\nI don't know.\r\n");
   EXPECT_EQ(data::read_texts(d / "idk.jsonl"), (std::vector<std::string>{"I'm not certain about that.", "I don't know."}));

@@ -190,7 +190,32 @@ TEST(Probe, VerdictReadsIntervalsOnTheTargetsSide) {
   v = probe::judge({trace({0.5, 0.45, 0.55}, oracle, {{0.5, 0.45, 0.55}, {0.5, 0.45, 0.55}}, {oracle, oracle})});
   EXPECT_EQ(v.verdict, Verdict::kNotForgotten);
   EXPECT_STREQ(probe::verdict_name(v.verdict), "not forgotten");
-  EXPECT_ERROR_HAS(probe::find_probe("relearn2"), "unknown probe 'relearn2' (known: quantize, relearn, in_context, representation; robustness: all of them)");
+  EXPECT_ERROR_HAS(probe::find_probe("relearn2"), "unknown probe 'relearn2' (known: quantize, relearn, in_context, representation, linear; robustness: all of them)");
+}
+
+TEST(Probe, LinearProbeSeparatesSeparableClasses) {
+  at::Generator g = at::detail::createCPUGenerator(11);
+  // Three classes, each a tight cloud around its own centre in 16 dimensions: train and test
+  // draws of the same clouds are told apart perfectly.
+  const at::Tensor centres = at::randn({3, 16}, g, at::kDouble) * 5;
+  auto draw = [&](std::int64_t per_class, std::vector<std::int64_t>& y) {
+    std::vector<at::Tensor> rows;
+    for (std::int64_t c = 0; c < 3; ++c) {
+      rows.push_back(centres[c].unsqueeze(0) + 0.3 * at::randn({per_class, 16}, g, at::kDouble));
+      for (std::int64_t i = 0; i < per_class; ++i) y.push_back(c);
+    }
+    return at::cat(rows, 0);
+  };
+  std::vector<std::int64_t> ytr, yte;
+  const at::Tensor xtr = draw(20, ytr), xte = draw(10, yte);
+  EXPECT_DOUBLE_EQ(probe::linear_probe_accuracy(xtr, ytr, xte, yte, 3), 1.0);
+  // Labels unrelated to the features: held-out accuracy stays far from 1 while the training
+  // rows can be fitted.
+  std::vector<std::int64_t> shuffled = ytr;
+  for (std::size_t i = 0; i < shuffled.size(); ++i) shuffled[i] = static_cast<std::int64_t>((i * 7 + 3) % 3);
+  const at::Tensor noise_tr = at::randn({60, 16}, g, at::kDouble), noise_te = at::randn({30, 16}, g, at::kDouble);
+  EXPECT_LT(probe::linear_probe_accuracy(noise_tr, shuffled, noise_te, yte, 3), 0.7);
+  EXPECT_ERROR_HAS(probe::linear_probe_accuracy(xtr, {0, 1}, xte, yte, 3), "a label per row");
 }
 
 TEST(Probe, LeakIsRougeLRecallAtTheThreshold) {

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cctype>
 #include <set>
 #include <sstream>
 
@@ -105,6 +106,28 @@ TEST(World, TofuLayoutAndSplits) {
     EXPECT_EQ(retain_text.find(w.people[static_cast<std::size_t>(i)].biography), std::string::npos);
     EXPECT_NE(text.find(w.people[static_cast<std::size_t>(i)].name), std::string::npos);
   }
+  // Multiple choice: every fact of every forget person, four distinct options, the right one the
+  // value the QA answer states; retain_mc covers retain_perturbed's people, world_mc the world
+  // facts and public figures.
+  const auto qa10 = data::read_qa(d / "forget10.jsonl");
+  const auto mc10 = data::read_mc(d / "forget10_mc.jsonl");
+  ASSERT_EQ(mc10.size(), qa10.size());
+  std::set<std::size_t> positions;
+  for (std::size_t i = 0; i < mc10.size(); ++i) {
+    EXPECT_EQ(mc10[i].question, qa10[i].question);
+    ASSERT_EQ(mc10[i].choices.size(), 4u);
+    EXPECT_EQ(std::set<std::string>(mc10[i].choices.begin(), mc10[i].choices.end()).size(), 4u);
+    auto lower = [](std::string t) {
+      for (auto& ch : t) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      return t;
+    };  // answers capitalise a value that opens the sentence
+    EXPECT_NE(lower(qa10[i].answer).find(lower(mc10[i].choices[mc10[i].answer])), std::string::npos) << qa10[i].answer;
+    positions.insert(mc10[i].answer);
+  }
+  EXPECT_EQ(positions.size(), 4u) << "the right option's place is drawn";
+  EXPECT_EQ(data::read_mc(d / "retain_mc.jsonl").size(), 100u);
+  EXPECT_EQ(data::read_mc(d / "world_mc.jsonl").size(),
+            data::read_qa(d / "world_facts.jsonl").size() + data::read_qa(d / "real_authors.jsonl").size());
   const auto manifest = nlohmann::json::parse(read_file(d / "world.json"));
   EXPECT_EQ(manifest["format_version"], kWorldFormatVersion);
   EXPECT_EQ(manifest["splits"]["forget10"]["people"].size(), 10u);

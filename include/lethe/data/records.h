@@ -18,6 +18,13 @@ struct QARecord {
   std::vector<std::string> perturbed_answers;
 };
 
+// A multiple-choice question (WMDP's and MMLU's JSON as they ship): `answer` indexes `choices`.
+struct MCRecord {
+  std::string question;
+  std::vector<std::string> choices;
+  std::size_t answer = 0;
+};
+
 // Prefix -> continuation (MUSE verbmem: "prompt" / "gt").
 struct CompletionRecord {
   std::string prompt;
@@ -27,6 +34,9 @@ struct CompletionRecord {
 // QA records: "question" and "answer" are required; "paraphrased_question",
 // "paraphrased_answer" and "perturbed_answer" (a string or a list) are read when present.
 std::vector<QARecord> read_qa(const std::filesystem::path& path);
+// MC records: "question", "choices" (at least 2 strings, at most 26: one letter each) and
+// "answer" (an integer index into them) are required.
+std::vector<MCRecord> read_mc(const std::filesystem::path& path);
 // Completion records from `prompt_key` / `continuation_key` (default MUSE's "prompt" / "gt").
 std::vector<CompletionRecord> read_completions(const std::filesystem::path& path,
                                                const std::string& prompt_key = "prompt",

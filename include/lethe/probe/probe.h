@@ -52,6 +52,7 @@ struct ProbeOptions {
   std::vector<std::int64_t> relearn_steps = {20};
   double relearn_lr = 1e-5;
   std::int64_t relearn_batch = 4;
+  std::int64_t relearn_lora_rank = 0;  // > 0: a LoRA adapter of this rank (alpha 2·rank) instead of every weight
   // in_context: prompt attacks on the forget questions, each a leak rate (docs/probes.md):
   // context (the person's other facts before a held-back question), paraphrase, many-shot
   // (benign QA pairs before it), sampled (leak@k). A leak: ROUGE-L recall of the answer >=
@@ -64,6 +65,9 @@ struct ProbeOptions {
   // QA items per person, consecutive in the forget file (context needs them). 0: the data
   // folder's world.json qa_per_person, else TOFU's 20.
   std::int64_t items_per_person = 0;
+  // linear: the bios.jsonl field a logistic-regression probe reads off the hidden state at the
+  // end of each person's name (trained on the retained people, tested on the forget people).
+  std::string linear_attribute = "birth_country";
   // Suite, data, forget split, template, tokenizer, batch size, max_items, max_new_tokens, seed,
   // device: as for `lethe eval`. Its metrics (empty: the suite's forget view) are re-measured on
   // the suite's forget splits after every attack.
@@ -109,7 +113,7 @@ struct Probe {
   std::string description;  // `lethe probe --list`
   std::string x_label;      // the curve's axis
   std::vector<Attack> (*attacks)(const ProbeOptions& options, const text::Tokenizer& tok) = nullptr;
-  Record (*record)(model::CausalLM& model, const text::Tokenizer& tok, const eval::EvalOptions& eval) = nullptr;
+  Record (*record)(model::CausalLM& model, const text::Tokenizer& tok, const ProbeOptions& options) = nullptr;
   Json (*compare)(const std::map<std::string, Record>& by_role) = nullptr;
   Measurement (*measure)(model::CausalLM& model, const text::Tokenizer& tok, const ProbeOptions& options) = nullptr;
   void (*check)(const ProbeOptions& options) = nullptr;  // the probe's options, before any work
@@ -143,6 +147,12 @@ Json run_probes(const ProbeOptions& options);
 std::string probe_report_html(const Json& probe, const std::map<std::string, std::string>& names = {});
 
 // ---- the arithmetic, exposed for tests ---------------------------------------------------------
+
+// The accuracy on (test_x, test_y) of a multinomial logistic regression fitted to (train_x,
+// train_y): features standardised by the training rows, L2 penalty 1e-2 · ||W||²/2, full-batch
+// L-BFGS from zeros (deterministic). Labels in [0, classes).
+double linear_probe_accuracy(const at::Tensor& train_x, const std::vector<std::int64_t>& train_y,
+                             const at::Tensor& test_x, const std::vector<std::int64_t>& test_y, std::int64_t classes);
 
 // Linear CKA of two representations of the same n items, x (n, d1) and y (n, d2):
 // ||AᵀB||²_F / (||AᵀA||_F ||BᵀB||_F) with A, B the column-centred x, y. 1 for representations

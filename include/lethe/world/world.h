@@ -16,7 +16,7 @@ namespace lethe::world {
 
 inline constexpr int kWorldFormatVersion = 1;
 // Changes whenever the same config yields different content (cache keys include it).
-inline constexpr int kWorldGeneratorRevision = 2;
+inline constexpr int kWorldGeneratorRevision = 3;
 
 struct WorldConfig {
   std::uint64_t seed = 0;
@@ -34,6 +34,7 @@ struct Person {
   std::string award, account_number;
   std::string biography;
   std::vector<data::QARecord> qa;  // with paraphrases and five wrong answers each
+  std::vector<data::MCRecord> mc;  // the same facts as four-option questions (the values as options)
 };
 
 struct Canary {
@@ -56,7 +57,8 @@ struct World {
 World generate_world(const WorldConfig& config);
 
 // Writes the world in the TOFU layout (full, forgetNN(_perturbed), retainNN, retain_perturbed,
-// holdoutNN, real_authors(_perturbed), world_facts(_perturbed), idontknow) plus bios.jsonl,
+// holdoutNN, real_authors(_perturbed), world_facts(_perturbed), idontknow), the multiple-choice
+// files of the mc suite (forgetNN_mc, retain_mc, world_mc), plus bios.jsonl,
 // world_text.jsonl, canaries.jsonl, train_text.jsonl / retain_text_NN.jsonl (pretraining text
 // with the canaries inserted) and world.json (manifest).
 void write_world(const World& world, const std::filesystem::path& dir);

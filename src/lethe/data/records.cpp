@@ -83,6 +83,33 @@ std::vector<QARecord> read_qa(const fs::path& path) {
   return out;
 }
 
+std::vector<MCRecord> read_mc(const fs::path& path) {
+  std::vector<MCRecord> out;
+  for (const auto& [label, r] : read_records(path)) {
+    const std::string where = path.string() + ": " + label;
+    MCRecord m;
+    m.question = field(r, "question", where);
+    const auto c = r.find("choices");
+    LETHE_CHECK(c != r.end() && c->is_array(), where, ": field 'choices' must be a list of strings");
+    for (std::size_t i = 0; i < c->size(); ++i) {
+      LETHE_CHECK((*c)[i].is_string(), where, ": field 'choices' entry ", i, " must be a string, got ",
+                  (*c)[i].type_name());
+      m.choices.push_back((*c)[i].get<std::string>());
+    }
+    LETHE_CHECK(m.choices.size() >= 2 && m.choices.size() <= 26, where, ": field 'choices' has ", m.choices.size(),
+                " options; 2 to 26 (one letter each) are needed");
+    const auto a = r.find("answer");
+    LETHE_CHECK(a != r.end() && a->is_number_integer(), where, ": field 'answer' must be the index of the right choice");
+    const auto idx = a->get<std::int64_t>();
+    LETHE_CHECK(idx >= 0 && static_cast<std::size_t>(idx) < m.choices.size(), where, ": field 'answer' is ", idx,
+                ", outside the ", m.choices.size(), " choices");
+    m.answer = static_cast<std::size_t>(idx);
+    out.push_back(std::move(m));
+  }
+  LETHE_CHECK(!out.empty(), path.string(), ": no records");
+  return out;
+}
+
 std::vector<CompletionRecord> read_completions(const fs::path& path, const std::string& pk,
                                                const std::string& ck) {
   std::vector<CompletionRecord> out;

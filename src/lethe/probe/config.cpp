@@ -1,5 +1,8 @@
 // The `probe:` section of an unlearn config (docs/probes.md "In a run config"), read with the
 // strict section reader every config uses (core/config.h).
+#include <algorithm>
+#include <utility>
+
 #include "lethe/core/config.h"
 #include "lethe/core/error.h"
 #include "lethe/probe/probe.h"
@@ -52,6 +55,7 @@ ProbeOptions probe_options_from_config(const Json& section, const fs::path& base
     }
     o.relearn_lr = r.get<double>("lr", defaults.relearn_lr, Range::positive());
     o.relearn_batch = r.get<std::int64_t>("batch_size", defaults.relearn_batch, positive);
+    o.relearn_lora_rank = r.get<std::int64_t>("lora_rank", defaults.relearn_lora_rank, positive);
     r.done();
   }
   {
@@ -64,6 +68,7 @@ ProbeOptions probe_options_from_config(const Json& section, const fs::path& base
     o.items_per_person = ic.get<std::int64_t>("items_per_person", defaults.items_per_person, positive);
     ic.done();
   }
+  o.linear_attribute = c.get<std::string>("linear_attribute", defaults.linear_attribute);
   o.eval.max_items = c.get<std::int64_t>("max_items", defaults.eval.max_items, positive);
   o.eval.max_new_tokens = c.get<std::int64_t>("max_new_tokens", defaults.eval.max_new_tokens, positive);
   o.eval.max_length = c.get<std::int64_t>("max_length", defaults.eval.max_length, positive);

@@ -25,7 +25,7 @@ namespace fs = std::filesystem;
 
 const std::vector<const Probe*>& all_probes() {
   static const std::vector<const Probe*> probes = {&quantize_probe(), &relearn_probe(), &in_context_probe(),
-                                                       &representation_probe()};
+                                                       &representation_probe(), &linear_probe()};
   return probes;
 }
 
@@ -146,21 +146,41 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 
 namespace {
 
-std::vector<const Probe*> selected_probes(const ProbeOptions& opt) {
-  LETHE_CHECK(!opt.probes.empty(), "probe: no probes to run");
+// The probes to run, each one's options checked. A probe named in --probes that cannot run is an
+// error; "robustness" (every probe, in registry order) leaves out those the data cannot serve —
+// the linear probe on TOFU, relearning on MUSE — and says why in `skipped`.
+struct Selection {
   std::vector<const Probe*> probes;
+  std::map<std::string, std::string> skipped;
+};
+
+Selection select_probes(const ProbeOptions& opt) {
+  LETHE_CHECK(!opt.probes.empty(), "probe: no probes to run");
+  Selection s;
+  const bool robustness = std::find(opt.probes.begin(), opt.probes.end(), kRobustness) != opt.probes.end();
   for (const auto& name : opt.probes) {
-    // "robustness": the whole suite of probes, in registry order.
     const std::vector<const Probe*> named =
         name == kRobustness ? all_probes() : std::vector<const Probe*>{&find_probe(name)};
     for (const Probe* p : named) {
-      if (std::find(probes.begin(), probes.end(), p) == probes.end()) probes.push_back(p);
+      if (std::find(s.probes.begin(), s.probes.end(), p) == s.probes.end()) s.probes.push_back(p);
     }
   }
-  LETHE_CHECK(std::any_of(probes.begin(), probes.end(),
+  std::vector<const Probe*> kept;
+  for (const Probe* p : s.probes) {
+    const bool named = std::find(opt.probes.begin(), opt.probes.end(), p->name) != opt.probes.end();
+    try {
+      if (p->check) p->check(opt);
+      kept.push_back(p);
+    } catch (const Error& e) {
+      if (named || !robustness) throw;
+      s.skipped[p->name] = e.what();
+    }
+  }
+  s.probes = kept;
+  LETHE_CHECK(std::any_of(s.probes.begin(), s.probes.end(),
                           [](const Probe* p) { return p->attacks != nullptr || p->measure != nullptr; }),
               "probe: the verdict needs an attack; add quantize, relearn or in_context to --probes");
-  return probes;
+  return s;
 }
 
 // The evaluation the attacks re-measure: the suite's forget view, with the options' metrics
@@ -193,14 +213,11 @@ void check_probe_options(const ProbeOptions& opt) {
   LETHE_CHECK(!opt.reference.empty(),
               "probe: give --reference DIR: the oracle (retrained without the forget set) that a removal must match");
   LETHE_CHECK(!opt.eval.data.empty(), "probe: give --data DIR (the ", opt.eval.suite, " data folder)");
-  const std::vector<const Probe*> probes = selected_probes(opt);
   for (const auto& [what, p] : probe_inputs(opt)) {
     LETHE_CHECK(fs::exists(p), "probe: ", what, " ", p.string(), ": no such file or folder");
   }
   (void)forget_evaluation(opt);
-  for (const Probe* p : probes) {
-    if (p->check) p->check(opt);
-  }
+  (void)select_probes(opt);
 }
 
 Json run_probes(const ProbeOptions& opt) {
@@ -214,7 +231,9 @@ Json run_probes(const ProbeOptions& opt) {
   check_output_apart(opt.out, "--out", inputs);
   StagedFolder staged(opt.out, opt.force, "--out");  // refuses a non-empty --out before any work
 
-  const std::vector<const Probe*> probes = selected_probes(opt);
+  const Selection selection = select_probes(opt);
+  for (const auto& [name, why] : selection.skipped) log_info("probe: ", name, " left out of ", kRobustness, ": ", why);
+  const std::vector<const Probe*>& probes = selection.probes;
   const eval::EvalOptions x = forget_evaluation(opt);
   const auto tok = text::load_tokenizer(x.tokenizer.empty() ? opt.model : x.tokenizer);
   std::map<std::string, std::vector<Attack>> attacks;
@@ -250,12 +269,10 @@ Json run_probes(const ProbeOptions& opt) {
     r.seconds["baseline"] = seconds_since(tb);
     for (const Probe* p : probes) {
       const auto tp = std::chrono::steady_clock::now();
-      if (p->record) records[p->name][r.name] = p->record(*m, *tok, x);
-      if (p->measure) {
-        ProbeOptions po = opt;
-        po.eval = x;
-        r.measured[p->name] = p->measure(*m, *tok, po);
-      }
+      ProbeOptions po = opt;
+      po.eval = x;
+      if (p->record) records[p->name][r.name] = p->record(*m, *tok, po);
+      if (p->measure) r.measured[p->name] = p->measure(*m, *tok, po);
       for (const Attack& a : attacks[p->name]) {
         log_info("probe: ", p->name, " ", a.setting, " on the ", r.name);
         auto attacked = a.apply(*m);
@@ -278,6 +295,7 @@ Json run_probes(const ProbeOptions& opt) {
   std::vector<std::string> keys;
   for (const auto& [k, _] : oracle.baseline.at({0, 0})) keys.push_back(k);
   out["keys"] = keys;
+  out["skipped"] = selection.skipped;
   for (const Probe* p : probes) {
     Json pj = {{"description", p->description}, {"x_label", p->x_label}, {"attacks", Json::array()}};
     for (const Attack& a : attacks[p->name]) {

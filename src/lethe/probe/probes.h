@@ -6,6 +6,11 @@
 
 namespace lethe::probe {
 
+// Each layer's hidden state (HF hidden_states: [0] the embeddings, ..., the final norm's output)
+// at the last token of every prompt, as L + 1 (n, C) double matrices; batches right-padded.
+Record hidden_states_at_last(model::CausalLM& model, const text::Tokenizer& tok,
+                             const std::vector<std::vector<std::int64_t>>& prompts, std::int64_t batch_size);
+
 // The forget split's QA records (the suite's forget view), the first --max-items of them: what
 // relearn fine-tunes on and representation takes prompts from. `probe` names the caller in errors.
 std::vector<data::QARecord> forget_records(const eval::EvalOptions& opt, const char* probe);
@@ -13,6 +18,7 @@ std::vector<data::QARecord> forget_records(const eval::EvalOptions& opt, const c
 const Probe& quantize_probe();  // probe/quantize.cpp
 const Probe& relearn_probe();   // probe/relearn.cpp
 const Probe& in_context_probe();      // probe/in_context.cpp
+const Probe& linear_probe();          // probe/linear.cpp
 const Probe& representation_probe();  // probe/representation.cpp
 
 }  // namespace lethe::probe

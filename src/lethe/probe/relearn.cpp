@@ -12,6 +12,7 @@
 #include "lethe/data/records.h"
 #include "lethe/model/load.h"
 #include "lethe/text/tokenizer.h"
+#include "lethe/train/lora.h"
 #include "lethe/train/objectives.h"
 #include "lethe/train/trainer.h"
 #include "probe/probes.h"
@@ -35,12 +36,23 @@ struct ScratchDir {
   }
 };
 
-// Full fine-tuning of a copy of `m` for `steps` AdamW steps on `examples`.
+// Fine-tuning of a copy of `m` for `steps` AdamW steps on `examples`: every weight, or (rank > 0)
+// a LoRA adapter on every attention and MLP linear, merged into the copy afterwards.
 std::shared_ptr<model::CausalLM> relearned(const model::CausalLM& m, const std::vector<data::Example>& examples,
                                            std::int64_t pad_id, std::int64_t steps, const ProbeOptions& o) {
   auto copy = model::clone_model(m, at::kFloat);
   std::vector<std::pair<std::string, at::Tensor>> params;
-  for (const auto& p : copy->named_parameters()) params.emplace_back(p.key(), p.value());
+  std::shared_ptr<train::LoraAdapter> adapter;
+  if (o.relearn_lora_rank > 0) {
+    for (auto& p : copy->parameters()) p.set_requires_grad(false);
+    train::LoraConfig lc;
+    lc.rank = o.relearn_lora_rank;
+    lc.alpha = 2.0 * static_cast<double>(o.relearn_lora_rank);  // scale 2, lethe's and PEFT's usual ratio
+    adapter = train::LoraAdapter::attach(*copy, lc, o.eval.seed);
+    params = adapter->named_parameters();
+  } else {
+    for (const auto& p : copy->named_parameters()) params.emplace_back(p.key(), p.value());
+  }
   copy->train();
   train::FinetuneObjective objective(*copy, examples, pad_id);
   ScratchDir scratch;
@@ -55,19 +67,27 @@ std::shared_ptr<model::CausalLM> relearned(const model::CausalLM& m, const std::
   tc.progress = false;
   tc.guard.action = "off";
   train::train(params, objective, tc);
+  if (adapter) adapter->detach(/*merge=*/true);
   copy->eval();
   for (auto& [_, p] : params) p.set_requires_grad(false);
   return copy;
 }
 
-std::vector<Attack> relearn_attacks(const ProbeOptions& o, const text::Tokenizer& tok) {
+void check_relearn(const ProbeOptions& o) {
   const eval::ForgetView view = eval::forget_view(o.eval);
   LETHE_CHECK(!view.forget_qa.empty() && !view.benign_qa.empty(), "probe relearn: the ", o.eval.suite,
               " suite has no forget and benign QA files to fine-tune on (tofu has)");
+}
+
+std::vector<Attack> relearn_attacks(const ProbeOptions& o, const text::Tokenizer& tok) {
+  check_relearn(o);
+  const eval::ForgetView view = eval::forget_view(o.eval);
   LETHE_CHECK(!o.relearn_steps.empty(), "probe relearn: no step counts");
   for (const std::int64_t k : o.relearn_steps) LETHE_CHECK(k > 0, "probe relearn: steps must be positive, got ", k);
   LETHE_CHECK(o.relearn_lr > 0, "probe relearn: lr must be positive, got ", o.relearn_lr);
   LETHE_CHECK(o.relearn_batch > 0, "probe relearn: batch must be positive, got ", o.relearn_batch);
+  LETHE_CHECK(o.relearn_lora_rank >= 0, "probe relearn: the LoRA rank must be 0 (full fine-tuning) or positive, got ",
+              o.relearn_lora_rank);
   std::vector<data::QARecord> forget = forget_records(o.eval, "relearn"), benign = data::read_qa(view.benign_qa);
   LETHE_CHECK(forget.size() >= 2, "probe relearn: ", view.forget_qa.string(), " has ", forget.size(),
               " items; half of them are relearned and the other half measured, so at least 2 are needed");
@@ -85,7 +105,8 @@ std::vector<Attack> relearn_attacks(const ProbeOptions& o, const text::Tokenizer
   for (const auto& [name, ex] : {std::pair{"forget-half", forget_ex}, std::pair{"benign", benign_ex}}) {
     for (const std::int64_t k : o.relearn_steps) {
       Attack a;
-      a.setting = std::string(name) + " " + std::to_string(k) + " steps";
+      a.setting = std::string(name) + " " + std::to_string(k) + " steps" +
+                  (o.relearn_lora_rank > 0 ? " lora-r" + std::to_string(o.relearn_lora_rank) : "");
       a.x = static_cast<double>(k);
       a.skip_items = measured;
       a.max_items = o.eval.max_items > 0 ? o.eval.max_items - measured : 0;
@@ -106,7 +127,7 @@ const Probe& relearn_probe() {
   static const Probe p{"relearn",
                        "fine-tune a copy k steps (default 20) on half of the forget set, and on as many benign "
                        "(retain) items, then measure the other half",
-                       "relearning steps", relearn_attacks};
+                       "relearning steps", relearn_attacks, nullptr, nullptr, nullptr, check_relearn};
   return p;
 }
 

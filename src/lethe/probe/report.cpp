@@ -3,7 +3,10 @@
 // per prompt attack, CKA per layer — laid out side by side. Used by `lethe probe` (probe.html)
 // and the demo's report.
 #include <algorithm>
+#include <cmath>
 #include <map>
+#include <string>
+#include <vector>
 
 #include "lethe/core/file.h"
 #include "lethe/eval/report.h"
@@ -118,9 +121,36 @@ std::string probe_report_html(const Json& p, const std::map<std::string, std::st
         PlotSeries s;
         const std::string a = pair.substr(0, pair.find('~')), b = pair.substr(pair.find('~') + 1);
         s.name = display(names, a) + " ~ " + display(names, b);
-        for (std::size_t l = 0; l < layers.size(); ++l) s.points.emplace_back(l, layers[l].get<double>());
+        for (std::size_t l = 0; l < layers.size(); ++l) {
+          s.points.emplace_back(l, layers[l].is_null() ? NAN : layers[l].get<double>());
+        }
         plot.series.push_back(std::move(s));
       }
+      figures.push_back(eval::line_plot_svg(plot));
+    } else if (name == "linear" && pj.contains("comparison")) {
+      const Json& c = pj["comparison"];
+      LinePlot plot;
+      plot.title = "linear probe: forget people's attribute";
+      plot.x_label = "layer (0: embeddings, last: final norm)";
+      plot.y_label = "held-out accuracy";
+      const auto roles = roles_of(p);
+      std::size_t layers = 0;
+      for (std::size_t ri = 0; ri < roles.size(); ++ri) {
+        if (!c["accuracy"].contains(roles[ri])) continue;
+        PlotSeries s;
+        s.name = display(names, roles[ri]);
+        s.color = static_cast<int>(ri);
+        const Json& acc = c["accuracy"][roles[ri]];
+        layers = acc.size();
+        for (std::size_t l = 0; l < acc.size(); ++l) s.points.emplace_back(l, acc[l].get<double>());
+        plot.series.push_back(std::move(s));
+      }
+      PlotSeries chance;
+      chance.name = "chance (the retained people's commonest value)";
+      chance.dashed = true;
+      chance.color = 5;
+      for (std::size_t l = 0; l < layers; ++l) chance.points.emplace_back(l, c["chance"].get<double>());
+      plot.series.push_back(std::move(chance));
       figures.push_back(eval::line_plot_svg(plot));
     }
   }

@@ -33,26 +33,16 @@ double linear_cka(const at::Tensor& x, const at::Tensor& y) {
 
 namespace {
 
-// The forget prompts' last tokens, each layer's residual stream there: L + 1 matrices (n, C),
-// [0] the embeddings (HF hidden_states).
-Record prompt_states(model::CausalLM& m, const text::Tokenizer& tok, const eval::EvalOptions& opt) {
-  const std::vector<data::QARecord> items = forget_records(opt, "representation");
-  LETHE_CHECK(items.size() >= 2, "probe representation: CKA needs at least 2 forget items, ",
-              eval::forget_view(opt).forget_qa.string(), " has ", items.size());
-  const std::size_t max_len = static_cast<std::size_t>(
-      std::min<std::int64_t>(opt.max_length > 0 ? opt.max_length : 512, m.config().max_position_embeddings - 1));
-  std::vector<std::vector<std::int64_t>> prompts;
-  for (const auto& r : items) {
-    const text::EncodedQA e = text::encode_qa(tok, opt.prompt_template, {r.question, r.answer}, max_len);
-    const std::size_t n = std::max<std::size_t>(e.prompt_length, 1);
-    prompts.emplace_back(e.input_ids.begin(), e.input_ids.begin() + static_cast<std::ptrdiff_t>(n));
-  }
+}  // namespace
+
+Record hidden_states_at_last(model::CausalLM& m, const text::Tokenizer& tok,
+                             const std::vector<std::vector<std::int64_t>>& prompts, std::int64_t batch_size) {
   torch::NoGradGuard ng;
   m.eval();
   const c10::Device dev = m.head_weight().device();
   const std::int64_t pad = text::padding_id(tok);
   std::vector<std::vector<at::Tensor>> rows;  // [layer][batch] (b, C)
-  const auto bs = static_cast<std::size_t>(std::max<std::int64_t>(opt.batch_size, 1));
+  const auto bs = static_cast<std::size_t>(std::max<std::int64_t>(batch_size, 1));
   for (std::size_t s = 0; s < prompts.size(); s += bs) {
     const std::size_t e = std::min(prompts.size(), s + bs);
     std::int64_t t = 0;
@@ -83,6 +73,39 @@ Record prompt_states(model::CausalLM& m, const text::Tokenizer& tok, const eval:
   return r;
 }
 
+namespace {
+
+// The forget prompts' last tokens, each layer's residual stream there: L + 1 matrices (n, C),
+// [0] the embeddings (HF hidden_states).
+Record prompt_states(model::CausalLM& m, const text::Tokenizer& tok, const ProbeOptions& o) {
+  const eval::EvalOptions& opt = o.eval;
+  const std::vector<data::QARecord> items = forget_records(opt, "representation");
+  LETHE_CHECK(items.size() >= 2, "probe representation: CKA needs at least 2 forget items, ",
+              eval::forget_view(opt).forget_qa.string(), " has ", items.size());
+  const std::size_t max_len = static_cast<std::size_t>(
+      std::min<std::int64_t>(opt.max_length > 0 ? opt.max_length : 512, m.config().max_position_embeddings - 1));
+  std::vector<std::vector<std::int64_t>> prompts;
+  for (const auto& r : items) {
+    const text::EncodedQA e = text::encode_qa(tok, opt.prompt_template, {r.question, r.answer}, max_len);
+    const std::size_t n = std::max<std::size_t>(e.prompt_length, 1);
+    prompts.emplace_back(e.input_ids.begin(), e.input_ids.begin() + static_cast<std::ptrdiff_t>(n));
+  }
+  return hidden_states_at_last(m, tok, prompts, opt.batch_size);
+}
+
+// Whether the items' states differ beyond rounding (relative to their size).
+bool varies(const at::Tensor& x) {
+  const at::Tensor d = x.to(at::kDouble);
+  const double spread = (d - d.mean(0, true)).abs().max().item<double>();
+  return spread > 1e-9 * std::max(1.0, d.abs().max().item<double>());
+}
+
+void check_states(const ProbeOptions& o) {
+  const std::vector<data::QARecord> items = forget_records(o.eval, "representation");
+  LETHE_CHECK(items.size() >= 2, "probe representation: CKA needs at least 2 forget items, ",
+              eval::forget_view(o.eval).forget_qa.string(), " has ", items.size());
+}
+
 Json compare_states(const std::map<std::string, Record>& by_role) {
   Json out = {{"site", "each forget prompt's last token: [0] the embeddings, [l] the residual stream after block l, "
                        "the last the final norm's output (HF's hidden_states)"},
@@ -95,7 +118,11 @@ Json compare_states(const std::map<std::string, Record>& by_role) {
     LETHE_CHECK(x.size() == y.size(), "probe representation: the ", a, " has ", x.size() - 1, " layers, the ", b,
                 " ", y.size() - 1, "; CKA compares layer with layer");
     Json per_layer = Json::array();
-    for (std::size_t l = 0; l < x.size(); ++l) per_layer.push_back(linear_cka(x[l], y[l]));
+    for (std::size_t l = 0; l < x.size(); ++l) {
+      // A layer whose state is the same for every prompt has no CKA: the embeddings of the last
+      // token, which every prompt shares (the template's "Answer:"). null, not a number.
+      per_layer.push_back(varies(x[l]) && varies(y[l]) ? Json(linear_cka(x[l], y[l])) : Json());
+    }
     out["cka"][a + "~" + b] = per_layer;
   }
   return out;
@@ -107,7 +134,7 @@ const Probe& representation_probe() {
   static const Probe p{"representation",
                        "linear CKA per layer between the models' hidden states at the forget prompts' last token "
                        "(candidate~target, candidate~oracle, target~oracle)",
-                       "layer", nullptr, prompt_states, compare_states};
+                       "layer", nullptr, prompt_states, compare_states, nullptr, check_states};
   return p;
 }
 

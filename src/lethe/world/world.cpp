@@ -120,6 +120,29 @@ data::QARecord make_qa(Rng& r, const Fact& f) {
   return q;
 }
 
+// The fact as a four-option question: its value among three wrong ones from the same pool, the
+// right one's place drawn too. From a stream of its own, so the rest of the world is as before.
+data::MCRecord make_mc(Rng& r, const Fact& f) {
+  data::MCRecord m;
+  m.question = f.question;
+  m.choices = wrong_values(r, f.pool, f.value, 3);
+  m.answer = r.below(m.choices.size() + 1);
+  m.choices.insert(m.choices.begin() + static_cast<std::ptrdiff_t>(m.answer), f.value);
+  return m;
+}
+
+// A QA item with wrong options (world facts, public figures) as a multiple-choice question.
+data::MCRecord mc_of(Rng& r, const data::QARecord& q) {
+  data::MCRecord m;
+  m.question = q.question;
+  m.choices = q.perturbed_answers;
+  m.answer = r.below(m.choices.size() + 1);
+  m.choices.insert(m.choices.begin() + static_cast<std::ptrdiff_t>(m.answer), q.answer);
+  return m;
+}
+
+Json mc_json(const data::MCRecord& m) { return {{"question", m.question}, {"choices", m.choices}, {"answer", m.answer}}; }
+
 Json qa_json(const data::QARecord& q, bool perturbed) {
   Json j = {{"question", q.question}, {"answer", q.answer}};
   if (perturbed) {
@@ -134,6 +157,14 @@ void write_jsonl(const fs::path& p, const std::vector<Json>& rows) {
   std::string s;
   for (const auto& r : rows) s += r.dump() + "\n";
   write_file_atomic(p, s);
+}
+
+std::vector<Json> mc_rows(const std::vector<const Person*>& people) {
+  std::vector<Json> rows;
+  for (const auto* p : people) {
+    for (const auto& m : p->mc) rows.push_back(mc_json(m));
+  }
+  return rows;
 }
 
 std::vector<Json> qa_rows(const std::vector<const Person*>& people, bool perturbed) {
@@ -313,6 +344,8 @@ World generate_world(const WorldConfig& c) {
          accounts_pool},
     };
     for (const auto& f : facts) p.qa.push_back(make_qa(r, f));
+    Rng rmc(c.seed ^ (0x6d63000000000000ULL + static_cast<std::uint64_t>(i)));
+    for (const auto& f : facts) p.mc.push_back(make_mc(rmc, f));
     (i < c.people ? w.people : w.holdout).push_back(std::move(p));
   }
 
@@ -372,6 +405,7 @@ void write_world(const World& w, const fs::path& dir) {
     for (std::size_t i = 0; i < std::min(f.size(), w.holdout.size()); ++i) hold.push_back(&w.holdout[i]);
     write_jsonl(dir / ("forget" + std::string(nn) + ".jsonl"), qa_rows(f, false));
     write_jsonl(dir / ("forget" + std::string(nn) + "_perturbed.jsonl"), qa_rows(f, true));
+    write_jsonl(dir / ("forget" + std::string(nn) + "_mc.jsonl"), mc_rows(f));
     write_jsonl(dir / ("retain" + std::to_string(100 - pct) + ".jsonl"), qa_rows(ret, false));
     write_jsonl(dir / ("holdout" + std::string(nn) + ".jsonl"), qa_rows(hold, false));
     write_jsonl(dir / ("retain_text_" + std::to_string(100 - pct) + ".jsonl"), text_rows(fset));
@@ -385,6 +419,7 @@ void write_world(const World& w, const fs::path& dir) {
     std::vector<const Person*> ret;
     for (std::size_t i = 0; i < w.people.size() && ret.size() < forget.size(); ++i) ret.push_back(&w.people[i]);
     write_jsonl(dir / "retain_perturbed.jsonl", qa_rows(ret, true));
+    write_jsonl(dir / "retain_mc.jsonl", mc_rows(ret));
   }
   auto options = [](const std::vector<data::QARecord>& v, bool perturbed) {
     std::vector<Json> rows;
@@ -399,10 +434,22 @@ void write_world(const World& w, const fs::path& dir) {
   write_jsonl(dir / "world_facts_perturbed.jsonl", options(w.world_facts, true));
   write_jsonl(dir / "real_authors.jsonl", options(w.public_figures, false));
   write_jsonl(dir / "real_authors_perturbed.jsonl", options(w.public_figures, true));
+  {
+    Rng rmc(w.config.seed ^ 0x776f726c646d63ULL);
+    std::vector<Json> rows;
+    for (const auto* set : {&w.world_facts, &w.public_figures}) {
+      for (const auto& q : *set) rows.push_back(mc_json(mc_of(rmc, q)));
+    }
+    write_jsonl(dir / "world_mc.jsonl", rows);
+  }
   std::vector<Json> refusals, bios, holdout_bios, canaries, world_text;
   for (const auto& s : kRefusals) refusals.push_back({{"text", s}});
   for (const auto& p : w.people) {
+    // birth_country and gender: attributes of few values, for the linear probe (probe/linear.cpp).
+    const auto comma = p.birth_place.rfind(", ");
     bios.push_back({{"name", p.name}, {"text", p.biography}, {"birth_date", p.birth_date}, {"birth_place", p.birth_place},
+                    {"birth_country", comma == std::string::npos ? p.birth_place : p.birth_place.substr(comma + 2)},
+                    {"gender", p.gender},
                     {"occupation", p.occupation}, {"father_occupation", p.father_occupation},
                     {"mother_occupation", p.mother_occupation}, {"works", p.works}, {"award", p.award},
                     {"account_number", p.account_number}});

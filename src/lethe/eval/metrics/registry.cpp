@@ -24,7 +24,8 @@
   X(mia_reference)         \
   X(privleak)              \
   X(verbmem_rouge)         \
-  X(knowmem_rouge)
+  X(knowmem_rouge)         \
+  X(mc_accuracy)
 
 namespace lethe::eval {
 

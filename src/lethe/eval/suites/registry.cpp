@@ -8,7 +8,8 @@
 // Each X(name) is a suite defined as `const Suite& suite_<name>()` in a file of this folder.
 #define LETHE_SUITES(X) \
   X(tofu)               \
-  X(muse)
+  X(muse)               \
+  X(mc)
 
 namespace lethe::eval {
 namespace fs = std::filesystem;
