@@ -166,6 +166,7 @@ Json compare_linear(const std::map<std::string, Record>& by_role) {
           {"train_rows", train_rows},
           {"test_rows", test_rows},
           {"chance", chance},
+          {"uniform_chance", classes > 0 ? 1.0 / static_cast<double>(classes) : 0.0},
           {"accuracy", acc},
           {"train_accuracy", train_acc}};
 }
