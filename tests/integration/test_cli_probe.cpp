@@ -233,6 +233,21 @@ TEST(ProbeCli, ProbeSectionOfAnUnlearnConfig) {
   expect_one_line_error(lethe({"probe", "--model", target, "--reference", oracle, "--data", bare.string(), "--out",
                                (dir / "rob2").string(), "--probes", "quantize,linear"}),
                         "bios.jsonl is missing");
+  // An item longer than the model's positions (256 here) is cut for relearning, not a failure.
+  const fs::path longer = dir / "world_long";
+  fs::copy(world, longer, fs::copy_options::recursive);
+  {
+    std::string rows = read_file(longer / "forget10_perturbed.jsonl");
+    json first = json::parse(rows.substr(0, rows.find('\n')));
+    std::string answer;
+    for (int i = 0; i < 400; ++i) answer += "word ";
+    first["answer"] = answer;
+    write_file_atomic(longer / "forget10_perturbed.jsonl", first.dump() + rows.substr(rows.find('\n')));
+  }
+  r = lethe({"probe", "--model", target, "--reference", oracle, "--data", longer.string(), "--out", (dir / "long").string(),
+             "--probes", "relearn", "--relearn-steps", "1", "--max-items", "4", "--no-progress"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("longer than the model's 256 positions were cut"), std::string::npos) << r.err;
   write_file_atomic(dir / "ft.yaml", "model: " + target + "\noutput_dir: ft\ndata: {train: " + world +
                                          "/forget10.jsonl}\nprobe: {reference: " + oracle + "}\n");
   expect_one_line_error(lethe({"finetune", (dir / "ft.yaml").string()}), "'probe' belongs in unlearn configs");

@@ -79,6 +79,23 @@ void check_relearn(const ProbeOptions& o) {
               " suite has no forget and benign QA files to fine-tune on (tofu has)");
 }
 
+// The examples within the model's positions: a longer one is cut at them (its end, as encode_qa
+// cuts at max_length), said once. Without it an example past the positions fails the forward.
+std::vector<data::Example> within_positions(const std::vector<data::Example>& examples, std::int64_t positions,
+                                            const std::string& label) {
+  std::vector<data::Example> out = examples;
+  std::size_t cut = 0;
+  if (positions <= 0) return out;
+  for (auto& e : out) {
+    if (e.input_ids.size() <= static_cast<std::size_t>(positions)) continue;
+    e.input_ids.resize(static_cast<std::size_t>(positions));
+    e.labels.resize(static_cast<std::size_t>(positions));
+    ++cut;
+  }
+  if (cut > 0) log_warn("probe relearn ", label, ": ", cut, " item(s) longer than the model's ", positions, " positions were cut");
+  return out;
+}
+
 std::vector<Attack> relearn_attacks(const ProbeOptions& o, const text::Tokenizer& tok) {
   check_relearn(o);
   const eval::ForgetView view = eval::forget_view(o.eval);
@@ -113,7 +130,7 @@ std::vector<Attack> relearn_attacks(const ProbeOptions& o, const text::Tokenizer
       const std::string label = a.setting;
       a.apply = [ex, pad_id, k, o, label](const model::CausalLM& m) {
         log_info("probe relearn ", label, ": ", ex->size(), " items");
-        return relearned(m, *ex, pad_id, k, o);
+        return relearned(m, within_positions(*ex, m.config().max_position_embeddings, label), pad_id, k, o);
       };
       out.push_back(std::move(a));
     }

@@ -43,6 +43,11 @@ Record hidden_states_at_last(model::CausalLM& m, const text::Tokenizer& tok,
   const std::int64_t pad = text::padding_id(tok);
   std::vector<std::vector<at::Tensor>> rows;  // [layer][batch] (b, C)
   const auto bs = static_cast<std::size_t>(std::max<std::int64_t>(batch_size, 1));
+  const std::int64_t positions = m.config().max_position_embeddings;
+  for (const auto& p : prompts) {
+    LETHE_CHECK(positions <= 0 || static_cast<std::int64_t>(p.size()) <= positions, "probe: a prompt of ", p.size(),
+                " tokens is longer than the model's ", positions, " positions");
+  }
   for (std::size_t s = 0; s < prompts.size(); s += bs) {
     const std::size_t e = std::min(prompts.size(), s + bs);
     std::int64_t t = 0;
