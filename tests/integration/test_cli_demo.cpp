@@ -114,6 +114,10 @@ TEST(DemoCli, MiniatureDemoEndToEnd) {
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("from the cache"), std::string::npos) << r.out;
   EXPECT_FALSE(json::parse(read_file(out / "SUMMARY.json"))["trained"].get<bool>());
+  // RMU's defaults name blocks 5-7 of a 32-layer model; the demo steers the blocks its model has.
+  r = lethe({"demo", "--scale", "tiny", "--out", out.string(), "--method", "RMU", "--no-progress", "--no-probes"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(json::parse(read_file(out / "SUMMARY.json"))["recipe"]["method_params"]["layer"], "resid_post.1");
   expect_one_line_error(lethe({"demo", "--scale", "tiny", "--out", out.string(), "--method", "Forget"}),
                         "unknown unlearning method 'Forget'");
 }

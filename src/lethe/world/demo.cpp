@@ -64,6 +64,14 @@ Recipe make_recipe(const DemoOptions& o) {
   // -29); gentler settings miss forget quality on world 0, stronger ones over-forget (privleak
   // > +25: forget answers less likely than never-seen ones) or cost utility.
   if (r.method == "NPO") r.method_params = {{"beta", 0.1}, {"alpha", 3.0}};
+  // RMU's defaults are WMDP's for a 32-layer model (steer block 7, train blocks 5-7), blocks this
+  // model does not have: steer its last block and train the MLPs of the last two.
+  if (r.method == "RMU") {
+    const int last = (tiny ? 2 : 4) - 1;
+    r.method_params = {{"layer", "resid_post." + std::to_string(last)},
+                       {"trainable_params", Json::array({"model\\.layers\\.(" + std::to_string(last - 1) + "|" +
+                                                          std::to_string(last) + ")\\.mlp\\.down_proj\\.weight"})}};
+  }
   r.unlearn = {{"epochs", 5}, {"batch_size", 8}, {"lr", 5.0e-4}, {"schedule", "constant"}};
   return r;
 }
