@@ -11,6 +11,7 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <utility>
 
 #include "core/json_util.h"
 #include "lethe/core/error.h"
@@ -23,8 +24,12 @@
 namespace lethe::probe {
 namespace fs = std::filesystem;
 
-double linear_probe_accuracy(const at::Tensor& train_x, const std::vector<std::int64_t>& train_y,
-                             const at::Tensor& test_x, const std::vector<std::int64_t>& test_y, std::int64_t classes) {
+namespace {
+
+// One fit, scored on the training rows and on the test rows.
+std::pair<double, double> fit_and_score(const at::Tensor& train_x, const std::vector<std::int64_t>& train_y,
+                                        const at::Tensor& test_x, const std::vector<std::int64_t>& test_y,
+                                        std::int64_t classes) {
   LETHE_CHECK(train_x.dim() == 2 && test_x.dim() == 2 && train_x.size(1) == test_x.size(1) &&
                   train_x.size(0) == static_cast<std::int64_t>(train_y.size()) &&
                   test_x.size(0) == static_cast<std::int64_t>(test_y.size()) && !train_y.empty() && !test_y.empty() &&
@@ -51,9 +56,17 @@ double linear_probe_accuracy(const at::Tensor& train_x, const std::vector<std::i
     torch::AutoGradMode on(true);
     opt.step(closure);
   }
-  const at::Tensor pred = (ts.mm(w) + b).argmax(1);
-  const at::Tensor truth = at::tensor(test_y, at::kLong);
-  return pred.eq(truth).to(at::kDouble).mean().item<double>();
+  auto accuracy = [&](const at::Tensor& rows, const std::vector<std::int64_t>& labels) {
+    return (rows.mm(w) + b).argmax(1).eq(at::tensor(labels, at::kLong)).to(at::kDouble).mean().item<double>();
+  };
+  return {accuracy(xs, train_y), accuracy(ts, test_y)};
+}
+
+}  // namespace
+
+double linear_probe_accuracy(const at::Tensor& train_x, const std::vector<std::int64_t>& train_y,
+                             const at::Tensor& test_x, const std::vector<std::int64_t>& test_y, std::int64_t classes) {
+  return fit_and_score(train_x, train_y, test_x, test_y, classes).second;
 }
 
 namespace {
@@ -142,9 +155,8 @@ Json compare_linear(const std::map<std::string, Record>& by_role) {
     const at::Tensor tr = forget.eq(0).nonzero().squeeze(1), te = forget.eq(1).nonzero().squeeze(1);
     LETHE_CHECK(tr.numel() > 0 && te.numel() > 0, "probe linear: the world has no retained or no forget people");
     auto ids = [](const at::Tensor& t) {
-      std::vector<std::int64_t> v(static_cast<std::size_t>(t.numel()));
-      for (std::int64_t i = 0; i < t.numel(); ++i) v[static_cast<std::size_t>(i)] = t[i].item<std::int64_t>();
-      return v;
+      const at::Tensor c = t.contiguous();
+      return std::vector<std::int64_t>(c.data_ptr<std::int64_t>(), c.data_ptr<std::int64_t>() + c.numel());
     };
     const auto ytr = ids(labels.index_select(0, tr)), yte = ids(labels.index_select(0, te));
     train_rows = tr.numel();
@@ -156,8 +168,9 @@ Json compare_linear(const std::map<std::string, Record>& by_role) {
     chance = static_cast<double>(std::count(yte.begin(), yte.end(), majority->first)) / static_cast<double>(yte.size());
     for (std::size_t l = 0; l < layers; ++l) {
       const at::Tensor xtr = r[l].index_select(0, tr), xte = r[l].index_select(0, te);
-      acc[role].push_back(linear_probe_accuracy(xtr, ytr, xte, yte, std::max<std::int64_t>(classes, 2)));
-      train_acc[role].push_back(linear_probe_accuracy(xtr, ytr, xtr, ytr, std::max<std::int64_t>(classes, 2)));
+      const auto [on_train, on_test] = fit_and_score(xtr, ytr, xte, yte, std::max<std::int64_t>(classes, 2));
+      acc[role].push_back(on_test);
+      train_acc[role].push_back(on_train);
     }
   }
   return {{"site", "the last token of the person's name in each of their questions: [0] the embeddings, [l] the "

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <map>
 #include <sstream>
+#include <utility>
 
 #include "lethe/core/error.h"
 #include "lethe/core/file.h"
@@ -209,32 +210,41 @@ std::vector<NamedPath> probe_inputs(const ProbeOptions& opt) {
 
 }  // namespace
 
-void check_probe_options(const ProbeOptions& opt) {
+namespace {
+
+// check_probe_options and what it works out, once: the selection and the evaluation.
+std::pair<Selection, eval::EvalOptions> checked(const ProbeOptions& opt) {
   LETHE_CHECK(!opt.reference.empty(),
               "probe: give --reference DIR: the oracle (retrained without the forget set) that a removal must match");
   LETHE_CHECK(!opt.eval.data.empty(), "probe: give --data DIR (the ", opt.eval.suite, " data folder)");
   for (const auto& [what, p] : probe_inputs(opt)) {
     LETHE_CHECK(fs::exists(p), "probe: ", what, " ", p.string(), ": no such file or folder");
   }
-  (void)forget_evaluation(opt);
-  (void)select_probes(opt);
+  eval::EvalOptions x = forget_evaluation(opt);
+  return {select_probes(opt), std::move(x)};
 }
+
+}  // namespace
+
+void check_probe_options(const ProbeOptions& opt) { (void)checked(opt); }
 
 Json run_probes(const ProbeOptions& opt) {
   const auto t0 = std::chrono::steady_clock::now();
   LETHE_CHECK(!opt.model.empty(), "probe: give --model DIR (the unlearned model)");
   LETHE_CHECK(fs::exists(opt.model), "probe: --model ", opt.model.string(), ": no such file or folder");
-  check_probe_options(opt);
+  const auto prepared = checked(opt);
+  const Selection& selection = prepared.first;
+  const eval::EvalOptions& x = prepared.second;
   LETHE_CHECK(!opt.out.empty(), "probe: give --out DIR (PROBE.json goes there)");
   std::vector<NamedPath> inputs = probe_inputs(opt);
   inputs.emplace_back("--model", opt.model);
   check_output_apart(opt.out, "--out", inputs);
   StagedFolder staged(opt.out, opt.force, "--out");  // refuses a non-empty --out before any work
 
-  const Selection selection = select_probes(opt);
   for (const auto& [name, why] : selection.skipped) log_info("probe: ", name, " left out of ", kRobustness, ": ", why);
   const std::vector<const Probe*>& probes = selection.probes;
-  const eval::EvalOptions x = forget_evaluation(opt);
+  ProbeOptions po = opt;  // what record and measure get: the options with the evaluation settled
+  po.eval = x;
   const auto tok = text::load_tokenizer(x.tokenizer.empty() ? opt.model : x.tokenizer);
   std::map<std::string, std::vector<Attack>> attacks;
   std::vector<Window> windows = {{0, 0}};
@@ -269,8 +279,6 @@ Json run_probes(const ProbeOptions& opt) {
     r.seconds["baseline"] = seconds_since(tb);
     for (const Probe* p : probes) {
       const auto tp = std::chrono::steady_clock::now();
-      ProbeOptions po = opt;
-      po.eval = x;
       if (p->record) records[p->name][r.name] = p->record(*m, *tok, po);
       if (p->measure) r.measured[p->name] = p->measure(*m, *tok, po);
       for (const Attack& a : attacks[p->name]) {
