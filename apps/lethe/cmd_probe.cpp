@@ -22,6 +22,15 @@ void print_result(const probe::Json& r) {
         std::cout << std::defaultfloat << " (chance " << p["comparison"]["chance"].get<double>() << ")\n";
       }
     }
+    if (p["comparison"].contains("traces")) {
+      const probe::Json& t = p["comparison"]["traces"];
+      std::cout << name << " traces: kept on the target's " << p["comparison"]["vectors"].get<std::int64_t>()
+                << " most aligned units:";
+      for (const auto& [role, v] : t["kept"].items()) {
+        std::cout << " " << role << " " << (v.is_null() ? std::string("-") : std::to_string(v.get<double>()));
+      }
+      std::cout << "\n";
+    }
     if (!p["comparison"].contains("cka")) continue;
     for (const auto& [pair, layers] : p["comparison"]["cka"].items()) {
       std::cout << name << " CKA " << pair << " per layer:";
@@ -116,6 +125,10 @@ void add_probe(CLI::App& app, const GlobalOptions& global) {
       ->check(CLI::PositiveNumber);
   cmd->add_option("--linear-attribute", o->p.linear_attribute,
                   "linear: the bios.jsonl field read off the hidden state at each name (default birth_country)");
+  cmd->add_option("--trace-vectors", o->p.trace_vectors,
+                  "parametric: the target's MLP value vectors followed, its K most aligned with the forget answers "
+                  "(default 20)")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--metrics", o->metrics,
                   "metrics re-measured after each attack (default: tofu probability,rouge; muse verbmem_rouge,knowmem_rouge)");
   cmd->add_option("--template", o->tmpl, "prompt template for QA items (as for lethe eval; default plain)");

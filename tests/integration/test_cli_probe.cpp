@@ -4,6 +4,8 @@
 // against target and oracle, and the errors.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include <nlohmann/json.hpp>
 
 #include "integration/cli_runner.h"
@@ -25,7 +27,8 @@ TEST(ProbeCli, QuantizationProbeOnTheMiniatureDemo) {
                     unlearned = s["models"]["unlearned"]["model"], world = s["world"];
   const fs::path out = temp_dir("probe_out") / "p";
   r = lethe({"probe", "--model", unlearned, "--reference", oracle, "--target", target, "--data", world, "--out",
-             out.string(), "--probes", "quantize,relearn,in_context,representation,linear", "--quantize", "int8,int4-g32,int2-g32-asym",
+             out.string(), "--probes", "quantize,relearn,in_context,representation,parametric,linear",
+             "--trace-vectors", "8", "--quantize", "int8,int4-g32,int2-g32-asym",
              "--relearn-steps", "2,6", "--relearn-lr", "1e-3", "--samples", "3",
              "--max-new-tokens", "24", "--no-progress"});
   ASSERT_EQ(r.code, 0) << r.err;
@@ -125,6 +128,30 @@ TEST(ProbeCli, QuantizationProbeOnTheMiniatureDemo) {
       EXPECT_LE(v.get<double>(), 1.0);
     }
   }
+  // Parametric traces: the target's units most aligned with the forget-only answer tokens, and the
+  // candidate on the same units. NPO at the demo's gentle settings barely moves them (measured
+  // kept 0.97); a typical unit's lens mass on S is about |S|/V.
+  const json& par = p["probes"]["parametric"]["comparison"];
+  EXPECT_GT(par["tokens"].get<int>(), 0);
+  EXPECT_EQ(par["vectors"], 8);
+  for (const char* role : {"oracle", "target", "candidate"}) {
+    SCOPED_TRACE(role);
+    EXPECT_LE(par["strongest"][role].get<double>(), 0.0);  // a log probability mass
+    EXPECT_EQ(par["per_layer"][role].size(), cka["candidate~target"].size() - 1);  // one per block
+  }
+  const json& tr = par["traces"];
+  ASSERT_EQ(tr["units"].size(), 8u);
+  EXPECT_DOUBLE_EQ(tr["on_traces"]["target"].get<double>(), par["strongest"]["target"].get<double>());
+  EXPECT_GT(tr["on_traces"]["target"].get<double>(), tr["typical"]["target"].get<double>() + 1.0);
+  EXPECT_NEAR(tr["typical"]["target"].get<double>(), std::log(par["tokens"].get<double>() / 512.0), 1.0);
+  EXPECT_GE(tr["units"][0]["target"].get<double>(), tr["on_traces"]["target"].get<double>());  // the strongest first
+  EXPECT_GT(tr["kept"]["candidate"].get<double>(), 0.5);
+  EXPECT_LT(tr["kept"]["candidate"].get<double>(), 1.2);
+  // The demo's oracle started from the target's initialisation (the same seed): its units are
+  // related to the target's, but it never learnt the forget answers — it keeps less.
+  EXPECT_LT(tr["kept"]["oracle"].get<double>(), tr["kept"]["candidate"].get<double>());
+  EXPECT_EQ(par["per_layer"]["candidate_on_target_units"].size(), par["per_layer"]["target"].size());
+  EXPECT_NE(r.out.find("parametric traces: kept on the target's 8 most aligned units: candidate"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("linear accuracy target per layer:"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("representation CKA candidate~target per layer:"), std::string::npos) << r.out;
   // The oracle is removed by definition: every attack compares it with itself.
@@ -141,8 +168,19 @@ TEST(ProbeCli, QuantizationProbeOnTheMiniatureDemo) {
   const std::string html = read_file(out / "probe.html");
   EXPECT_EQ(check_html(html), "");
   for (const char* fig : {"quantization: forget_Q_A_Prob", "relearning: forget_Q_A_ROUGE (held-back half)",
-                          "in_context: leak_rate", "linear CKA per layer", "linear probe: forget people"}) {
+                          "in_context: leak_rate", "linear CKA per layer", "linear probe: forget people",
+                          "parametric traces: alignment"}) {
     EXPECT_NE(html.find(fig), std::string::npos) << fig;
+  }
+
+  // The target as its own candidate keeps all of its traces.
+  {
+    const fs::path o2 = temp_dir("probe_par") / "p";
+    auto r2 = lethe({"probe", "--model", target, "--reference", oracle, "--target", target, "--data", world, "--out",
+                     o2.string(), "--probes", "quantize,parametric", "--quantize", "int8", "--no-progress"});
+    ASSERT_EQ(r2.code, 0) << r2.err;
+    const json kept = json::parse(read_file(o2 / "PROBE.json"))["probes"]["parametric"]["comparison"]["traces"]["kept"];
+    EXPECT_NEAR(kept["candidate"].get<double>(), 1.0, 1e-9);
   }
 
   // Errors: no oracle, an unknown probe, a reference metric, an occupied --out.
@@ -150,7 +188,7 @@ TEST(ProbeCli, QuantizationProbeOnTheMiniatureDemo) {
                         "probe: give --reference DIR");
   expect_one_line_error(lethe({"probe", "--model", unlearned, "--reference", oracle, "--data", world, "--out",
                                (out.parent_path() / "y").string(), "--probes", "relearning"}),
-                        "unknown probe 'relearning' (known: quantize, relearn, in_context, representation, linear; robustness: all of them)");
+                        "unknown probe 'relearning' (known: quantize, relearn, in_context, representation, parametric, linear; robustness: all of them)");
   expect_one_line_error(lethe({"probe", "--model", unlearned, "--reference", oracle, "--data", world, "--out",
                                (out.parent_path() / "z").string(), "--metrics", "forget_quality"}),
                         "probe: metric 'forget_quality' compares the model with a reference");
@@ -167,6 +205,58 @@ TEST(ProbeCli, QuantizationProbeOnTheMiniatureDemo) {
                                (out.parent_path() / "u").string(), "--probes", "in_context", "--in-context", "rephrase"}),
                         "probe in_context: unknown setting 'rephrase' (known: context, paraphrase, many-shot, sampled)");
   EXPECT_FALSE(fs::exists(out.parent_path() / "x"));
+}
+
+// RESTOR on the miniature demo's target: the corruption (the forget people's perturbed answers)
+// takes the true answers away and puts the wrong ones in; NPO (the default) on the wrong facts
+// takes them out again; RESTOR.json holds the three models' numbers and the ratios between them.
+TEST(ProbeCli, RestorOnTheMiniatureDemo) {
+  const fs::path demo = temp_dir("restor_demo");
+  auto r = lethe({"demo", "--scale", "tiny", "--out", demo.string(), "--no-progress", "--no-probes"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json s = json::parse(read_file(demo / "SUMMARY.json"));
+  const std::string target = s["models"]["target"]["model"], world = s["world"];
+  const fs::path out = temp_dir("restor") / "r";
+  const std::vector<std::string> args = {"restor", "--model", target, "--data", world, "--out", out.string(),
+                                         "--max-length", "128", "--no-progress", "--set", "corrupt.train.lr=3e-3",
+                                         "--set", "train.lr=5e-4"};
+  r = lethe(args);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json j = json::parse(read_file(out / "RESTOR.json"));
+  EXPECT_EQ(j["format"], "lethe.restor");
+  EXPECT_EQ(j["method"], "NPO");
+  const json& m = j["models"];
+  auto value = [&](const char* role, const char* set, const char* key) { return m[role][set][key]["value"].get<double>(); };
+  // The target knows the true answers, not the wrong ones; the corruption turns that round.
+  EXPECT_GT(value("target", "true", "forget_Q_A_Prob"), 0.5);
+  EXPECT_LT(value("corrupted", "true", "forget_Q_A_Prob"), 0.6 * value("target", "true", "forget_Q_A_Prob"));
+  EXPECT_GT(value("corrupted", "wrong", "forget_Q_A_Prob"), 2 * value("target", "wrong", "forget_Q_A_Prob"));
+  EXPECT_GT(j["corruption"]["forget_Q_A_Prob"].get<double>(), 0.4);
+  // The retain split, trained beside the wrong facts, keeps most of the other people.
+  EXPECT_GT(value("corrupted", "true", "retain_Q_A_Prob"), 0.4);
+  // Unlearning the wrong facts takes most of them out again.
+  EXPECT_LT(value("restored", "wrong", "forget_Q_A_Prob"), value("corrupted", "wrong", "forget_Q_A_Prob"));
+  EXPECT_GT(j["removal"]["forget_Q_A_Prob"].get<double>(), 0.5);
+  // restoration = (restored − corrupted) / (target − corrupted) on the true answers.
+  const double want = (value("restored", "true", "forget_Q_A_Prob") - value("corrupted", "true", "forget_Q_A_Prob")) /
+                      (value("target", "true", "forget_Q_A_Prob") - value("corrupted", "true", "forget_Q_A_Prob"));
+  EXPECT_NEAR(j["restoration"]["forget_Q_A_Prob"].get<double>(), want, 1e-9);
+  EXPECT_TRUE(m["restored"]["true"].contains("retain_Q_A_Prob"));
+  EXPECT_TRUE(fs::exists(out / "corrupt.yaml"));
+  EXPECT_TRUE(fs::exists(out / "restored" / "model" / "model.safetensors"));
+  EXPECT_NE(r.out.find("restoration:  forget_Q_A_Prob "), std::string::npos) << r.out;
+
+  // An occupied --out, a bad method key, a split without perturbed answers: one error each,
+  // before any training.
+  expect_one_line_error(lethe(args), "restor: --out " + out.string() + " is not empty (--force replaces it)");
+  const fs::path o2 = out.parent_path() / "r2";
+  expect_one_line_error(lethe({"restor", "--model", target, "--data", world, "--out", o2.string(), "--set",
+                               "method.betta=1"}),
+                        "betta");
+  EXPECT_FALSE(fs::exists(o2 / "corrupted"));
+  expect_one_line_error(lethe({"restor", "--model", target, "--data", world, "--out", o2.string(), "--forget-split",
+                               "forget07"}),
+                        "forget07_perturbed.jsonl is missing");
 }
 
 // The probe: section of an unlearn config: probes of the final model, the run's model as the

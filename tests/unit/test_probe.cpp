@@ -190,7 +190,7 @@ TEST(Probe, VerdictReadsIntervalsOnTheTargetsSide) {
   v = probe::judge({trace({0.5, 0.45, 0.55}, oracle, {{0.5, 0.45, 0.55}, {0.5, 0.45, 0.55}}, {oracle, oracle})});
   EXPECT_EQ(v.verdict, Verdict::kNotForgotten);
   EXPECT_STREQ(probe::verdict_name(v.verdict), "not forgotten");
-  EXPECT_ERROR_HAS(probe::find_probe("relearn2"), "unknown probe 'relearn2' (known: quantize, relearn, in_context, representation, linear; robustness: all of them)");
+  EXPECT_ERROR_HAS(probe::find_probe("relearn2"), "unknown probe 'relearn2' (known: quantize, relearn, in_context, representation, parametric, linear; robustness: all of them)");
 }
 
 TEST(Probe, LinearProbeSeparatesSeparableClasses) {

@@ -83,6 +83,39 @@ TEST_P(EveryFamily, BatchEqualsOneAtATime) {
   }
 }
 
+// mlp_value_vectors is what the MLP writes: replacing mlp_act.L at position t by the unit vector
+// e_t (and at a last position by 0) makes mlp_out.L at t minus at the last the family's column t,
+// up to a positive scale (Gemma-2 normalises the MLP's output; every other family exactly).
+TEST_P(EveryFamily, MlpValueVectorsAreWhatTheMlpWrites) {
+  auto m = tiny(GetParam());
+  torch::NoGradGuard ng;
+  const std::int64_t width = m->config().intermediate_size;
+  for (std::int64_t layer = 0; layer < m->config().num_layers; ++layer) {
+    at::Tensor written;
+    model::HookFunction obs([&](const model::HookPoint& p, at::Tensor& x) {
+      if (p.layer != layer) return;
+      if (p.site == model::HookSite::kMlpAct) {
+        ASSERT_EQ(x.size(-1), width);
+        at::Tensor units = at::zeros_like(x);
+        units[0].narrow(0, 0, width).copy_(at::eye(width, x.options()));
+        x = units;
+      } else if (p.site == model::HookSite::kMlpOut) {
+        written = (x[0].narrow(0, 0, width) - x[0][width]).t();  // (C, I)
+      }
+    });
+    model::ForwardOptions fo;
+    fo.hooks = &obs;
+    m->forward(random_ids(5, 97, {1, width + 1}), fo);
+    const at::Tensor v = model::mlp_value_vectors(*m, layer);
+    ASSERT_EQ(v.sizes(), written.sizes()) << "layer " << layer;
+    const at::Tensor scale = (written * v).sum(0) / v.pow(2).sum(0);
+    EXPECT_GT(scale.min().item<double>(), 0) << "layer " << layer;
+    EXPECT_CLOSE("value vectors, scaled", written.to(at::kFloat), v * scale, tol::kSelf);
+    if (GetParam() != "gemma2") EXPECT_CLOSE("value vectors", written.to(at::kFloat), v, tol::kSelf);
+  }
+  EXPECT_ERROR_HAS(model::mlp_value_vectors(*m, m->config().num_layers), "layer");
+}
+
 TEST_P(EveryFamily, ThreadCountDoesNotChangeResults) {
   auto m = tiny(GetParam());
   torch::NoGradGuard ng;

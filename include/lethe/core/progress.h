@@ -29,4 +29,9 @@ class Progress {
 // "1:02:03" / "2:03" for a number of seconds.
 std::string format_duration(double seconds);
 
+// Wall seconds from `t0` to now (the timings runs and reports record).
+inline double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
 }  // namespace lethe

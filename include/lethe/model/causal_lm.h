@@ -60,6 +60,9 @@ class CausalLM : public torch::nn::Module {
 
   // Logits for final-norm hidden states (..., C) -> (..., V).
   at::Tensor head(const at::Tensor& hidden) const;
+  // Logits for residual-stream vectors (..., C) -> (..., V): the final norm, then the head (the
+  // logit lens; the parametric-trace probe reads MLP value vectors through it).
+  at::Tensor unembed(const at::Tensor& residual);
   // The LM head matrix (V, C) — the embedding matrix when the head is tied.
   at::Tensor head_weight() const;
   // The LM head's bias (V) (Phi), undefined for most families. Every path that computes logits

@@ -61,6 +61,11 @@ std::vector<TensorKey> checkpoint_keys(const ModelConfig& config);
 const std::string& default_lora_targets(const std::string& model_type);
 // A tiny config.json (text) for `model_type`, for tests and examples of every family.
 std::string tiny_config(const std::string& model_type);
+// The MLP value vectors of block `layer`, (C, I) float32 on the model's device: column i is what
+// the MLP adds to the residual stream per unit of its hidden activation i (mlp_act.L), the
+// down-projection's column — for families that normalise the MLP's output before adding it
+// (Gemma-2), times that norm's gain, its direction as added. From the family's table.
+at::Tensor mlp_value_vectors(const CausalLM& model, std::int64_t layer);
 
 // Parses config.json text. `source` names the file in errors.
 ModelConfig parse_config(const std::string& json_text, const std::string& source);

@@ -68,6 +68,9 @@ struct ProbeOptions {
   // linear: the bios.jsonl field a logistic-regression probe reads off the hidden state at the
   // end of each person's name (trained on the retained people, tested on the forget people).
   std::string linear_attribute = "birth_country";
+  // parametric: the target's MLP value vectors followed (its K most aligned with the forget-only
+  // answer tokens).
+  std::int64_t trace_vectors = 20;
   // Suite, data, forget split, template, tokenizer, batch size, max_items, max_new_tokens, seed,
   // device: as for `lethe eval`. Its metrics (empty: the suite's forget view) are re-measured on
   // the suite's forget splits after every attack.
@@ -94,6 +97,9 @@ struct Measured {
   double value = 0, lo = 0, hi = 0;
 };
 using Measures = std::map<std::string, Measured>;  // by key
+// A SUMMARY.json's numeric keys with their 95% intervals (summary["ci"]; a point where none).
+Measures measures_of(const Json& summary);
+Json measures_json(const Measures& m);  // {KEY: {"value", "ci": [lo, hi]}}
 
 // What a measuring probe finds on one model: its own keys on the unattacked prompts and under
 // each of its settings (in_context: the leak rate of plain greedy answers, then of each attack).

@@ -24,10 +24,6 @@ std::vector<std::size_t> by_length(std::size_t n, F length) {
   return order;
 }
 
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
 struct EvalMode {
   explicit EvalMode(model::CausalLM& m) : m_(m), was_training_(m.is_training()) { m_.eval(); }
   ~EvalMode() { m_.train(was_training_); }

@@ -344,6 +344,8 @@ at::Tensor CausalLM::head(const at::Tensor& hidden) const {
   return logits;
 }
 
+at::Tensor CausalLM::unembed(const at::Tensor& residual) { return head(final_norm(residual.to(compute_dtype()))); }
+
 void CausalLM::finish_logits_(at::Tensor& logits) const {
   if (config_.final_logit_softcap) {
     const double cap = *config_.final_logit_softcap;

@@ -57,6 +57,26 @@ const std::string& default_lora_targets(const std::string& model_type) {
 
 std::string tiny_config(const std::string& model_type) { return find_arch(model_type).tiny_config(model_type); }
 
+at::Tensor mlp_value_vectors(const CausalLM& model, std::int64_t layer) {
+  const ModelConfig& c = model.config();
+  LETHE_CHECK(layer >= 0 && layer < c.num_layers, "mlp_value_vectors: layer ", layer, " of a model with ",
+              c.num_layers, " layers");
+  return find_arch(c.model_type).mlp_value_vectors(model, layer);
+}
+
+at::Tensor down_projection_columns(const CausalLM& model, const std::string& name, std::int64_t layer, bool in_out) {
+  std::string key = name;
+  const auto at = key.find("{L}");
+  LETHE_CHECK(at != std::string::npos, "down_projection_columns: '", name, "' has no {L}");
+  key.replace(at, 3, std::to_string(layer));
+  const at::Tensor* w = model.named_parameters().find(key);
+  LETHE_CHECK(w != nullptr, "mlp_value_vectors: the model has no parameter ", key);
+  const at::Tensor cols = in_out ? w->detach().t() : w->detach();
+  LETHE_CHECK(cols.dim() == 2 && cols.size(0) == model.config().hidden_size, "mlp_value_vectors: ", key, " is ",
+              w->sizes(), ", not (", model.config().hidden_size, ", I)");
+  return cols.to(at::kFloat);
+}
+
 Activation parse_activation(const std::string& name, const std::string& where) {
   if (name == "gelu") return Activation::kGeluErf;
   if (name == "gelu_new" || name == "gelu_fast" || name == "gelu_pytorch_tanh")

@@ -69,6 +69,7 @@ ProbeOptions probe_options_from_config(const Json& section, const fs::path& base
     ic.done();
   }
   o.linear_attribute = c.get<std::string>("linear_attribute", defaults.linear_attribute);
+  o.trace_vectors = c.get<std::int64_t>("trace_vectors", defaults.trace_vectors, positive);
   o.eval.max_items = c.get<std::int64_t>("max_items", defaults.eval.max_items, positive);
   o.eval.max_new_tokens = c.get<std::int64_t>("max_new_tokens", defaults.eval.max_new_tokens, positive);
   o.eval.max_length = c.get<std::int64_t>("max_length", defaults.eval.max_length, positive);

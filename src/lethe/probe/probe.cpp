@@ -13,6 +13,7 @@
 #include "lethe/core/file.h"
 #include "lethe/core/log.h"
 #include "lethe/core/output.h"
+#include "lethe/core/progress.h"
 #include "lethe/core/runtime.h"
 #include "lethe/core/version.h"
 #include "lethe/eval/metric.h"
@@ -26,7 +27,8 @@ namespace fs = std::filesystem;
 
 const std::vector<const Probe*>& all_probes() {
   static const std::vector<const Probe*> probes = {&quantize_probe(), &relearn_probe(), &in_context_probe(),
-                                                       &representation_probe(), &linear_probe()};
+                                                       &representation_probe(), &parametric_probe(),
+                                                   &linear_probe()};
   return probes;
 }
 
@@ -103,9 +105,6 @@ VerdictReason judge(const std::vector<MetricTrace>& metrics) {
   return {Verdict::kRemoved, "every metric after every attack within the attacked oracle's interval"};
 }
 
-namespace {
-
-// The tracked keys of one summary, as Measured values.
 Measures measures_of(const Json& summary) {
   Measures out;
   for (const auto& [k, v] : summary.items()) {
@@ -126,6 +125,8 @@ Json measures_json(const Measures& m) {
   return j;
 }
 
+namespace {
+
 // The forget items an attack is measured on: {skip_items, max_items}; {0, 0} all of them.
 using Window = std::pair<std::int64_t, std::int64_t>;
 Window window_of(const Attack& a) { return {a.skip_items, a.max_items}; }
@@ -138,10 +139,6 @@ struct Role {
   std::map<std::string, Measurement> measured;            // probe -> its own keys (measuring probes)
   std::map<std::string, double> seconds;                  // probe -> wall time on this model ("baseline": unattacked)
 };
-
-double seconds_since(std::chrono::steady_clock::time_point t) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-}
 
 }  // namespace
 

@@ -127,6 +127,27 @@ std::string probe_report_html(const Json& p, const std::map<std::string, std::st
         plot.series.push_back(std::move(s));
       }
       figures.push_back(eval::line_plot_svg(plot));
+    } else if (name == "parametric" && pj.contains("comparison")) {
+      const Json& c = pj["comparison"];
+      LinePlot plot;
+      plot.title = "parametric traces: alignment with the forget-only tokens";
+      plot.x_label = "block";
+      plot.y_label = "log lens mass, top " + std::to_string(c["vectors"].get<std::int64_t>()) + " units";
+      const auto roles = roles_of(p);
+      for (std::size_t ri = 0; ri < roles.size(); ++ri) {
+        for (const bool on_target : {false, true}) {
+          const std::string key = on_target ? roles[ri] + "_on_target_units" : roles[ri];
+          if (!c["per_layer"].contains(key)) continue;
+          PlotSeries s;
+          s.name = display(names, roles[ri]) + (on_target ? ", on the target's units" : "");
+          s.color = static_cast<int>(ri);
+          s.dashed = on_target;
+          const Json& v = c["per_layer"][key];
+          for (std::size_t l = 0; l < v.size(); ++l) s.points.emplace_back(l, v[l].get<double>());
+          plot.series.push_back(std::move(s));
+        }
+      }
+      figures.push_back(eval::line_plot_svg(plot));
     } else if (name == "linear" && pj.contains("comparison")) {
       const Json& c = pj["comparison"];
       LinePlot plot;

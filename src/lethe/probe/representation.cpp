@@ -31,9 +31,10 @@ double linear_cka(const at::Tensor& x, const at::Tensor& y) {
   return (k * l).sum().item<double>() / (kk * ll);
 }
 
-namespace {
-
-}  // namespace
+std::size_t encoded_length(const eval::EvalOptions& opt, const model::CausalLM& m) {
+  const std::int64_t wanted = opt.max_length > 0 ? opt.max_length : 512;
+  return static_cast<std::size_t>(std::min<std::int64_t>(wanted, m.config().max_position_embeddings - 1));
+}
 
 Record hidden_states_at_last(model::CausalLM& m, const text::Tokenizer& tok,
                              const std::vector<std::vector<std::int64_t>>& prompts, std::int64_t batch_size) {
@@ -87,8 +88,7 @@ Record prompt_states(model::CausalLM& m, const text::Tokenizer& tok, const Probe
   const std::vector<data::QARecord> items = forget_records(opt, "representation");
   LETHE_CHECK(items.size() >= 2, "probe representation: CKA needs at least 2 forget items, ",
               eval::forget_view(opt).forget_qa.string(), " has ", items.size());
-  const std::size_t max_len = static_cast<std::size_t>(
-      std::min<std::int64_t>(opt.max_length > 0 ? opt.max_length : 512, m.config().max_position_embeddings - 1));
+  const std::size_t max_len = encoded_length(opt, m);
   std::vector<std::vector<std::int64_t>> prompts;
   for (const auto& r : items) {
     const text::EncodedQA e = text::encode_qa(tok, opt.prompt_template, {r.question, r.answer}, max_len);

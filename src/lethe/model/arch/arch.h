@@ -29,6 +29,9 @@ struct ArchSpec {
   std::vector<TensorKey> (*checkpoint_keys)(const ModelConfig& config);
   // PEFT's default LoRA targets for the family (a regex over module names, full match).
   std::string lora_targets;
+  // The MLP value vectors of a block (load.h mlp_value_vectors); most families are one line of
+  // down_projection_columns.
+  at::Tensor (*mlp_value_vectors)(const CausalLM& model, std::int64_t layer);
   // A tiny random-model config.json for `model_type` (hidden 32, 2 layers, vocab 97) that
   // exercises what the type does differently (grouped KV heads, partial rotary, biases).
   std::string (*tiny_config)(const std::string& model_type);
@@ -49,6 +52,11 @@ inline void add_linear_keys(std::vector<TensorKey>& keys, const std::string& nam
 void add_attention_keys(std::vector<TensorKey>& keys, const std::string& prefix, const ModelConfig& c,
                         const std::string& out_name = "o_proj");
 void add_gated_mlp_keys(std::vector<TensorKey>& keys, const std::string& prefix, const ModelConfig& c);
+
+// The columns (C, I) of block `layer`'s MLP output weight `name` ("{L}" stands for the layer),
+// stored (C, I) as a Linear, or (I, C) as GPT-2's Conv1D (`in_out`); float32, detached.
+at::Tensor down_projection_columns(const CausalLM& model, const std::string& name, std::int64_t layer,
+                                   bool in_out = false);
 
 // Helpers every family's parser shares.
 // The sizes every decoder's config.json names: model_type, vocab_size, hidden_size,

@@ -193,6 +193,16 @@ std::string tiny(const std::string&) {
          R"("sliding_window":5,"eos_token_id":2,"pad_token_id":0})";
 }
 
+// The MLP's output goes through post_feedforward_layernorm before the residual add: a column's
+// direction as added is (1 + gain) ⊙ column (the norm's 1/rms is one scale for the whole output).
+at::Tensor value_vectors(const CausalLM& m, std::int64_t layer) {
+  const std::string gain = "model.layers." + std::to_string(layer) + ".post_feedforward_layernorm.weight";
+  const at::Tensor* g = m.named_parameters().find(gain);
+  LETHE_CHECK(g != nullptr, "mlp_value_vectors: the model has no parameter ", gain);
+  return down_projection_columns(m, "model.layers.{L}.mlp.down_proj.weight", layer) *
+         (1.0 + g->detach().to(at::kFloat)).unsqueeze(1);
+}
+
 }  // namespace
 
 const ArchSpec& gemma2_arch() {
@@ -202,6 +212,7 @@ const ArchSpec& gemma2_arch() {
                              .build = &build,
                              .checkpoint_keys = &key_table,
                              .lora_targets = R"(.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj))",
+                             .mlp_value_vectors = &value_vectors,
                              .tiny_config = &tiny};
   return spec;
 }

@@ -214,6 +214,10 @@ std::string tiny(const std::string&) {
          R"("eos_token_id":2,"pad_token_id":0})";
 }
 
+at::Tensor value_vectors(const CausalLM& m, std::int64_t layer) {
+  return down_projection_columns(m, "transformer.h.{L}.mlp.c_proj.weight", layer, /*in_out=*/true);
+}
+
 }  // namespace
 
 const ArchSpec& gpt2_arch() {
@@ -223,6 +227,7 @@ const ArchSpec& gpt2_arch() {
                              .build = &build,
                              .checkpoint_keys = &key_table,
                              .lora_targets = R"(.*\.(c_attn|c_proj|c_fc))",
+                             .mlp_value_vectors = &value_vectors,
                              .tiny_config = &tiny};
   return spec;
 }

@@ -241,6 +241,10 @@ std::string tiny(const std::string&) {
          R"("intermediate_size":48,"rotary_pct":0.5,"vocab_size":97,"eos_token_id":2,"pad_token_id":0})";
 }
 
+at::Tensor value_vectors(const CausalLM& m, std::int64_t layer) {
+  return down_projection_columns(m, "gpt_neox.layers.{L}.mlp.dense_4h_to_h.weight", layer);
+}
+
 }  // namespace
 
 const ArchSpec& gpt_neox_arch() {
@@ -250,6 +254,7 @@ const ArchSpec& gpt_neox_arch() {
                              .build = &build,
                              .checkpoint_keys = &key_table,
                              .lora_targets = R"(.*\.(query_key_value|dense|dense_h_to_4h|dense_4h_to_h))",
+                             .mlp_value_vectors = &value_vectors,
                              .tiny_config = &tiny};
   return spec;
 }

@@ -244,6 +244,10 @@ std::string tiny(const std::string& model_type) {
          R"("intermediate_size":40,"vocab_size":97,"eos_token_id":2,"pad_token_id":0)" + extra + "}";
 }
 
+at::Tensor value_vectors(const CausalLM& m, std::int64_t layer) {
+  return down_projection_columns(m, "model.layers.{L}.mlp.down_proj.weight", layer);
+}
+
 }  // namespace
 
 const ArchSpec& llama_arch() {
@@ -253,6 +257,7 @@ const ArchSpec& llama_arch() {
                              .build = &build,
                              .checkpoint_keys = &key_table,
                              .lora_targets = R"(.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj))",
+                             .mlp_value_vectors = &value_vectors,
                              .tiny_config = &tiny};
   return spec;
 }

@@ -152,6 +152,10 @@ std::string tiny(const std::string&) {
          R"("eos_token_id":2,"pad_token_id":0})";
 }
 
+at::Tensor value_vectors(const CausalLM& m, std::int64_t layer) {
+  return down_projection_columns(m, "model.layers.{L}.mlp.down_proj.weight", layer);
+}
+
 }  // namespace
 
 const ArchSpec& olmo_arch() {
@@ -161,6 +165,7 @@ const ArchSpec& olmo_arch() {
                              .build = &build,
                              .checkpoint_keys = &key_table,
                              .lora_targets = R"(.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj))",
+                             .mlp_value_vectors = &value_vectors,
                              .tiny_config = &tiny};
   return spec;
 }

@@ -194,6 +194,10 @@ std::string tiny(const std::string&) {
          R"("eos_token_id":2,"pad_token_id":0})";
 }
 
+at::Tensor value_vectors(const CausalLM& m, std::int64_t layer) {
+  return down_projection_columns(m, "model.layers.{L}.mlp.fc2.weight", layer);
+}
+
 }  // namespace
 
 const ArchSpec& phi_arch() {
@@ -203,6 +207,7 @@ const ArchSpec& phi_arch() {
                              .build = &build,
                              .checkpoint_keys = &key_table,
                              .lora_targets = R"(.*\.(q_proj|k_proj|v_proj|dense|fc1|fc2))",
+                             .mlp_value_vectors = &value_vectors,
                              .tiny_config = &tiny};
   return spec;
 }

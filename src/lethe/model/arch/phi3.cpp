@@ -221,6 +221,10 @@ std::string tiny(const std::string&) {
          R"("eos_token_id":2,"pad_token_id":0})";
 }
 
+at::Tensor value_vectors(const CausalLM& m, std::int64_t layer) {
+  return down_projection_columns(m, "model.layers.{L}.mlp.down_proj.weight", layer);
+}
+
 }  // namespace
 
 const ArchSpec& phi3_arch() {
@@ -230,6 +234,7 @@ const ArchSpec& phi3_arch() {
                              .build = &build,
                              .checkpoint_keys = &key_table,
                              .lora_targets = R"(.*\.(qkv_proj|o_proj|gate_up_proj|down_proj))",
+                             .mlp_value_vectors = &value_vectors,
                              .tiny_config = &tiny};
   return spec;
 }
