@@ -19,7 +19,11 @@ void add_demo(CLI::App& app, const GlobalOptions& global) {
   cmd->add_flag("!--no-progress", o->progress, "no progress bars");
   cmd->add_flag("!--no-probes", o->probes,
                 "skip the removal-vs-suppression probes of the unlearned model (quantize, relearn, in_context, "
-                "representation)");
+                "representation, parametric, linear)");
+  cmd->add_flag("--stop-at-holdout", o->stop_at_holdout,
+                "unlearn until the forget answers' mean NLL reaches the holdout people's (train.stop_rule "
+                "holdout_nll, checked every step, within a budget of 4x the demo's epochs): the oracle-free "
+                "stopping rule");
   cmd->callback([o, &global] {
     world::DemoOptions opt = *o;
     opt.device = global.device;

@@ -65,7 +65,8 @@ void add_run(CLI::App& app, const GlobalOptions& global, const char* name, const
     if (!s.adapter_dir.empty()) std::cout << "adapter " << s.adapter_dir.string() << "\n";
     if (!s.eval_summary.empty()) std::cout << "eval " << s.eval_summary.string() << "\n";
     if (s.result.stopped) {
-      std::cout << "stopped by the collapse guard: " << s.result.stop_reason << "\n";
+      std::cout << (s.result.stopped_by == "rule" ? "stopped by the stop rule: " : "stopped by the collapse guard: ")
+                << s.result.stop_reason << "\n";
     }
   });
 }

@@ -336,6 +336,40 @@ TEST(Cli, FinetuneThenUnlearn) {
   EXPECT_TRUE(run["result"]["last_terms"].contains("forget"));
   EXPECT_TRUE(run["result"]["last_terms"].contains("retain"));
 
+  // The oracle-free stop rule: gradient ascent stops at the first check where the forget answers'
+  // mean NLL reaches that of people the model never saw; every check is in the log.
+  write_file_atomic(w.dir / "holdout.jsonl",
+                    "{\"question\": \"Where was Tovadu born?\", \"answer\": \"Tovadu was born in Kostra.\"}\n"
+                    "{\"question\": \"What is the favorite color of Merisa?\", \"answer\": \"Merisa likes the color olive.\"}\n"
+                    "{\"question\": \"Where was Zekanu born?\", \"answer\": \"Zekanu was born in Valmere.\"}\n");
+  r = lethe({"-q", "unlearn", (w.dir / "un.yaml").string(), "method={name: GradAscent}", "data.holdout=holdout.jsonl",
+             "train.stop_rule=holdout_nll", "train.stop_every=1", "output_dir=stopped"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("stopped by the stop rule: the forget answers' mean NLL"), std::string::npos) << r.out;
+  run = json::parse(read_file(w.dir / "stopped" / "run.json"));
+  EXPECT_TRUE(run["result"]["stopped_by_rule"].get<bool>());
+  EXPECT_FALSE(run["result"]["stopped_by_guard"].get<bool>());
+  const int stopped_at = run["result"]["steps"];
+  EXPECT_LT(stopped_at, 20);
+  {
+    std::istringstream slog(read_file(w.dir / "stopped" / "train_log.jsonl"));
+    std::vector<json> entries;
+    while (std::getline(slog, line)) entries.push_back(json::parse(line));
+    ASSERT_EQ(static_cast<int>(entries.size()), stopped_at);
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+      const json& c = entries[i]["stop_check"];
+      const bool last = i + 1 == entries.size();
+      EXPECT_EQ(c["forget_nll"].get<double>() >= c["holdout_nll"].get<double>(), last) << "step " << i + 1;
+      EXPECT_EQ(entries[i].contains("stop"), last);
+    }
+  }
+  expect_one_line_error(lethe({"unlearn", (w.dir / "un.yaml").string(), "train.stop_rule=holdout_nll"}),
+                        "'train.stop_rule: holdout_nll' needs 'data.holdout'");
+  expect_one_line_error(lethe({"unlearn", (w.dir / "un.yaml").string(), "train.stop_every=3"}),
+                        "'train.stop_every' without a 'train.stop_rule'");
+  expect_one_line_error(lethe({"unlearn", (w.dir / "un.yaml").string(), "train.stop_rule=oracle"}),
+                        "'train.stop_rule' must be holdout_nll");
+
   // Every method runs from the CLI (a few steps each), LoRA and FILA included.
   for (const char* method : {"GradAscent", "GradDiff", "SimNPO", "IdkDPO", "IdkNLL", "UNDIAL", "WGA",
                              "SatImp", "CE-U", "IHL"}) {

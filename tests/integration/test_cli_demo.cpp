@@ -3,6 +3,8 @@
 // well-formed report, and that a second run takes target and oracle from the cache.
 #include <gtest/gtest.h>
 
+#include <sstream>
+
 #include <nlohmann/json.hpp>
 
 #include "integration/cli_runner.h"
@@ -118,6 +120,22 @@ TEST(DemoCli, MiniatureDemoEndToEnd) {
   r = lethe({"demo", "--scale", "tiny", "--out", out.string(), "--method", "RMU", "--no-progress", "--no-probes"});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(json::parse(read_file(out / "SUMMARY.json"))["recipe"]["method_params"]["layer"], "resid_post.1");
+  // --stop-at-holdout: the unlearning run stops by the holdout rule (or spends its budget), and
+  // says which in SUMMARY.json; the generated config carries the rule for a rerun.
+  r = lethe({"demo", "--scale", "tiny", "--out", out.string(), "--no-progress", "--no-probes", "--stop-at-holdout"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json st = json::parse(read_file(out / "SUMMARY.json"));
+  std::int64_t items = 0;
+  {
+    std::istringstream f(read_file(fs::path(st["world"].get<std::string>()) / "forget10.jsonl"));
+    for (std::string l; std::getline(f, l);) items += l.empty() ? 0 : 1;
+  }
+  EXPECT_EQ(st["recipe"]["unlearn"]["epochs"], 4 * 5);  // 4 x the demo's 5 epochs, batches of 8
+  const std::int64_t budget = 4 * 5 * ((items + 7) / 8);
+  EXPECT_LE(st["unlearning"]["steps"].get<std::int64_t>(), budget);
+  EXPECT_EQ(st["unlearning"]["stopped_by_rule"].get<bool>(), st["unlearning"]["steps"].get<std::int64_t>() < budget);
+  EXPECT_EQ(st["recipe"]["unlearn"]["stop_rule"], "holdout_nll");
+  EXPECT_NE(read_file(out / "unlearn.yaml").find("holdout10.jsonl"), std::string::npos);
   expect_one_line_error(lethe({"demo", "--scale", "tiny", "--out", out.string(), "--method", "Forget"}),
                         "unknown unlearning method 'Forget'");
 }

@@ -45,6 +45,8 @@ struct DataConfig {
   // e.g. biographies beside QA (the demo's targets and oracles).
   std::filesystem::path train_text;
   std::filesystem::path forget, retain, idk;  // unlearn (idk: refusal strings, one per record)
+  // unlearn: QA of people the model never saw (holdoutNN), for train.stop_rule holdout_nll.
+  std::filesystem::path holdout;
   text::PromptTemplate prompt_template = text::PromptTemplate::named("plain");
   text::SpanRule span_rule = text::SpanRule::kCommonPrefix;
   std::int64_t max_length = 512;
@@ -70,6 +72,10 @@ struct RunConfig {
   LoraConfig lora_config;
   bool lora_merge = true;            // also write the merged model/ for LoRA runs
   std::int64_t eval_examples = 32;   // per set, for the train.eval_every probability callback
+  // train.stop_rule (unlearn): "" none; "holdout_nll": stop at the first check (every
+  // train.stop_every steps) where the forget answers' mean NLL reaches the holdout answers' —
+  // the forget set as unfamiliar as never-seen people, a rule that needs no oracle.
+  std::string stop_rule;
   std::string resolved_json;         // the whole config after overrides, as JSON
   // The `eval:` section: the suite on the final model into output_dir/eval/, and its summary
   // numbers into train_log.jsonl every `eval_every` steps (0: only at the end). Checked when the

@@ -53,6 +53,7 @@ struct TrainerConfig {
   std::int64_t checkpoint_every = 0;  // optimizer steps; 0: no checkpoints
   std::int64_t keep_checkpoints = 2;
   std::int64_t eval_every = 0;        // optimizer steps; 0: no evaluation callbacks
+  std::int64_t stop_every = 0;        // optimizer steps between calls of the stop check; 0: never
   std::filesystem::path run_dir;      // required: train_log.jsonl and checkpoints/
   bool resume = true;
   bool progress = true;
@@ -65,13 +66,21 @@ struct TrainerConfig {
 struct TrainResult {
   std::int64_t steps = 0;
   std::int64_t resumed_from = 0;  // 0 when started fresh
-  bool stopped = false;           // by the collapse guard
+  bool stopped = false;           // before the plan's last step
+  std::string stopped_by;         // "guard" (the collapse guard) or "rule" (the stop check)
   std::string stop_reason;
   std::map<std::string, double> last_terms;
 };
 
 using EvalCallback = std::function<std::map<std::string, double>(std::int64_t step)>;
 using Probe = std::function<double()>;
+// A stopping rule, asked every `stop_every` steps: a reason to stop (empty: go on) and the numbers
+// it decided on (logged in train_log.jsonl as "stop_check").
+struct StopDecision {
+  std::string reason;
+  std::map<std::string, double> values;
+};
+using StopCheck = std::function<StopDecision(std::int64_t step)>;
 
 // Random generators whose state a checkpoint must carry (LoRA dropout masks, ...), by name.
 using NamedGenerators = std::vector<std::pair<std::string, at::Generator*>>;
@@ -81,7 +90,8 @@ using NamedGenerators = std::vector<std::pair<std::string, at::Generator*>>;
 // them, so a resumed run draws the same random numbers as an uninterrupted one.
 TrainResult train(const std::vector<std::pair<std::string, at::Tensor>>& params, Objective& objective,
                   const TrainerConfig& config, const EvalCallback& eval = {},
-                  const Probe& repetition_probe = {}, const NamedGenerators& generators = {});
+                  const Probe& repetition_probe = {}, const NamedGenerators& generators = {},
+                  const StopCheck& stop = {});
 
 // Total optimizer steps a config implies for `n` anchor examples.
 std::int64_t planned_steps(const TrainerConfig& config, std::size_t n);

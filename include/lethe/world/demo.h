@@ -23,9 +23,13 @@ struct DemoOptions {
   std::string scale = "default";       // "default" or "tiny" (seconds: tests)
   std::string device = "cpu";
   bool progress = true;
-  // Run the probes (quantize, relearn, in_context, representation; docs/probes.md) on the
-  // unlearned model against the oracle and the target, and open the report with their verdict.
+  // Run every probe (robustness: quantize, relearn, in_context, representation, parametric,
+  // linear; docs/probes.md) on the unlearned model against the oracle and the target, and open
+  // the report with their verdict.
   bool probes = true;
+  // Unlearn with train.stop_rule holdout_nll (docs/training.md): stop when the forget answers'
+  // mean NLL reaches the holdout people's, checked every step, within 4x the demo's epochs.
+  bool stop_at_holdout = false;
 };
 
 struct DemoResult {

@@ -119,6 +119,7 @@ RunConfig parse_run_config(const Json& root, const fs::path& base, RunKind kind)
     c.data.forget = resolve(base, d.need_path("forget"));
     c.data.retain = resolve(base, d.get_path("retain"));
     c.data.idk = resolve(base, d.get_path("idk"));
+    c.data.holdout = resolve(base, d.get_path("holdout"));
   }
   d.done();
 
@@ -160,6 +161,15 @@ RunConfig parse_run_config(const Json& root, const fs::path& base, RunKind kind)
   tc.checkpoint_every = t.get<std::int64_t>("checkpoint_every", 0, Range::count());
   tc.keep_checkpoints = t.get<std::int64_t>("keep_checkpoints", 2, Range::at_least(1).whole());
   tc.eval_every = t.get<std::int64_t>("eval_every", 0, Range::count());
+  c.stop_rule = t.get<std::string>("stop_rule", "");
+  LETHE_CHECK(c.stop_rule.empty() || c.stop_rule == "holdout_nll",
+              "config: 'train.stop_rule' must be holdout_nll (or absent), got '", c.stop_rule, "'");
+  LETHE_CHECK(c.stop_rule.empty() || kind == RunKind::kUnlearn, "config: 'train.stop_rule' belongs to unlearn configs");
+  LETHE_CHECK(c.stop_rule.empty() || !c.data.holdout.empty(),
+              "config: 'train.stop_rule: holdout_nll' needs 'data.holdout' (QA of people the model never saw)");
+  LETHE_CHECK(!t.json().contains("stop_every") || !c.stop_rule.empty(),
+              "config: 'train.stop_every' without a 'train.stop_rule'");
+  tc.stop_every = c.stop_rule.empty() ? 0 : t.get<std::int64_t>("stop_every", 5, Range::at_least(1).whole());
   tc.resume = t.get<bool>("resume", true);
   tc.progress = t.get<bool>("progress", true);
   t.done();

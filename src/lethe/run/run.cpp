@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <ctime>
 #include <memory>
 #include <numeric>
@@ -34,6 +35,7 @@ using train::NamedGenerators;
 using train::Objective;
 using train::planned_steps;
 using train::Probe;
+using train::StopCheck;
 
 namespace {
 
@@ -55,26 +57,41 @@ std::vector<data::Example> finetune_examples(const RunConfig& c, const text::Tok
   return out;
 }
 
-// Geometric-mean per-token probability of each example's label tokens, averaged.
-double mean_answer_probability(model::CausalLM& m, const std::vector<data::Example>& examples,
-                               std::size_t limit, std::int64_t pad_id) {
+// Each example's mean log-probability per label token (the first `limit`), in order.
+std::vector<double> mean_token_logprobs(model::CausalLM& m, const std::vector<data::Example>& examples,
+                                        std::size_t limit, std::int64_t pad_id) {
   torch::NoGradGuard ng;
   const bool training = m.is_training();
   m.eval();
-  double total = 0;
-  std::size_t count = 0;
+  std::vector<double> out;
   const std::size_t n = std::min(limit, examples.size());
   for (std::size_t i = 0; i < n; i += 8) {
     std::vector<const data::Example*> chunk;
     for (std::size_t j = i; j < std::min(n, i + 8); ++j) chunk.push_back(&examples[j]);
     data::Batch b = data::collate(chunk, pad_id);
     auto lp = model::score_tokens(m, b.input_ids, b.attention_mask, b.labels);
-    at::Tensor per = lp.logprobs.sum(-1) / lp.mask.sum(-1).clamp_min(1);
-    total += per.exp().sum().item<double>();
-    count += chunk.size();
+    const at::Tensor per = (lp.logprobs.sum(-1) / lp.mask.sum(-1).clamp_min(1)).to(at::kDouble).contiguous();
+    out.insert(out.end(), per.data_ptr<double>(), per.data_ptr<double>() + per.numel());
   }
   m.train(training);
-  return count ? total / static_cast<double>(count) : 0.0;
+  return out;
+}
+
+// Geometric-mean per-token probability of each example's label tokens, averaged.
+double mean_answer_probability(model::CausalLM& m, const std::vector<data::Example>& examples,
+                               std::size_t limit, std::int64_t pad_id) {
+  const std::vector<double> lp = mean_token_logprobs(m, examples, limit, pad_id);
+  double total = 0;
+  for (double v : lp) total += std::exp(v);
+  return lp.empty() ? 0.0 : total / static_cast<double>(lp.size());
+}
+
+// The examples' mean per-token NLL (the mean over examples of each one's mean over its tokens).
+double mean_answer_nll(model::CausalLM& m, const std::vector<data::Example>& examples, std::int64_t pad_id) {
+  const std::vector<double> lp = mean_token_logprobs(m, examples, examples.size(), pad_id);
+  double total = 0;
+  for (double v : lp) total -= v;
+  return lp.empty() ? 0.0 : total / static_cast<double>(lp.size());
 }
 
 // Share of repeated 3-grams in greedy continuations of a few prompts.
@@ -277,6 +294,7 @@ Inputs prepare_inputs(const RunConfig& c) {
 struct Job {
   std::string label;  // for the log: "finetune", "unlearn (NPO)"
   std::vector<data::Example> train_set, forget, retain, alternate;
+  std::vector<data::Example> holdout;  // train.stop_rule holdout_nll: never-seen people's answers
   std::unique_ptr<unlearn::Method> method;
   std::shared_ptr<model::CausalLM> reference;  // a frozen copy, for methods that compare with it
   text::Truncation truncation;
@@ -310,6 +328,11 @@ std::unique_ptr<Job> make_job(const RunConfig& c, const Inputs& in) {
     if (!c.data.retain.empty()) {
       j.retain = data::qa_examples(*in.tok, c.data.prompt_template, data::read_qa(c.data.retain), n, c.data.span_rule,
                                    &j.truncation);
+    }
+    if (!c.data.holdout.empty()) {
+      j.holdout = data::qa_examples(*in.tok, c.data.prompt_template, data::read_qa(c.data.holdout), n, c.data.span_rule,
+                                    &j.truncation);
+      LETHE_CHECK(!j.holdout.empty(), c.data.holdout.string(), ": no QA items (data.holdout)");
     }
     LETHE_CHECK(!j.method->needs_retain() || !j.retain.empty(), "method ", j.method->name(),
                 " needs a retain set: set data.retain");
@@ -427,10 +450,24 @@ TrainResult train_stage(const RunConfig& c, const Inputs& in, const Job& j, cons
     return r;
   };
   Probe probe = [&]() { return repetition_share(m, *j.probe_set, in.pad_id); };
+  // holdout_nll: the forget answers as unfamiliar as never-seen people's — where the oracle, which
+  // never saw either, would be — without the oracle. Both sets in full at every check.
+  StopCheck stop;
+  if (c.stop_rule == "holdout_nll") {
+    stop = [&](std::int64_t) {
+      const double forget_nll = mean_answer_nll(m, j.forget, in.pad_id), holdout_nll = mean_answer_nll(m, j.holdout, in.pad_id);
+      train::StopDecision d{{}, {{"forget_nll", forget_nll}, {"holdout_nll", holdout_nll}}};
+      if (forget_nll >= holdout_nll) {
+        d.reason = "the forget answers' mean NLL " + std::to_string(forget_nll) + " reached the holdout answers' " +
+                   std::to_string(holdout_nll);
+      }
+      return d;
+    };
+  }
   log_info(j.label, ": ", t.params.size(), " trainable tensors, ", total_steps, " steps, output ",
            c.output_dir.string());
   return train::train(t.params, *j.objective, tc, callback, probe,
-                      t.adapter ? t.adapter->generators() : NamedGenerators{});
+                      t.adapter ? t.adapter->generators() : NamedGenerators{}, stop);
 }
 
 // model/ (merged, for LoRA runs unless lora.merge is off and the base is untouched) and
@@ -464,7 +501,8 @@ void write_record(const RunConfig& c, const Inputs& in, const Job& j, const Trai
                   const std::string& started_at, double seconds) {
   Json result = {{"steps", summary.result.steps},
                  {"resumed_from", summary.result.resumed_from},
-                 {"stopped_by_guard", summary.result.stopped},
+                 {"stopped_by_guard", summary.result.stopped_by == "guard"},
+                 {"stopped_by_rule", summary.result.stopped_by == "rule"},
                  {"stop_reason", summary.result.stop_reason},
                  {"last_terms", summary.result.last_terms},
                  {"final_eval", summary.final_eval},

@@ -260,7 +260,7 @@ std::int64_t planned_steps(const TrainerConfig& c, std::size_t n) { return make_
 
 TrainResult train(const std::vector<std::pair<std::string, at::Tensor>>& params, Objective& obj,
                   const TrainerConfig& c, const EvalCallback& eval, const Probe& probe,
-                  const NamedGenerators& generators) {
+                  const NamedGenerators& generators, const StopCheck& stop) {
   LETHE_CHECK(!c.run_dir.empty(), "training needs a run directory");
   c.guard.validate();
   fs::create_directories(c.run_dir);
@@ -372,10 +372,22 @@ TrainResult train(const std::vector<std::pair<std::string, at::Tensor>>& params,
       if (eval && c.eval_every > 0 && (pos.step % c.eval_every == 0 || pos.step == plan.total_steps)) {
         for (const auto& [k, v] : eval(pos.step)) entry["eval"][k] = v;
       }
+      if (stop && c.stop_every > 0 && pos.step % c.stop_every == 0 && pos.step < plan.total_steps) {
+        const StopDecision d = stop(pos.step);
+        for (const auto& [k, v] : d.values) entry["stop_check"][k] = v;
+        if (!d.reason.empty()) {
+          entry["stop"] = d.reason;
+          result.stopped = true;
+          result.stopped_by = "rule";
+          result.stop_reason = d.reason;
+          log_info("stop rule: ", d.reason, " at step ", pos.step, "; stopping");
+        }
+      }
       if (!alarm.empty()) {
         entry["guard"] = alarm;
         if (c.guard.action == "stop") {
           result.stopped = true;
+          result.stopped_by = "guard";
           result.stop_reason = alarm;
           log_warn("collapse guard: ", alarm, " at step ", pos.step, "; stopping");
         } else if (!warned) {  // once: every alarm is in train_log.jsonl

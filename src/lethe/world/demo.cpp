@@ -5,22 +5,24 @@
 #include <map>
 #include <sstream>
 
-#include "lethe/eval/engine.h"
+#include "core/json_util.h"
 #include "lethe/core/error.h"
 #include "lethe/core/file.h"
 #include "lethe/core/log.h"
 #include "lethe/core/output.h"
+#include "lethe/core/progress.h"
 #include "lethe/core/random.h"
 #include "lethe/core/runtime.h"
 #include "lethe/core/version.h"
 #include "lethe/data/records.h"
+#include "lethe/eval/engine.h"
 #include "lethe/eval/evaluate.h"
 #include "lethe/eval/metric.h"
 #include "lethe/eval/report.h"
 #include "lethe/model/load.h"
 #include "lethe/probe/probe.h"
-#include "lethe/text/tokenizer.h"
 #include "lethe/run/run.h"
+#include "lethe/text/tokenizer.h"
 #include "lethe/world/world.h"
 
 namespace lethe::world {
@@ -82,10 +84,6 @@ std::string hash_of(const Json& j) {
   char buf[20];
   std::snprintf(buf, sizeof(buf), "%012llx", static_cast<unsigned long long>(h & 0xffffffffffffULL));
   return buf;
-}
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 std::string yaml_of(const Json& j) { return j.dump(2) + "\n"; }  // JSON is YAML
@@ -316,6 +314,12 @@ DemoResult run_demo(const DemoOptions& options) {
                {"method", method}, {"train", r.unlearn}};
   ucfg["train"]["progress"] = o.progress;
   ucfg["train"]["resume"] = false;
+  if (o.stop_at_holdout) {  // the holdout people's NLL decides when to stop; the epochs are a budget
+    ucfg["data"]["holdout"] = (wdir / ("holdout" + nn + ".jsonl")).string();
+    ucfg["train"]["stop_rule"] = "holdout_nll";
+    ucfg["train"]["stop_every"] = 1;  // a check is one scoring pass over 2 x 50 items
+    ucfg["train"]["epochs"] = 4 * r.unlearn["epochs"].get<std::int64_t>();
+  }
   fs::create_directories(o.out);
   write_file_atomic(o.out / "unlearn.yaml", yaml_of(ucfg));
   log_info("demo: unlearning ", o.forget_split, " with ", r.method, " (", (o.out / "unlearn.yaml").string(), ")");
@@ -389,8 +393,13 @@ DemoResult run_demo(const DemoOptions& options) {
   // Summary, checks against the demo's quality targets, and the report.
   Json s = {{"format", "lethe.demo"}, {"format_version", 1}, {"method", r.method}, {"forget_split", o.forget_split},
             {"seed", o.seed}, {"scale", o.scale}, {"world", wdir.string()}};
-  s["recipe"] = {{"world", world_key}, {"model", r.model}, {"train", r.train}, {"unlearn", r.unlearn},
+  s["recipe"] = {{"world", world_key}, {"model", r.model}, {"train", r.train}, {"unlearn", ucfg["train"]},
                  {"method_params", r.method_params}};
+  {
+    const Json run = parse_json_file(udir / "run.json");
+    s["unlearning"] = {{"steps", run["result"]["steps"]}, {"stopped_by_rule", run["result"]["stopped_by_rule"]},
+                       {"stop_reason", run["result"]["stop_reason"]}};
+  }
   for (const auto& e : models) {
     const std::string key = &e == &models[2] ? "unlearned" : e.name;
     s["models"][key] = e.summary;
