@@ -249,6 +249,8 @@ TEST(ProbeCli, RestorOnTheMiniatureDemo) {
   // An occupied --out, a bad method key, a split without perturbed answers: one error each,
   // before any training.
   expect_one_line_error(lethe(args), "restor: --out " + out.string() + " is not empty (--force replaces it)");
+  expect_one_line_error(lethe({"restor", "--data", world, "--out", (out.parent_path() / "r3").string()}),
+                        "restor: give --model DIR (the clean target)");
   const fs::path o2 = out.parent_path() / "r2";
   expect_one_line_error(lethe({"restor", "--model", target, "--data", world, "--out", o2.string(), "--set",
                                "method.betta=1"}),

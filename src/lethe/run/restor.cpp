@@ -129,9 +129,11 @@ Json ratios(const probe::Measures& a, const probe::Measures& from, const probe::
 
 Json run_restor(const RestorOptions& o) {
   const auto t0 = std::chrono::steady_clock::now();
-  LETHE_CHECK(!o.model.empty() && fs::exists(o.model / "config.json"), "restor: --model ", o.model.string(),
+  LETHE_CHECK(!o.model.empty(), "restor: give --model DIR (the clean target)");
+  LETHE_CHECK(fs::exists(o.model / "config.json"), "restor: --model ", o.model.string(),
               ": not a model folder (no config.json)");
-  LETHE_CHECK(!o.data.empty() && fs::is_directory(o.data), "restor: --data ", o.data.string(), ": no such folder");
+  LETHE_CHECK(!o.data.empty(), "restor: give --data DIR (a TOFU-layout folder)");
+  LETHE_CHECK(fs::is_directory(o.data), "restor: --data ", o.data.string(), ": no such folder");
   LETHE_CHECK(!o.out.empty(), "restor: give --out DIR");
   check_output_apart(o.out, "--out", {{"--model", o.model}, {"--data", o.data}});
   const std::vector<data::QARecord> wrong = corrupted_facts(o);
