@@ -167,7 +167,7 @@ RunConfig parse_run_config(const Json& root, const fs::path& base, RunKind kind)
   LETHE_CHECK(c.stop_rule.empty() || kind == RunKind::kUnlearn, "config: 'train.stop_rule' belongs to unlearn configs");
   LETHE_CHECK(c.stop_rule.empty() || !c.data.holdout.empty(),
               "config: 'train.stop_rule: holdout_nll' needs 'data.holdout' (QA of people the model never saw)");
-  LETHE_CHECK(!t.json().contains("stop_every") || !c.stop_rule.empty(),
+  LETHE_CHECK(!t.has("stop_every") || !c.stop_rule.empty(),
               "config: 'train.stop_every' without a 'train.stop_rule'");
   tc.stop_every = c.stop_rule.empty() ? 0 : t.get<std::int64_t>("stop_every", 5, Range::at_least(1).whole());
   tc.resume = t.get<bool>("resume", true);

@@ -83,12 +83,11 @@ struct Measures3 {
 };
 
 // The true answers (forget, retain) and the wrong ones (forget) of one model.
-Measures3 measure(const fs::path& model_dir, const fs::path& tokenizer_dir, const RestorOptions& o,
-                  const fs::path& wrong_data) {
+Measures3 measure(const fs::path& model_dir, const text::Tokenizer& tok, const fs::path& tokenizer_dir,
+                  const RestorOptions& o, const fs::path& wrong_data) {
   model::LoadOptions lo;
   lo.device = parse_device(o.device);
   auto m = model::load_model(model_dir, lo);
-  const auto tok = text::load_tokenizer(tokenizer_dir);
   eval::EvalOptions e;
   e.suite = "tofu";
   e.model = model_dir;
@@ -105,10 +104,10 @@ Measures3 measure(const fs::path& model_dir, const fs::path& tokenizer_dir, cons
   e.progress = o.progress;
   e.report = false;
   Measures3 r;
-  r.truth = probe::measures_of(eval::summarize(eval::evaluate_model(*m, *tok, e, nullptr), nullptr, e.metrics, e.seed));
+  r.truth = probe::measures_of(eval::summarize(eval::evaluate_model(*m, tok, e, nullptr), nullptr, e.metrics, e.seed));
   e.data = wrong_data;
   e.splits = {"forget"};
-  r.wrong = probe::measures_of(eval::summarize(eval::evaluate_model(*m, *tok, e, nullptr), nullptr, e.metrics, e.seed));
+  r.wrong = probe::measures_of(eval::summarize(eval::evaluate_model(*m, tok, e, nullptr), nullptr, e.metrics, e.seed));
   return r;
 }
 
@@ -147,13 +146,15 @@ Json run_restor(const RestorOptions& o) {
   // Both configs are built and checked before any training: a bad --set fails here.
   const fs::path facts = dir / "data" / "corrupted.jsonl", wrong_data = dir / "data" / "wrong",
                  corrupt_train = dir / "data" / "corrupt_train.jsonl";
+  // Both runs: 5 epochs of batches of 4 at TOFU's fine-tuning lr, constant, no checkpoints.
+  const Json train = {{"epochs", 5},         {"batch_size", 4},         {"lr", 1e-5},
+                      {"schedule", "constant"}, {"checkpoint_every", 0}, {"progress", o.progress}};
   Json corrupt = {{"model", fs::absolute(o.model).string()},
                   {"output_dir", (dir / "corrupted").string()},
                   {"seed", o.seed},
                   {"device", o.device},
                   {"data", {{"train", corrupt_train.string()}, {"template", o.prompt_template}, {"max_length", o.max_length}}},
-                  {"train", {{"epochs", 5}, {"batch_size", 4}, {"lr", 1e-5}, {"schedule", "constant"},
-                             {"checkpoint_every", 0}, {"progress", o.progress}}}};
+                  {"train", train}};
   apply_overrides(corrupt, o.overrides, true);
   Json unlearn = {{"model", (dir / "corrupted" / "model").string()},
                   {"output_dir", (dir / "restored").string()},
@@ -162,8 +163,8 @@ Json run_restor(const RestorOptions& o) {
                   {"data", {{"forget", facts.string()}, {"retain", fs::absolute(retain).string()},
                             {"template", o.prompt_template}, {"max_length", o.max_length}}},
                   {"method", {{"name", o.method}}},
-                  {"train", {{"epochs", 5}, {"batch_size", 4}, {"lr", 1e-5}, {"schedule", "constant"},
-                             {"checkpoint_every", 0}, {"progress", o.progress}, {"resume", false}}}};
+                  {"train", train}};
+  unlearn["train"]["resume"] = false;
   if (fs::exists(o.data / "idontknow.jsonl")) unlearn["data"]["idk"] = fs::absolute(o.data / "idontknow.jsonl").string();
   apply_overrides(unlearn, o.overrides, false);
 
@@ -201,10 +202,11 @@ Json run_restor(const RestorOptions& o) {
   t = std::chrono::steady_clock::now();
   const std::vector<std::pair<std::string, fs::path>> models = {
       {"target", o.model}, {"corrupted", corrupted.model_dir}, {"restored", restored.model_dir}};
+  const auto tok = text::load_tokenizer(o.model);  // the runs copy the target's tokenizer
   std::map<std::string, Measures3> m;
   for (const auto& [role, path] : models) {
     log_info("restor: evaluating the ", role, " (", path.string(), ")");
-    m[role] = measure(path, o.model, o, wrong_data);
+    m[role] = measure(path, *tok, o.model, o, wrong_data);
   }
   timing["eval_s"] = seconds_since(t);
 
