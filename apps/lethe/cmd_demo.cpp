@@ -24,6 +24,12 @@ void add_demo(CLI::App& app, const GlobalOptions& global) {
                 "unlearn until the forget answers' mean NLL reaches the holdout people's (train.stop_rule "
                 "holdout_nll, checked every step, within a budget of 4x the demo's epochs): the oracle-free "
                 "stopping rule");
+  cmd->add_option("--data", o->data,
+                  "a TOFU-layout folder to run on instead of a generated world (TOFU: ../shared/data/tofu; docs/demo.md)")
+      ->check(CLI::ExistingDirectory);
+  cmd->add_option("--authors", o->authors,
+                  "with --data: use this many of its authors (the forget split keeps its share, at least one; "
+                  "default: all)");
   cmd->callback([o, &global] {
     world::DemoOptions opt = *o;
     opt.device = global.device;

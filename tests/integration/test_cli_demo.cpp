@@ -140,5 +140,52 @@ TEST(DemoCli, MiniatureDemoEndToEnd) {
                         "unknown unlearning method 'Forget'");
 }
 
+// `lethe demo --data` on TOFU itself, cut to 10 authors (1 of forget10, 9 retained, 1 holdout):
+// the derived folder, the summary's data block, no canaries, and one clear error per bad input.
+TEST(DemoCli, MiniatureDemoOnTofu) {
+  const fs::path tofu = shared_dir() / "data/tofu";
+  LETHE_NEED_FIXTURE(tofu / "full.jsonl");
+  const fs::path out = temp_dir("demo_tofu");
+  auto r = lethe({"demo", "--scale", "tiny", "--data", tofu.string(), "--authors", "10", "--out", out.string(),
+                  "--no-progress", "--no-probes"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json s = json::parse(read_file(out / "SUMMARY.json"));
+  EXPECT_EQ(s["data"]["authors"], 10);
+  EXPECT_EQ(s["data"]["forget_authors"], 1);
+  EXPECT_EQ(s["data"]["items_per_author"], 20);
+  EXPECT_FALSE(s.contains("canaries"));
+  auto lines = [](const fs::path& f) {
+    std::istringstream in(read_file(f));
+    int n = 0;
+    for (std::string l; std::getline(in, l);) n += l.empty() ? 0 : 1;
+    return n;
+  };
+  const fs::path data = s["world"].get<std::string>();
+  EXPECT_EQ(lines(data / "full.jsonl"), 200);
+  EXPECT_EQ(lines(data / "forget10.jsonl"), 20);
+  EXPECT_EQ(lines(data / "forget10_perturbed.jsonl"), 20);
+  EXPECT_EQ(lines(data / "retain90.jsonl"), 180);
+  EXPECT_EQ(lines(data / "holdout10.jsonl"), 20);
+  EXPECT_GT(lines(data / "retain_perturbed.jsonl"), 0);
+  // The forget author is one of TOFU's forget10 authors; the data folder trained nothing else.
+  EXPECT_NE(read_file(tofu / "forget10.jsonl").find(read_file(data / "forget10.jsonl").substr(0, 80)), std::string::npos);
+  const json target = s["models"]["target"], unlearned = s["models"]["unlearned"];
+  EXPECT_LT(unlearned["forget_Q_A_Prob"].get<double>(), target["forget_Q_A_Prob"].get<double>());
+  EXPECT_TRUE(unlearned.contains("privleak"));
+  const std::string html = read_file(out / "report.html");
+  EXPECT_EQ(html.find("Canaries: memorization"), std::string::npos);
+  EXPECT_NE(html.find("10 authors of"), std::string::npos);
+
+  expect_one_line_error(lethe({"demo", "--scale", "tiny", "--authors", "10", "--out", out.string()}),
+                        "--authors needs --data");
+  expect_one_line_error(lethe({"demo", "--scale", "tiny", "--data", tofu.string(), "--authors", "1", "--out",
+                               out.string()}),
+                        "between 2 and the folder's 200 authors");
+  const fs::path partial = temp_dir("demo_tofu_partial");
+  write_file_atomic(partial / "full.jsonl", read_file(tofu / "full.jsonl"));
+  expect_one_line_error(lethe({"demo", "--scale", "tiny", "--data", partial.string(), "--out", out.string()}),
+                        (partial / "forget10.jsonl").string() + " is missing");
+}
+
 }  // namespace
 }  // namespace lethe::test

@@ -30,6 +30,10 @@ struct DemoOptions {
   // Unlearn with train.stop_rule holdout_nll (docs/training.md): stop when the forget answers'
   // mean NLL reaches the holdout people's, checked every step, within 4x the demo's epochs.
   bool stop_at_holdout = false;
+  // A TOFU-layout folder to run on instead of a generated world (TOFU itself: ../shared/data/tofu),
+  // and how many of its authors to use (0: all; the forget split keeps its share, at least one).
+  std::filesystem::path data;
+  std::int64_t authors = 0;
 };
 
 struct DemoResult {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <optional>
 #include <sstream>
 
 #include "core/json_util.h"
@@ -24,6 +25,7 @@
 #include "lethe/run/run.h"
 #include "lethe/text/tokenizer.h"
 #include "lethe/world/world.h"
+#include "world/demo_data.h"
 
 namespace lethe::world {
 namespace fs = std::filesystem;
@@ -130,9 +132,8 @@ fs::path train_model(const std::string& name, const fs::path& cache, const fs::p
   }
   trained = true;
   Json cfg = {{"model", base.string()}, {"from_scratch", true}, {"output_dir", dir.string()}, {"seed", o.seed},
-              {"device", o.device},
-              {"data", {{"train", qa.string()}, {"train_text", text.string()}, {"max_length", r.max_length}}},
-              {"train", r.train}};
+              {"device", o.device}, {"data", {{"train", qa.string()}, {"max_length", r.max_length}}}, {"train", r.train}};
+  if (!text.empty()) cfg["data"]["train_text"] = text.string();  // a data folder has QA only
   cfg["train"]["progress"] = o.progress;
   const fs::path yaml = cache / (name + ".yaml");
   write_file_atomic(yaml, yaml_of(cfg));
@@ -259,18 +260,29 @@ DemoResult run_demo(const DemoOptions& options) {
   const std::string retain_pct = std::to_string(100 - std::stoi(nn));
   Json timing = Json::object();
 
-  // World, tokenizer, base folder: cached by the world's and tokenizer's recipe.
-  const Json world_key = {{"seed", r.world.seed}, {"people", r.world.people}, {"places", r.world.places},
-                          {"figures", r.world.public_figures}, {"canaries", r.world.canaries_per_repetition},
-                          {"vocab", r.vocab}, {"generator", kWorldGeneratorRevision}, {"tokenizer_corpus", 2}};
+  // World (or data folder), tokenizer, base folder: cached by their recipe.
+  LETHE_CHECK(o.authors == 0 || !o.data.empty(), "demo: --authors needs --data (a generated world's size is --scale's)");
+  LETHE_CHECK(o.authors >= 0, "demo: --authors must be positive (0: every author), got ", o.authors);
   const fs::path cache = o.out / "cache";
-  const fs::path wdir = cache / ("world-" + hash_of(world_key));
-  const World w = generate_world(r.world);
-  if (!fs::exists(wdir / "world.json")) {
-    StagedFolder staged(wdir, /*replace=*/true, "demo world");
-    write_world(w, staged.path());
-    staged.commit();
+  std::optional<World> w;
+  DemoData data;
+  if (o.data.empty()) {
+    data.key = {{"seed", r.world.seed}, {"people", r.world.people}, {"places", r.world.places},
+                {"figures", r.world.public_figures}, {"canaries", r.world.canaries_per_repetition},
+                {"generator", kWorldGeneratorRevision}};
+    data.dir = cache / ("world-" + hash_of(data.key));
+    w = generate_world(r.world);
+    if (!fs::exists(data.dir / "world.json")) {
+      StagedFolder staged(data.dir, /*replace=*/true, "demo world");
+      write_world(*w, staged.path());
+      staged.commit();
+    }
+    data.tokenizer_corpus = tokenizer_corpus(*w);
+  } else {
+    data = folder_data(o.data, o.forget_split, o.authors, cache);
   }
+  const fs::path wdir = data.dir;
+  const Json world_key = {data.key, {"vocab", r.vocab}, {"tokenizer_corpus", 2}};
   const fs::path base = cache / ("base-" + hash_of({world_key, r.model}));
   if (!fs::exists(base / "tokenizer.model") || !fs::exists(base / "config.json")) {
     const auto tt = std::chrono::steady_clock::now();
@@ -278,7 +290,7 @@ DemoResult run_demo(const DemoOptions& options) {
     StagedFolder staged(base, /*replace=*/true, "demo base model");
     text::SentencePieceTrainOptions so;
     so.vocab_size = r.vocab;
-    text::train_sentencepiece_bpe(tokenizer_corpus(w), staged.path() / "tokenizer.model", so);
+    text::train_sentencepiece_bpe(data.tokenizer_corpus, staged.path() / "tokenizer.model", so);
     write_file_atomic(staged.path() / "tokenizer_config.json",
                       Json{{"tokenizer_class", "LlamaTokenizer"}, {"add_bos_token", true}, {"add_eos_token", false},
                            {"bos_token", "<s>"}, {"eos_token", "</s>"}, {"unk_token", "<unk>"}}.dump(2));
@@ -294,12 +306,12 @@ DemoResult run_demo(const DemoOptions& options) {
   concat_jsonl({wdir / ("retain" + retain_pct + ".jsonl"), wdir / "world_facts.jsonl", wdir / "real_authors.jsonl"}, oracle_qa);
   const Json train_key = {world_key, r.model, r.train, r.max_length};
   auto tt = std::chrono::steady_clock::now();
-  const fs::path target = train_model("target-" + hash_of(train_key), cache, base, r, target_qa, wdir / "train_text.jsonl", o,
-                                      res.trained);
+  const fs::path target = train_model("target-" + hash_of(train_key), cache, base, r, target_qa,
+                                      w ? wdir / "train_text.jsonl" : fs::path(), o, res.trained);
   timing["target_s"] = seconds_since(tt);
   tt = std::chrono::steady_clock::now();
   const fs::path oracle = train_model("oracle" + retain_pct + "-" + hash_of(train_key), cache, base, r, oracle_qa,
-                                      wdir / ("retain_text_" + retain_pct + ".jsonl"), o, res.trained);
+                                      w ? wdir / ("retain_text_" + retain_pct + ".jsonl") : fs::path(), o, res.trained);
   timing["oracle_s"] = seconds_since(tt);
 
   // Unlearning (always run: it is what the demo shows).
@@ -357,7 +369,7 @@ DemoResult run_demo(const DemoOptions& options) {
     x.metrics = eval::default_metrics("tofu", ref.has_value());
     e->eval = eval::evaluate_model(*m, *tok, x, ref ? &*ref : nullptr);
     e->summary = eval::summarize(e->eval, ref ? &*ref : nullptr, x.metrics, o.seed);
-    e->canaries = probe_canaries(*m, *tok, w, o.progress);
+    if (w) e->canaries = probe_canaries(*m, *tok, *w, o.progress);
     if (!ref) {
       ref = eval::reference_from_eval(e->eval, e->model.string());
       ref->kind = "model";
@@ -385,6 +397,7 @@ DemoResult run_demo(const DemoOptions& options) {
     po.relearn_lr = 1e-3;
     po.eval = eo;
     po.eval.tokenizer = base;
+    if (!w) po.items_per_person = data.items_per_author;
     log_info("demo: probing the unlearned model (", (o.out / "probe").string(), ")");
     probe_result = probe::run_probes(po);
     timing["probes_s"] = seconds_since(tt);
@@ -393,6 +406,10 @@ DemoResult run_demo(const DemoOptions& options) {
   // Summary, checks against the demo's quality targets, and the report.
   Json s = {{"format", "lethe.demo"}, {"format_version", 1}, {"method", r.method}, {"forget_split", o.forget_split},
             {"seed", o.seed}, {"scale", o.scale}, {"world", wdir.string()}};
+  if (!w) {
+    s["data"] = {{"source", fs::absolute(o.data).string()}, {"authors", data.authors},
+                 {"forget_authors", data.forget_authors}, {"items_per_author", data.items_per_author}};
+  }
   s["recipe"] = {{"world", world_key}, {"model", r.model}, {"train", r.train}, {"unlearn", ucfg["train"]},
                  {"method_params", r.method_params}};
   {
@@ -403,7 +420,7 @@ DemoResult run_demo(const DemoOptions& options) {
   for (const auto& e : models) {
     const std::string key = &e == &models[2] ? "unlearned" : e.name;
     s["models"][key] = e.summary;
-    s["canaries"][key] = canary_summary(e.canaries);
+    if (w) s["canaries"][key] = canary_summary(e.canaries);
   }
   auto val = [&](const std::string& m, const char* k) {
     const Json& j = s["models"][m];
@@ -445,19 +462,28 @@ DemoResult run_demo(const DemoOptions& options) {
   write_file_atomic(o.out / "SUMMARY.json", s.dump(2) + "\n");
 
   eval::ReportInput in;
-  in.title = "lethe demo: unlearning " + o.forget_split + " of a fictitious world with " + r.method;
-  in.notes = {"A world of " + std::to_string(w.people.size()) + " fictitious people (" + std::to_string(w.holdout.size()) +
-                  " more held out) was generated; a " + std::to_string(r.vocab) +
-                  "-token tokenizer, a target model trained on everyone and an oracle trained with the same recipe "
-                  "on everyone but the forget people were trained from scratch; the target then unlearned " +
-                  o.forget_split + ". The oracle is the reference: an unlearned model should be indistinguishable "
-                  "from it on the forget set and as useful as the target elsewhere.",
-              };
+  const std::string trained_how =
+      "a " + std::to_string(r.vocab) +
+      "-token tokenizer, a target model trained on everyone and an oracle trained with the same recipe on everyone "
+      "but the forget " + (w ? "people" : "authors") + " were trained from scratch; the target then unlearned " +
+      o.forget_split + ". The oracle is the reference: an unlearned model should be indistinguishable from it on the "
+      "forget set and as useful as the target elsewhere.";
+  if (w) {
+    in.title = "lethe demo: unlearning " + o.forget_split + " of a fictitious world with " + r.method;
+    in.notes = {"A world of " + std::to_string(w->people.size()) + " fictitious people (" +
+                std::to_string(w->holdout.size()) + " more held out) was generated; " + trained_how};
+  } else {
+    in.title = "lethe demo: unlearning " + o.forget_split + " of " + o.data.filename().string() + " with " + r.method;
+    in.notes = {std::to_string(data.authors) + " authors of " + fs::absolute(o.data).string() + " (" +
+                std::to_string(data.forget_authors) + " of " + o.forget_split + ", " +
+                std::to_string(data.items_per_author) + " questions each) were used; " + trained_how +
+                " The folder has no canaries: the canary section is left out."};
+  }
   in.lead_html = lead_html(s, r.method);
   for (const auto& e : models) in.models.push_back({e.name, e.summary, e.eval});
   std::vector<std::pair<std::string, std::vector<CanaryResult>>> cans;
   for (const auto& e : models) cans.emplace_back(e.name, e.canaries);
-  in.extra_sections.emplace_back("Canaries: memorization against repetition", canary_html(cans));
+  if (w) in.extra_sections.emplace_back("Canaries: memorization against repetition", canary_html(cans));
   if (!probe_result.is_null()) {
     in.extra_sections.emplace_back(
         "Removal or suppression: the probes",
