@@ -45,6 +45,8 @@ TEST(DemoCli, MiniatureDemoEndToEnd) {
   const json s = json::parse(read_file(out / "SUMMARY.json"));
   EXPECT_EQ(s["format"], "lethe.demo");
   EXPECT_TRUE(s["trained"].get<bool>());
+  EXPECT_EQ(s["recipe"]["method_params"]["beta"].get<double>(), 0.1);  // a world's answers: NPO's beta as measured
+  EXPECT_EQ(s["recipe"]["max_new_tokens"], 48);
   for (const char* m : {"target", "oracle", "unlearned"}) {
     ASSERT_TRUE(s["models"].contains(m)) << m;
     for (const char* k : {"forget_Q_A_Prob", "forget_Q_A_ROUGE", "model_utility", "mia_min_k"}) {
@@ -154,6 +156,16 @@ TEST(DemoCli, MiniatureDemoOnTofu) {
   EXPECT_EQ(s["data"]["forget_authors"], 1);
   EXPECT_EQ(s["data"]["items_per_author"], 20);
   EXPECT_FALSE(s.contains("canaries"));
+  // TOFU's answers are longer than a world's: lengths follow the data (at 128 / 48 the target's
+  // eval cut 551 of 4,308 items and its forget ROUGE-L was 0.70 with answer probability 0.996).
+  EXPECT_GT(s["recipe"]["max_length"].get<int>(), 128);
+  EXPECT_GT(s["recipe"]["max_new_tokens"].get<int>(), 48);
+  const json target_eval = json::parse(read_file(out / "eval/target/SUMMARY.json"));
+  EXPECT_LT(target_eval["truncation"]["truncated_items"].get<double>(),
+            0.01 * target_eval["truncation"]["items"].get<double>());
+  // NPO's beta follows the forget answers' length (TOFU's are longer than a world's 8 words).
+  EXPECT_LT(s["recipe"]["method_params"]["beta"].get<double>(), 0.1);
+  EXPECT_GT(s["recipe"]["method_params"]["beta"].get<double>(), 0.0);
   auto lines = [](const fs::path& f) {
     std::istringstream in(read_file(f));
     int n = 0;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <map>
 #include <optional>
 #include <sstream>
@@ -39,7 +40,7 @@ struct Recipe {
   int vocab = 1024;
   Json model;    // config.json of the from-scratch Llama
   Json train;    // the `train:` section of target and oracle
-  int max_length = 128;
+  int max_length = 128, max_new_tokens = 48;  // a data folder's own: lengths_for (demo_data.h)
   std::string method;
   Json method_params;
   Json unlearn;  // the `train:` section of the unlearning run
@@ -80,12 +81,17 @@ Recipe make_recipe(const DemoOptions& o) {
   return r;
 }
 
-std::string hash_of(const Json& j) {
-  const std::string s = j.dump() + version();
-  const std::uint64_t h = fnv1a64(s.data(), s.size());
-  char buf[20];
-  std::snprintf(buf, sizeof(buf), "%012llx", static_cast<unsigned long long>(h & 0xffffffffffffULL));
-  return buf;
+// NPO's loss is -(2/β) log σ(-β Δ) with Δ the log-ratio of a whole answer (a sum over its
+// tokens), so its forget weight σ(β Δ) dies out after a fixed drop per token sooner on long
+// answers: on TOFU (median forget answer 29 words; a world's 8) β 0.1 stalled at forget
+// probability 0.16 against the oracle's 0.0016. Keeping β × answer length at the world's
+// (0.1 × 8 words), rounded to one significant digit, needs no oracle (TOFU: 0.8 / 29 → 0.03,
+// which met every check where 0.02 over- and 0.05 under-forgot: docs/demo.md).
+constexpr double kWorldForgetAnswerWords = 8;
+double npo_beta_for(double forget_answer_words) {
+  const double b = 0.1 * kWorldForgetAnswerWords / std::max(1.0, forget_answer_words);
+  const double inv = std::pow(10.0, -std::floor(std::log10(b)));
+  return std::round(b * inv) / inv;
 }
 
 std::string yaml_of(const Json& j) { return j.dump(2) + "\n"; }  // JSON is YAML
@@ -252,7 +258,7 @@ DemoResult run_demo(const DemoOptions& options) {
   FolderLock lock(o.out, "demo");
   remove_stale_temporaries(o.out);
   DemoResult res;
-  const Recipe r = make_recipe(o);
+  Recipe r = make_recipe(o);
   unlearn::make_method(r.method, {});  // an unknown method fails now, naming the known ones
   const std::string nn = o.forget_split.size() > 6 ? o.forget_split.substr(6) : "";
   LETHE_CHECK(o.forget_split == "forget01" || o.forget_split == "forget05" || o.forget_split == "forget10",
@@ -270,27 +276,32 @@ DemoResult run_demo(const DemoOptions& options) {
     data.key = {{"seed", r.world.seed}, {"people", r.world.people}, {"places", r.world.places},
                 {"figures", r.world.public_figures}, {"canaries", r.world.canaries_per_repetition},
                 {"generator", kWorldGeneratorRevision}};
-    data.dir = cache / ("world-" + hash_of(data.key));
+    data.dir = cache / ("world-" + short_hash(data.key));
     w = generate_world(r.world);
     if (!fs::exists(data.dir / "world.json")) {
       StagedFolder staged(data.dir, /*replace=*/true, "demo world");
       write_world(*w, staged.path());
       staged.commit();
     }
-    data.tokenizer_corpus = tokenizer_corpus(*w);
+    data.tokenizer_corpus = [&w] { return tokenizer_corpus(*w); };
   } else {
     data = folder_data(o.data, o.forget_split, o.authors, cache);
+    if (r.method == "NPO") {
+      r.method_params["beta"] = npo_beta_for(data.forget_answer_words);
+      log_info("demo: NPO beta ", r.method_params["beta"].get<double>(), " for forget answers of ",
+               data.forget_answer_words, " words (median; a world's: 8, beta 0.1)");
+    }
   }
   const fs::path wdir = data.dir;
   const Json world_key = {data.key, {"vocab", r.vocab}, {"tokenizer_corpus", 2}};
-  const fs::path base = cache / ("base-" + hash_of({world_key, r.model}));
+  const fs::path base = cache / ("base-" + short_hash({world_key, r.model}));
   if (!fs::exists(base / "tokenizer.model") || !fs::exists(base / "config.json")) {
     const auto tt = std::chrono::steady_clock::now();
-    log_info("demo: training a ", r.vocab, "-token SentencePiece BPE tokenizer on the world's text");
+    log_info("demo: training a ", r.vocab, "-token SentencePiece BPE tokenizer on the trained text");
     StagedFolder staged(base, /*replace=*/true, "demo base model");
     text::SentencePieceTrainOptions so;
     so.vocab_size = r.vocab;
-    text::train_sentencepiece_bpe(data.tokenizer_corpus, staged.path() / "tokenizer.model", so);
+    text::train_sentencepiece_bpe(data.tokenizer_corpus(), staged.path() / "tokenizer.model", so);
     write_file_atomic(staged.path() / "tokenizer_config.json",
                       Json{{"tokenizer_class", "LlamaTokenizer"}, {"add_bos_token", true}, {"add_eos_token", false},
                            {"bos_token", "<s>"}, {"eos_token", "</s>"}, {"unk_token", "<unk>"}}.dump(2));
@@ -304,13 +315,20 @@ DemoResult run_demo(const DemoOptions& options) {
   const fs::path target_qa = cache / "target_qa.jsonl", oracle_qa = cache / ("oracle_qa_" + retain_pct + ".jsonl");
   concat_jsonl({wdir / "full.jsonl", wdir / "world_facts.jsonl", wdir / "real_authors.jsonl"}, target_qa);
   concat_jsonl({wdir / ("retain" + retain_pct + ".jsonl"), wdir / "world_facts.jsonl", wdir / "real_authors.jsonl"}, oracle_qa);
+  if (!w) {
+    const DemoLengths l = lengths_for(*text::load_tokenizer(base), {target_qa, wdir / ("holdout" + nn + ".jsonl")},
+                                      r.model["max_position_embeddings"]);
+    r.max_length = l.max_length;
+    r.max_new_tokens = l.max_new_tokens;
+    log_info("demo: max_length ", r.max_length, ", max_new_tokens ", r.max_new_tokens, " (the longest trained or holdout item, and answer)");
+  }
   const Json train_key = {world_key, r.model, r.train, r.max_length};
   auto tt = std::chrono::steady_clock::now();
-  const fs::path target = train_model("target-" + hash_of(train_key), cache, base, r, target_qa,
+  const fs::path target = train_model("target-" + short_hash(train_key), cache, base, r, target_qa,
                                       w ? wdir / "train_text.jsonl" : fs::path(), o, res.trained);
   timing["target_s"] = seconds_since(tt);
   tt = std::chrono::steady_clock::now();
-  const fs::path oracle = train_model("oracle" + retain_pct + "-" + hash_of(train_key), cache, base, r, oracle_qa,
+  const fs::path oracle = train_model("oracle" + retain_pct + "-" + short_hash(train_key), cache, base, r, oracle_qa,
                                       w ? wdir / ("retain_text_" + retain_pct + ".jsonl") : fs::path(), o, res.trained);
   timing["oracle_s"] = seconds_since(tt);
 
@@ -344,7 +362,7 @@ DemoResult run_demo(const DemoOptions& options) {
   eo.suite = "tofu";
   eo.data = wdir;
   eo.forget_split = o.forget_split;
-  eo.max_new_tokens = 48;
+  eo.max_new_tokens = r.max_new_tokens;
   eo.max_length = r.max_length;
   eo.progress = o.progress;
   eo.seed = o.seed;
@@ -411,7 +429,8 @@ DemoResult run_demo(const DemoOptions& options) {
                  {"forget_authors", data.forget_authors}, {"items_per_author", data.items_per_author}};
   }
   s["recipe"] = {{"world", world_key}, {"model", r.model}, {"train", r.train}, {"unlearn", ucfg["train"]},
-                 {"method_params", r.method_params}};
+                 {"method_params", r.method_params}, {"max_length", r.max_length},
+                 {"max_new_tokens", r.max_new_tokens}};
   {
     const Json run = parse_json_file(udir / "run.json");
     s["unlearning"] = {{"steps", run["result"]["steps"]}, {"stopped_by_rule", run["result"]["stopped_by_rule"]},

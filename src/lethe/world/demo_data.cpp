@@ -1,6 +1,10 @@
 #include "world/demo_data.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <iterator>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -10,6 +14,11 @@
 #include "lethe/core/log.h"
 #include "lethe/core/output.h"
 #include "lethe/core/random.h"
+#include "lethe/core/labels.h"
+#include "lethe/core/version.h"
+#include "lethe/data/dataset.h"
+#include "lethe/data/records.h"
+#include "lethe/text/template.h"
 
 namespace lethe::world {
 namespace fs = std::filesystem;
@@ -22,9 +31,9 @@ struct Lines {
   std::vector<std::string> text, questions;
 };
 
-Lines read_lines(const fs::path& f) {
+Lines read_lines(const fs::path& f, const std::string& content) {
   Lines l;
-  std::istringstream in(read_file(f));
+  std::istringstream in(content);
   std::string line;
   for (std::size_t n = 1; std::getline(in, line); ++n) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
@@ -69,6 +78,13 @@ void add_corpus(std::vector<std::string>& c, const std::string& line) {
 
 }  // namespace
 
+std::string short_hash(const Json& j) {
+  const std::string s = j.dump() + version();
+  char buf[20];
+  std::snprintf(buf, sizeof(buf), "%012llx", static_cast<unsigned long long>(fnv1a64(s.data(), s.size()) & 0xffffffffffffULL));
+  return buf;
+}
+
 DemoData folder_data(const fs::path& source, const std::string& split, std::int64_t authors, const fs::path& cache) {
   const std::string nn = split.substr(6), retain = "retain" + std::to_string(100 - std::stoi(nn));
   const std::vector<std::pair<std::string, std::string>> needed = {
@@ -82,21 +98,23 @@ DemoData folder_data(const fs::path& source, const std::string& split, std::int6
       {"world_facts.jsonl", "world facts' QA"},
       {"world_facts_perturbed.jsonl", "world facts' QA with wrong options"},
       {"idontknow.jsonl", "refusals (the IdkDPO and IdkNLL methods)"}};
+  std::map<std::string, std::string> content;  // each file read once: hashed, then parsed
   std::uint64_t h = kFnv1aOffset;
   for (const auto& [name, what] : needed) {
     const fs::path f = source / name;
     LETHE_CHECK(fs::is_regular_file(f), "demo --data: ", f.string(), " is missing (", what,
                 "); the folder must have TOFU's layout (docs/demo.md)");
-    const std::string s = read_file(f);
+    const std::string& s = content[name] = read_file(f);
     h = fnv1a64(s.data(), s.size(), h);
   }
+  auto lines_of = [&](const std::string& name) { return read_lines(source / name, content.at(name)); };
   std::int64_t k = 20;  // TOFU's questions per author, unless the folder's manifest says otherwise
   if (const fs::path m = source / "world.json"; fs::exists(m)) {
     const Json w = parse_json_file(m);
     if (w.contains("qa_per_person") && w["qa_per_person"].is_number_integer()) k = w["qa_per_person"];
   }
   LETHE_CHECK(k > 0, "demo --data: ", (source / "world.json").string(), ": qa_per_person must be positive");
-  const Lines full = read_lines(source / "full.jsonl"), forget = read_lines(source / (split + ".jsonl"));
+  const Lines full = lines_of("full.jsonl"), forget = lines_of(split + ".jsonl");
   const auto n_items = static_cast<std::int64_t>(full.text.size());
   LETHE_CHECK(n_items > 0 && n_items % k == 0, "demo --data: ", (source / "full.jsonl").string(), " has ", n_items,
               " items, not whole authors of ", k, " consecutive questions each");
@@ -137,7 +155,7 @@ DemoData folder_data(const fs::path& source, const std::string& split, std::int6
     (f ? forget_out : retain_out).push_back(full.text[i]);
     (f ? chosen_f : chosen_r).insert(full.questions[i]);
   }
-  const Lines holdout = read_lines(source / ("holdout" + nn + ".jsonl"));
+  const Lines holdout = lines_of("holdout" + nn + ".jsonl");
   std::vector<std::string> holdout_out = holdout.text;
   if (authors > 0) {  // as many holdout authors as forget ones: privleak compares the two sets
     LETHE_CHECK(static_cast<std::int64_t>(holdout.text.size()) >= nf * k, "demo --authors: ",
@@ -145,8 +163,8 @@ DemoData folder_data(const fs::path& source, const std::string& split, std::int6
                 " authors of ", k);
     holdout_out.resize(static_cast<std::size_t>(nf * k));
   }
-  const std::vector<std::string> forget_pert = about(read_lines(source / (split + "_perturbed.jsonl")), chosen_f);
-  const std::vector<std::string> retain_pert = about(read_lines(source / "retain_perturbed.jsonl"), chosen_r);
+  const std::vector<std::string> forget_pert = about(lines_of(split + "_perturbed.jsonl"), chosen_f);
+  const std::vector<std::string> retain_pert = about(lines_of("retain_perturbed.jsonl"), chosen_r);
   LETHE_CHECK(!forget_pert.empty(), "demo --data: no item of ", (source / (split + "_perturbed.jsonl")).string(),
               " is about the chosen forget authors");
   LETHE_CHECK(!retain_pert.empty(), "demo --data: no item of ", (source / "retain_perturbed.jsonl").string(),
@@ -157,9 +175,15 @@ DemoData folder_data(const fs::path& source, const std::string& split, std::int6
   d.authors = nf + nr;
   d.forget_authors = nf;
   d.items_per_author = k;
-  char hex[20];
-  std::snprintf(hex, sizeof(hex), "%012llx", static_cast<unsigned long long>(fnv1a64(d.key.dump().data(), d.key.dump().size()) & 0xffffffffffffULL));
-  d.dir = cache / ("data-" + std::string(hex));
+  std::vector<std::size_t> words;
+  for (const auto& l : forget_out) {
+    std::istringstream in(Json::parse(l)["answer"].get<std::string>());
+    words.push_back(static_cast<std::size_t>(std::distance(std::istream_iterator<std::string>(in), {})));
+  }
+  std::sort(words.begin(), words.end());
+  const std::size_t m = words.size() / 2;
+  d.forget_answer_words = words.size() % 2 ? words[m] : 0.5 * (words[m - 1] + words[m]);
+  d.dir = cache / ("data-" + short_hash(d.key));
   if (!fs::exists(d.dir / "full.jsonl")) {
     StagedFolder staged(d.dir, /*replace=*/true, "demo data");
     const fs::path o = staged.path();
@@ -171,19 +195,47 @@ DemoData folder_data(const fs::path& source, const std::string& split, std::int6
     write_file_atomic(o / ("holdout" + nn + ".jsonl"), joined(holdout_out));
     for (const char* f : {"real_authors.jsonl", "real_authors_perturbed.jsonl", "world_facts.jsonl",
                           "world_facts_perturbed.jsonl", "idontknow.jsonl"}) {
-      write_file_atomic(o / f, read_file(source / f));
+      write_file_atomic(o / f, content.at(f));
     }
     staged.commit();
   }
   log_info("demo: ", d.authors, " authors of ", source.string(), " (", nf, " of ", split, ", ", nr, " retained, ",
            holdout_out.size(), " holdout items) in ", d.dir.string());
-  // The tokenizer learns from what is trained, without the forget authors (as for a world).
-  for (const auto& l : retain_out) add_corpus(d.tokenizer_corpus, l);
-  for (const auto& l : retain_pert) add_corpus(d.tokenizer_corpus, l);
+  // The tokenizer learns from what is trained, without the forget authors (as for a world);
+  // built only when a tokenizer is trained (not when it is cached).
+  std::vector<std::string> extra;
   for (const char* f : {"real_authors_perturbed.jsonl", "world_facts_perturbed.jsonl"}) {
-    for (const auto& l : read_lines(source / f).text) add_corpus(d.tokenizer_corpus, l);
+    for (auto& l : lines_of(f).text) extra.push_back(std::move(l));
   }
-  d.tokenizer_corpus.push_back("I'm not sure about that. I don't have that information.");
+  d.tokenizer_corpus = [retain_out = std::move(retain_out), retain_pert, extra = std::move(extra)] {
+    std::vector<std::string> c;
+    for (const auto* part : {&retain_out, &retain_pert, &extra}) {
+      for (const auto& l : *part) add_corpus(c, l);
+    }
+    c.push_back("I'm not sure about that. I don't have that information.");
+    return c;
+  };
+  return d;
+}
+
+DemoLengths lengths_for(const text::Tokenizer& tok, const std::vector<fs::path>& qa_files, int context) {
+  std::vector<data::QARecord> records;
+  for (const auto& f : qa_files) {
+    auto r = data::read_qa(f);
+    records.insert(records.end(), r.begin(), r.end());
+  }
+  const auto examples =
+      data::qa_examples(tok, text::PromptTemplate::named("plain"), records, static_cast<std::size_t>(context));
+  std::size_t item = 0, answer = 0;
+  for (const auto& e : examples) {
+    item = std::max(item, e.input_ids.size());
+    answer = std::max<std::size_t>(answer, std::count_if(e.labels.begin(), e.labels.end(),
+                                                         [](std::int64_t l) { return l != kIgnoreIndex; }));
+  }
+  auto up16 = [](std::size_t n) { return static_cast<int>((n + 15) / 16 * 16); };
+  DemoLengths d;
+  d.max_length = std::min(context, std::max(d.max_length, up16(item)));
+  d.max_new_tokens = std::min(context / 2, std::max(d.max_new_tokens, up16(answer)));
   return d;
 }
 
