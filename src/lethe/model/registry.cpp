@@ -69,7 +69,9 @@ at::Tensor down_projection_columns(const CausalLM& model, const std::string& nam
   const auto at = key.find("{L}");
   LETHE_CHECK(at != std::string::npos, "down_projection_columns: '", name, "' has no {L}");
   key.replace(at, 3, std::to_string(layer));
-  const at::Tensor* w = model.named_parameters().find(key);
+  // named_parameters() returns its dictionary by value: keep it alive while `w` points into it.
+  const auto params = model.named_parameters();
+  const at::Tensor* w = params.find(key);
   LETHE_CHECK(w != nullptr, "mlp_value_vectors: the model has no parameter ", key);
   const at::Tensor cols = in_out ? w->detach().t() : w->detach();
   LETHE_CHECK(cols.dim() == 2 && cols.size(0) == model.config().hidden_size, "mlp_value_vectors: ", key, " is ",

@@ -197,7 +197,8 @@ std::string tiny(const std::string&) {
 // direction as added is (1 + gain) ⊙ column (the norm's 1/rms is one scale for the whole output).
 at::Tensor value_vectors(const CausalLM& m, std::int64_t layer) {
   const std::string gain = "model.layers." + std::to_string(layer) + ".post_feedforward_layernorm.weight";
-  const at::Tensor* g = m.named_parameters().find(gain);
+  const auto params = m.named_parameters();  // by value: `g` must not outlive it
+  const at::Tensor* g = params.find(gain);
   LETHE_CHECK(g != nullptr, "mlp_value_vectors: the model has no parameter ", gain);
   return down_projection_columns(m, "model.layers.{L}.mlp.down_proj.weight", layer) *
          (1.0 + g->detach().to(at::kFloat)).unsqueeze(1);
