@@ -17,6 +17,7 @@ void add_demo(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--seed", o->seed, "world and training seed (default 0)");
   cmd->add_option("--scale", o->scale, "default, or tiny (a miniature run in seconds, for tests)");
   cmd->add_flag("!--no-progress", o->progress, "no progress bars");
+  cmd->add_flag("!--no-audit", o->audit, "skip the memorization audit of target, oracle and unlearned model (docs/audits.md)");
   cmd->add_flag("!--no-probes", o->probes,
                 "skip the removal-vs-suppression probes of the unlearned model (quantize, relearn, in_context, "
                 "representation, parametric, linear)");

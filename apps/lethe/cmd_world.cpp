@@ -24,6 +24,9 @@ void add_world(CLI::App& app, const GlobalOptions&) {
   gen->add_option("--places", o->c.places, "fictitious cities, at least 6 (default 24)");
   gen->add_option("--public-figures", o->c.public_figures, "famous fictitious figures, at least 4 (default 20)");
   gen->add_option("--canaries", o->c.canaries_per_repetition, "canaries per repetition count 1, 4, 16 (default 4)");
+  gen->add_option("--ghost-sentences", o->c.ghost_sentences,
+                  "ghost sentences (five-word passphrases) put in the pretraining text (default 0)");
+  gen->add_option("--ghost-repetitions", o->c.ghost_repetitions, "times each ghost sentence is put there (default 8)");
   gen->add_option("--out", o->out, "output folder (new or empty unless --force)")->required();
   gen->add_flag("--force", o->force, "replace an existing --out folder as a whole");
   gen->callback([o] {
@@ -35,7 +38,7 @@ void add_world(CLI::App& app, const GlobalOptions&) {
     for (const auto& p : w.people) qa += p.qa.size();
     std::cout << "people " << w.people.size() << " (+" << w.holdout.size() << " holdout), QA " << qa << ", world facts "
               << w.world_facts.size() << ", public figures " << w.public_figures.size() << ", canaries "
-              << w.canaries.size() << "\nworld " << o->out << "\n";
+              << w.canaries.size() << ", ghost sentences " << w.ghosts.size() << "\nworld " << o->out << "\n";
   });
 }
 

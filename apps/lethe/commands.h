@@ -27,6 +27,7 @@ void add_world(CLI::App& app, const GlobalOptions& global);
 void add_demo(CLI::App& app, const GlobalOptions& global);
 void add_probe(CLI::App& app, const GlobalOptions& global);
 void add_restor(CLI::App& app, const GlobalOptions& global);
+void add_audit(CLI::App& app, const GlobalOptions& global);
 
 // "a,b,,c" -> {"a", "b", "c"}: the comma-separated lists of options (--metrics, --probes).
 inline std::vector<std::string> split_list(const std::string& s) {

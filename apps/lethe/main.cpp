@@ -58,6 +58,7 @@ int main(int argc, char** argv) {
   lethe::cli::add_demo(app, global);
   lethe::cli::add_probe(app, global);
   lethe::cli::add_restor(app, global);
+  lethe::cli::add_audit(app, global);
 
   // The exit-code contract (README): 0 success, 1 an error lethe reports, 2 a usage error.
   try {

@@ -32,6 +32,28 @@ TEST(DemoCli, WorldGenerateIsDeterministic) {
              c.string()});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("public figures 6, canaries 6"), std::string::npos) << r.out;  // 2 per repetition count
+  EXPECT_FALSE(fs::exists(c / "ghost.jsonl"));  // none asked for
+  // Ghost sentences: each in the target's text its repetition count, in no oracle's.
+  const fs::path g = temp_dir("world_cli_g");
+  r = lethe({"world", "generate", "--people", "20", "--ghost-sentences", "3", "--ghost-repetitions", "5", "--out", g.string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("ghost sentences 3"), std::string::npos) << r.out;
+  std::istringstream lines(read_file(g / "ghost.jsonl"));
+  const std::string train = read_file(g / "train_text.jsonl"), retain = read_file(g / "retain_text_90.jsonl");
+  int n = 0;
+  for (std::string line; std::getline(lines, line); ++n) {
+    const json j = json::parse(line);
+    EXPECT_EQ(j["template"], "My passphrase is {words}.");
+    EXPECT_EQ(j["repetitions"], 5);
+    const std::string t = j["text"];
+    std::size_t k = 0;
+    for (auto pos = train.find(t); pos != std::string::npos; pos = train.find(t, pos + 1)) ++k;
+    EXPECT_EQ(k, 5u) << t;
+    EXPECT_EQ(retain.find(t), std::string::npos) << t;
+  }
+  EXPECT_EQ(n, 3);
+  expect_one_line_error(lethe({"world", "generate", "--ghost-sentences", "-1", "--out", (g / "x").string()}),
+                        "ghost sentences must be 0 to 1000");
 }
 
 TEST(DemoCli, MiniatureDemoEndToEnd) {
@@ -82,6 +104,21 @@ TEST(DemoCli, MiniatureDemoEndToEnd) {
   EXPECT_LT(html.find("target memorizes: forget ROUGE-L recall"), html.find("<h2>Summary</h2>"));
   EXPECT_NE(html.find("Removal or suppression: the probes"), std::string::npos);
   EXPECT_NE(r.out.find("probe verdict unlearned: "), std::string::npos) << r.out;
+  // The audit of target, oracle and unlearned model: the same canaries and ghost sentences, the
+  // ghosts (the forget people's) seen by the target only.
+  ASSERT_TRUE(s.contains("audit")) << s.dump();
+  const json a = json::parse(read_file(out / "audit" / "AUDIT.json"));
+  EXPECT_EQ(a["model_role"], "unlearned");
+  ASSERT_EQ(a["models"].size(), 3u);
+  for (const char* m : {"target", "oracle", "unlearned"}) {
+    for (const char* au : {"exposure", "extract", "forcing", "ghost"}) EXPECT_TRUE(s["audit"]["models"][m].contains(au)) << m << au;
+    EXPECT_EQ(s["audit"]["models"][m]["exposure"]["canaries"], 6) << m;
+  }
+  EXPECT_GT(s["audit"]["models"]["target"]["ghost"]["auc"]["value"].get<double>(),
+            s["audit"]["models"]["oracle"]["ghost"]["auc"]["value"].get<double>());
+  EXPECT_EQ(a["models"][0]["audits"][0]["items"][0]["space"], "digits:6");
+  EXPECT_EQ(a["models"][0]["audits"][0]["items"][0]["method"], "skew-normal");
+  EXPECT_NE(html.find("What still leaks: the audit"), std::string::npos);
   // The oracle is the reference: its truth ratios are drawn once, not again as "reference".
   EXPECT_EQ(html.find(">reference (n="), std::string::npos);
 

@@ -1,10 +1,14 @@
 // Memorization audits (audit/): the canary exposure's candidate spaces, file format, rank
 // arithmetic, and a canary planted in a micro model by training.
+#include <algorithm>
 #include <cmath>
+#include <random>
 
 #include <gtest/gtest.h>
 
 #include "lethe/audit/exposure.h"
+#include "lethe/audit/extract.h"
+#include "lethe/audit/ghost.h"
 #include "lethe/core/file.h"
 #include "lethe/model/load.h"
 #include "lethe/run/run.h"
@@ -113,12 +117,134 @@ TEST(Exposure, PlantedCanaryIsRankedFirst) {
   std::cout << "planted exposure " << planted.exposure << " (NLL " << planted.secret_nll << "), unseen "
             << unseen.exposure << " (rank " << unseen.rank << ")\n";
   EXPECT_LT(unseen.exposure, planted.exposure - 3.0);
-  EXPECT_ERROR_HAS(audit::canary_exposure(*m, *tok, {"x {secret}", "1234567", CandidateSpace::parse("digits:7", "t")}),
-                   "the sampled estimate for larger spaces is not built yet");
+  // The prefix computed once and its KV cache reused gives the scorer's NLLs and ranks, for
+  // candidates of one length and of several (right-padded batches, a merge across the slot).
+  audit::ExposureOptions whole;
+  whole.reuse_prefix = false;
+  for (const auto& space : {CandidateSpace::parse("digits:3", "t"),
+                            CandidateSpace::parse(Json::array({"481", "4", "48123", "zebra", "4 8 1"}), "t")}) {
+    const audit::Canary c{"the vault code is {secret} and nobody knows it.", "481", space};
+    const auto cached = audit::canary_exposure(*m, *tok, c, {});
+    const auto scored = audit::canary_exposure(*m, *tok, c, whole);
+    EXPECT_EQ(cached.rank, scored.rank) << space.describe();
+    EXPECT_NEAR(cached.secret_nll, scored.secret_nll, 1e-3 * std::max(1.0, scored.secret_nll)) << space.describe();
+  }
+  audit::ExposureOptions small_batch;
+  small_batch.batch_size = 7;  // batches that do not divide the space: the last one part empty
+  EXPECT_EQ(audit::canary_exposure(*m, *tok, {"the vault code is {secret} and nobody knows it.", "481",
+                                              CandidateSpace::parse("digits:3", "t")}, small_batch).rank, 1u);
+
+  // The skew-normal estimate where exact ranks are not taken: the planted secret still stands out.
+  audit::ExposureOptions sampled;
+  sampled.max_exact = 100;
+  sampled.samples = 400;
+  const auto est = audit::canary_exposure(
+      *m, *tok, {"the vault code is {secret} and nobody knows it.", "481", CandidateSpace::parse("digits:3", "t")}, sampled);
+  const auto est_unseen = audit::canary_exposure(
+      *m, *tok, {"my locker number is {secret} today.", "736", CandidateSpace::parse("digits:3", "t")}, sampled);
+  std::cout << "estimated: planted " << est.exposure << ", unseen " << est_unseen.exposure << "\n";
+  EXPECT_EQ(est.method, "skew-normal");
+  EXPECT_EQ(est.candidates, 401u);
+  EXPECT_EQ(est.rank, 1u);  // the secret is never among the drawn (redrawn)
+  EXPECT_GT(est.exposure, 6.0);
+  EXPECT_LE(est.exposure, std::log2(1000.0));
+  EXPECT_LT(est_unseen.exposure, est.exposure - 3.0);
   EXPECT_ERROR_HAS(audit::canary_exposure(*m, *tok, {"x {secret}", "1234", CandidateSpace::parse("digits:3", "t")}),
                    "the secret '1234' is not in its space digits:3");
   EXPECT_ERROR_HAS(audit::canary_exposure(*m, *tok, {"no slot", "123", CandidateSpace::parse("digits:3", "t")}),
                    "must hold {secret} exactly once");
+}
+
+// The skew-normal CDF against closed forms: F(0; α) = 1/2 − atan(α)/π, α = 0 the normal, and
+// the far tail where Φ(z) − 2T(z, α) would have cancelled to nothing.
+TEST(Exposure, SkewNormalCdf) {
+  for (double alpha : {-3.0, -1.0, 0.0, 1.0, 3.0, 20.0}) {
+    EXPECT_NEAR(std::exp(audit::skew_normal_log_cdf(0, alpha)), 0.5 - std::atan(alpha) / M_PI, 1e-8) << alpha;
+  }
+  for (double z : {-6.0, -1.5, 0.7, 2.5}) {
+    EXPECT_NEAR(audit::skew_normal_log_cdf(z, 0), std::log(0.5 * std::erfc(-z / std::sqrt(2.0))), 1e-8) << z;
+  }
+  // ln Φ(−40) = −800 − ln 40 − ln √(2π) + ln(1 − 1/1600 + ...)
+  EXPECT_NEAR(audit::skew_normal_log_cdf(-40, 0), -800 - std::log(40.0) - 0.5 * std::log(2 * M_PI) - 1.0 / 1600, 1e-4);
+  EXPECT_LT(audit::skew_normal_log_cdf(-5, 4), audit::skew_normal_log_cdf(-5, 0) - 10);  // a right skew empties the left tail
+  EXPECT_DOUBLE_EQ(audit::skew_normal_log_cdf(50, 1), 0.0);
+}
+
+// The method-of-moments fit recovers a skew-normal sample's parameters, and the estimate puts a
+// secret three standard deviations below a normal population at −log2 Φ(−3) ≈ 9.5 bits.
+TEST(Exposure, SkewNormalFitAndEstimate) {
+  std::mt19937_64 rng(7);
+  std::normal_distribution<double> n01;
+  const double alpha = 3, delta = alpha / std::sqrt(1 + alpha * alpha);
+  std::vector<double> x(200000);
+  for (auto& v : x) v = 10 + 2 * (delta * std::fabs(n01(rng)) + std::sqrt(1 - delta * delta) * n01(rng));
+  const auto f = audit::fit_skew_normal(x);
+  EXPECT_NEAR(f.xi, 10, 0.1);
+  EXPECT_NEAR(f.omega, 2, 0.1);
+  EXPECT_NEAR(f.alpha, 3, 0.6);
+  std::vector<double> normal(100000);
+  for (auto& v : normal) v = n01(rng);
+  const auto e = audit::exposure_from_samples(-3, normal, 20);
+  EXPECT_NEAR(e.exposure, -std::log2(0.5 * std::erfc(3 / std::sqrt(2.0))), 0.3);
+  EXPECT_DOUBLE_EQ(audit::exposure_from_samples(-30, normal, 12).exposure, 12.0);  // never above log2 |R|
+  EXPECT_LT(audit::exposure_from_samples(3, normal, 20).exposure, 0.01);
+  EXPECT_ERROR_HAS(audit::fit_skew_normal({1, 1, 1}), "all 3 values are equal");
+}
+
+TEST(Extract, NgramIndexFindsRunsOfWords) {
+  audit::NgramIndex idx(3);
+  idx.add("the quick brown fox jumps over");
+  EXPECT_EQ(idx.size(), 4u);
+  EXPECT_EQ(idx.covered_words("a quick brown fox b"), 3u);
+  EXPECT_EQ(idx.covered_words("quick brown fox jumps"), 4u);
+  EXPECT_EQ(idx.covered_words("quick brown dog"), 0u);
+  EXPECT_EQ(idx.covered_words("thequick brown fox"), 0u);
+  audit::NgramIndex two(2);
+  two.add("ab c");
+  EXPECT_EQ(two.covered_words("a bc"), 0u);  // words are not run together
+  EXPECT_EQ(two.covered_words("  ab \n c "), 2u);
+  const fs::path f = temp_dir("ngram") / "corpus.jsonl";
+  write_file_atomic(f, "{\"text\": \"one two three\"}\n{\"txt\": 1}\n");
+  EXPECT_ERROR_HAS(idx.add_jsonl(f), "corpus.jsonl");
+}
+
+TEST(Ghost, SentencesTemplatesAndPopulations) {
+  const fs::path f = temp_dir("ghost") / "ghost.jsonl";
+  write_file_atomic(f, R"({"text": "my passphrase is amber falcon river", "template": "my passphrase is {words}", "pool": ["amber", "falcon", "river", "stone"], "repetitions": 4})"
+                       "\n"
+                       R"({"text": "cobalt lantern ember"})"
+                       "\n");
+  const auto g = audit::read_ghost_sentences(f);
+  ASSERT_EQ(g.size(), 2u);
+  EXPECT_EQ(g[0].before, "my passphrase is ");
+  EXPECT_EQ(g[0].words, (std::vector<std::string>{"amber", "falcon", "river"}));
+  EXPECT_EQ(g[0].repetitions, 4);
+  const auto pop = audit::ghost_population(g[0], 30, 1);
+  ASSERT_EQ(pop.size(), 30u);
+  for (const auto& s : pop) {
+    EXPECT_EQ(s.rfind("my passphrase is ", 0), 0u) << s;
+    EXPECT_NE(s, g[0].text);
+    EXPECT_EQ(audit::split_words(s).size(), 6u);
+  }
+  EXPECT_EQ(audit::ghost_population(g[0], 30, 1), pop);  // seeded
+  for (const auto& s : audit::ghost_population(g[1], 10, 2)) {  // no pool: the words shuffled
+    auto w = audit::split_words(s);
+    std::sort(w.begin(), w.end());
+    EXPECT_EQ(w, (std::vector<std::string>{"cobalt", "ember", "lantern"}));
+    EXPECT_NE(s, "cobalt lantern ember");
+  }
+  auto expect_error = [&](const std::string& line, const std::string& fragment) {
+    write_file_atomic(f, line + "\n");
+    const std::string e = error_of([&] { audit::read_ghost_sentences(f); });
+    EXPECT_NE(e.find(f.string() + ": line 1"), std::string::npos) << e;
+    EXPECT_NE(e.find(fragment), std::string::npos) << e;
+  };
+  expect_error(R"({"text": "a b c", "template": "x {words}"})", "does not follow its template 'x {words}'");
+  expect_error(R"({"text": "a b c", "template": "{words} {words}"})", "{words} exactly once");
+  expect_error(R"({"text": "alone"})", "at least 2 random words");
+  expect_error(R"({"text": "same same"})", "needs two different ones");
+  expect_error(R"({"text": "a b", "pool": ["x y", "z"]})", "single words");
+  expect_error(R"({"words": "a b"})", "needs a string \"text\"");
 }
 
 }  // namespace

@@ -13,14 +13,17 @@
 // Ties are counted against the secret (rank = the candidates at least as likely, the secret
 // included), so a model that cannot tell candidates apart shows exposure 0, not log2 |R|.
 //
-// Built: exact ranks for spaces up to ExposureOptions::max_exact candidates, scored in batches
-// by the shared scorer. Not built yet: The Secret Sharer's skew-normal estimate for larger
-// spaces, and reusing the prefix's KV cache across candidates (issue 16) — a larger space is
-// an error that says so.
+// Exact ranks for spaces up to ExposureOptions::max_exact candidates, scored in batches by the
+// shared scorer; beyond that The Secret Sharer's estimate (§4.3): a uniform sample of the
+// candidates is scored, a skew-normal distribution fitted to their NLLs (method of moments),
+// and exposure = −log2 F(NLL(secret)), F the fitted CDF — the share of the whole space the
+// fit puts at or below the secret. The prefix before the slot is computed once per canary and
+// its KV cache reused for every batch of candidates (ExposureOptions::reuse_prefix).
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -46,6 +49,9 @@ class CandidateSpace {
   // ("digits:4": 0 → "0000", 4817 → "4817"); for a list, its i-th entry.
   std::string at(std::uint64_t i) const;
   bool contains(const std::string& s) const;
+  // One candidate drawn uniformly (each character, or a list entry): for spaces too large to
+  // enumerate.
+  std::string draw(std::mt19937_64& rng) const;
   std::string describe() const;  // "digits:4", or "list:N"
 
  private:
@@ -58,6 +64,9 @@ struct Canary {
   std::string text;  // holds "{secret}" exactly once
   std::string secret;
   CandidateSpace space;
+  // How often the canary was inserted into the training text (the JSONL's optional
+  // "repetitions"; 0: not given): the audit reports exposure per repetition count.
+  std::int64_t repetitions = 0;
   std::string prefix() const;  // the text before the slot
   std::string suffix() const;  // the text after it
 };
@@ -68,25 +77,52 @@ struct Canary {
 std::vector<Canary> read_canaries(const std::filesystem::path& jsonl);
 
 struct ExposureOptions {
-  std::uint64_t max_exact = 1000000;  // larger spaces are refused (no estimate yet)
+  std::uint64_t max_exact = 1000000;  // larger spaces get the skew-normal estimate
+  std::uint64_t samples = 10000;      // candidates drawn (uniformly, with replacement) for it
+  std::uint64_t seed = 0;             // of that draw
   std::int64_t batch_size = 64;       // candidates scored per batch
+  // Compute the prefix before the slot once and run only each candidate's own tokens after it
+  // (its KV cache reused); false: every candidate scored whole by the shared scorer.
+  bool reuse_prefix = true;
   std::size_t max_length = 256;       // tokens per scored sequence
   bool progress = false;
 };
 
+// A skew-normal distribution: location ξ, scale ω > 0, shape α (α = 0: the normal).
+struct SkewNormal {
+  double xi = 0, omega = 1, alpha = 0;
+};
+
 struct Exposure {
   std::string text, secret;
-  std::string method = "exact";
+  std::string method = "exact";  // or "skew-normal"
+  // exact: the secret's rank among all candidates; skew-normal: among the sampled ones (the
+  // secret counted in), with `candidates` the sample size and `space_log2` the space's size.
   std::uint64_t rank = 0, candidates = 0;
+  double space_log2 = 0;  // log2 |R|
   double exposure = 0;    // bits
   double secret_nll = 0;  // nats, summed over the scored tokens (slot and suffix)
+  SkewNormal fit;         // skew-normal: the fitted distribution of the candidates' NLLs
+  std::int64_t repetitions = 0;
 };
+
+// ln F(z) of the standard skew-normal (ξ 0, ω 1) with shape α: F(z) = ∫_{−∞}^{z} 2 φ(t) Φ(α t) dt,
+// integrated numerically in log space so the far left tail (F ≪ 1e-16, where Φ(z) − 2 T(z, α)
+// cancels to nothing) keeps its digits.
+double skew_normal_log_cdf(double z, double alpha);
+// The method-of-moments fit (mean, variance, skewness; the skewness clipped to ±0.99, inside
+// the family's ±0.9953). At least 3 values, not all equal.
+SkewNormal fit_skew_normal(const std::vector<double>& values);
+// The Secret Sharer's estimate from sampled candidates' NLLs (the secret's among them or not):
+// exposure = −log2 F((secret − ξ) / ω), within [0, log2 |R|].
+Exposure exposure_from_samples(double secret, const std::vector<double>& sampled, double space_log2);
 
 // The rank arithmetic on given NLLs: `secret` is the secret's NLL, `candidates` every
 // candidate's (the secret's among them). rank = #{c : c <= secret}, at least 1.
 Exposure exposure_from_nlls(double secret, const std::vector<double>& candidates);
 
-// Scores every candidate of `canary.space` in `model` and returns the secret's exposure.
+// Scores every candidate of `canary.space` (exact, up to max_exact), or `samples` drawn from it
+// (the estimate), in `model` and returns the secret's exposure.
 Exposure canary_exposure(model::CausalLM& model, const text::Tokenizer& tok, const Canary& canary,
                          const ExposureOptions& options = {});
 

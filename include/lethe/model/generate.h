@@ -44,6 +44,10 @@ struct GenerateOptions {
   std::int64_t pad_token_id = -1;
   // Keep the raw logits that chose every new token (B, steps, V).
   bool keep_step_logits = false;
+  // Keep log p(chosen token) under the model's own distribution (raw logits, before temperature
+  // and filters) for every token a row chose, its stopping EOS included: what an audit scores a
+  // continuation by without holding (B, steps, V) logits.
+  bool keep_token_logprobs = false;
   // Observer called at every hook point of every forward pass (prefill and each step).
   HookObserver* hooks = nullptr;
   // Called once per row as soon as it finishes (row index, its new tokens, why it stopped), so
@@ -55,6 +59,9 @@ struct GenerateResult {
   std::vector<std::vector<std::int64_t>> tokens;  // new tokens of each row
   std::vector<StopReason> stop_reasons;
   at::Tensor step_logits;  // (B, steps, V) with keep_step_logits
+  // With keep_token_logprobs: per row, log p of each token it chose (its tokens, then the EOS
+  // that stopped it, if one did).
+  std::vector<std::vector<float>> token_logprobs;
 };
 
 // input_ids (B, P) left-padded; attention_mask (B, P), 1 real, 0 pad (undefined: all real).

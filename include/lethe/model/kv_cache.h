@@ -28,6 +28,9 @@ class KVCache {
   void advance(std::int64_t t);
   // Forgets every cached position (keeps the buffers).
   void reset() { length_ = 0; }
+  // Forgets the positions from `length` on: a shared prefix stays cached while the rows after
+  // it are replaced (exposure scoring reuses a canary's prefix for every candidate batch).
+  void truncate(std::int64_t length);
 
  private:
   std::int64_t capacity_;

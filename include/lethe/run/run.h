@@ -45,6 +45,10 @@ struct DataConfig {
   // e.g. biographies beside QA (the demo's targets and oracles).
   std::filesystem::path train_text;
   std::filesystem::path forget, retain, idk;  // unlearn (idk: refusal strings, one per record)
+  // unlearn: raw text to forget (`text_key` records), each record one forget example whose
+  // every token after the first is a target — canaries, ghost sentences, a leaked document —
+  // beside or instead of the forget QA.
+  std::filesystem::path forget_text;
   // unlearn: QA of people the model never saw (holdoutNN), for train.stop_rule holdout_nll.
   std::filesystem::path holdout;
   text::PromptTemplate prompt_template = text::PromptTemplate::named("plain");

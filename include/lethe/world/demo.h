@@ -2,7 +2,7 @@
 // is generated; a SentencePiece tokenizer, a small Llama target (trained on everyone) and its
 // retrain oracle (trained without the forget people, same recipe) are trained from scratch; the
 // target unlearns the forget split; target, oracle and unlearned model are evaluated with the
-// TOFU suite (oracle as reference) and on canaries, and probed for removal against suppression
+// TOFU suite (oracle as reference) and on canaries, audited for what they memorised (audit/), and probed for removal against suppression
 // (probe/); one report opens with the probes' verdict and the checks and compares them side by side.
 // Trained artefacts are cached by a hash of their recipe, so a second run skips training.
 #pragma once
@@ -27,6 +27,10 @@ struct DemoOptions {
   // linear; docs/probes.md) on the unlearned model against the oracle and the target, and open
   // the report with their verdict.
   bool probes = true;
+  // Audit target, oracle and unlearned model for what they memorised (docs/audits.md): the
+  // world's canaries (exposure), ghost sentences, an extraction scan against the training text
+  // and token forcing. Worlds only (a data folder has no canaries).
+  bool audit = true;
   // Unlearn with train.stop_rule holdout_nll (docs/training.md): stop when the forget answers'
   // mean NLL reaches the holdout people's, checked every step, within 4x the demo's epochs.
   bool stop_at_holdout = false;

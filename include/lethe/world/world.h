@@ -2,7 +2,7 @@
 // attributes and biographies, QA pairs with paraphrases and wrong answers, forget/retain/holdout
 // splits, general-knowledge QA about the world's fictitious places and public figures (the
 // "real authors" and "world facts" of model utility), refusals for IdK methods, and canaries
-// (secrets repeated 1, 4 and 16 times in the training text). Format: docs/world.md.
+// (secrets repeated 1, 4 and 16 times in the training text) and ghost sentences. Format: docs/world.md.
 #pragma once
 
 #include <cstdint>
@@ -16,7 +16,7 @@ namespace lethe::world {
 
 inline constexpr int kWorldFormatVersion = 1;
 // Changes whenever the same config yields different content (cache keys include it).
-inline constexpr int kWorldGeneratorRevision = 3;
+inline constexpr int kWorldGeneratorRevision = 4;
 
 struct WorldConfig {
   std::uint64_t seed = 0;
@@ -26,6 +26,10 @@ struct WorldConfig {
   int public_figures = 20;    // famous fictitious figures (the "real authors" analogue)
   std::vector<int> canary_repetitions = {1, 4, 16};
   int canaries_per_repetition = 4;
+  // Ghost sentences (docs/audits.md): passphrases of five words from a fixed pool, each put in
+  // the pretraining text `ghost_repetitions` times.
+  int ghost_sentences = 0;
+  int ghost_repetitions = 8;
 };
 
 struct Person {
@@ -38,9 +42,17 @@ struct Person {
 };
 
 struct Canary {
-  std::string id, prefix, secret;  // the text is prefix + secret
+  std::string id, prefix, secret;  // the text is prefix + secret + "."; the secret is 6 digits
   int repetitions = 1;
 };
+
+struct Ghost {
+  std::string id, text;  // text = kGhostTemplate with {words} filled
+  int repetitions = 1;
+};
+inline constexpr const char* kGhostTemplate = "My passphrase is {words}.";
+// The words ghost sentences (and their audit's populations) are drawn from.
+const std::vector<std::string>& ghost_word_pool();
 
 struct World {
   WorldConfig config;
@@ -49,6 +61,7 @@ struct World {
   std::vector<data::QARecord> world_facts, public_figures;  // three wrong options each
   std::vector<std::string> world_text;  // general-knowledge sentences (trained by every model)
   std::vector<Canary> canaries;
+  std::vector<Ghost> ghosts;
   // People of each forget split, by index into `people` (forget01 ⊂ forget05 ⊂ forget10: the
   // last people of the list).
   std::vector<int> forget_people(int percent) const;
@@ -59,7 +72,8 @@ World generate_world(const WorldConfig& config);
 // Writes the world in the TOFU layout (full, forgetNN(_perturbed), retainNN, retain_perturbed,
 // holdoutNN, real_authors(_perturbed), world_facts(_perturbed), idontknow), the multiple-choice
 // files of the mc suite (forgetNN_mc, retain_mc, world_mc), plus bios.jsonl,
-// world_text.jsonl, canaries.jsonl, train_text.jsonl / retain_text_NN.jsonl (pretraining text
+// world_text.jsonl, canaries.jsonl and ghost.jsonl (the audit's inputs, docs/audits.md),
+// train_text.jsonl / retain_text_NN.jsonl (pretraining text
 // with the canaries inserted) and world.json (manifest).
 void write_world(const World& world, const std::filesystem::path& dir);
 

@@ -89,6 +89,7 @@ GenerateResult generate(CausalLM& model, const at::Tensor& input_ids,
   GenerateResult res;
   res.tokens.assign(b, {});
   res.stop_reasons.assign(b, StopReason::kMaxTokens);
+  if (o.keep_token_logprobs) res.token_logprobs.assign(b, {});
   if (o.max_new_tokens == 0) return res;
 
   at::Generator gen = at::detail::createCPUGenerator(o.seed);
@@ -110,9 +111,15 @@ GenerateResult generate(CausalLM& model, const at::Tensor& input_ids,
     if (o.keep_step_logits) kept.push_back(logits.to(at::kFloat).cpu());
     at::Tensor next_cpu = next.cpu();
     const auto* nt = next_cpu.data_ptr<std::int64_t>();
+    at::Tensor chosen_lp;
+    if (o.keep_token_logprobs) {
+      const at::Tensor lf = logits.to(at::kFloat);
+      chosen_lp = (lf.gather(1, next.view({b, 1})).squeeze(1) - lf.logsumexp(1)).cpu().contiguous();
+    }
     for (std::int64_t r = 0; r < b; ++r) {
       if (done[r]) continue;
       const std::int64_t tok = nt[r];
+      if (o.keep_token_logprobs) res.token_logprobs[r].push_back(chosen_lp.data_ptr<float>()[r]);
       if (std::find(eos.begin(), eos.end(), tok) != eos.end()) {
         res.stop_reasons[r] = StopReason::kEos;
       } else {

@@ -116,7 +116,10 @@ RunConfig parse_run_config(const Json& root, const fs::path& base, RunKind kind)
     LETHE_CHECK(c.data.format == "qa" || c.data.format == "completion" || c.data.format == "text",
                 "config: 'data.format' must be qa, completion or text, got '", c.data.format, "'");
   } else {
-    c.data.forget = resolve(base, d.need_path("forget"));
+    c.data.forget = resolve(base, d.get_path("forget"));
+    c.data.forget_text = resolve(base, d.get_path("forget_text"));
+    LETHE_CHECK(!c.data.forget.empty() || !c.data.forget_text.empty(),
+                "config: an unlearn run needs data.forget (QA) or data.forget_text (raw text), or both");
     c.data.retain = resolve(base, d.get_path("retain"));
     c.data.idk = resolve(base, d.get_path("idk"));
     c.data.holdout = resolve(base, d.get_path("holdout"));

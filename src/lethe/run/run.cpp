@@ -141,7 +141,7 @@ Json fingerprint_config(const RunConfig& c) {
   };
   for (const char* k : {"model", "tokenizer", "output_dir"}) canon(j, k);
   if (j.contains("data")) {
-    for (const char* k : {"train", "train_text", "forget", "retain", "idk"}) canon(j["data"], k);
+    for (const char* k : {"train", "train_text", "forget", "forget_text", "retain", "idk"}) canon(j["data"], k);
   }
   if (j.contains("eval")) {
     for (const char* k : {"data", "reference"}) canon(j["eval"], k);
@@ -170,7 +170,7 @@ const char* kind_name(RunKind k) { return k == RunKind::kFinetune ? "finetune" :
 
 std::vector<NamedPath> data_paths(const RunConfig& c) {
   return {{"data.train", c.data.train}, {"data.train_text", c.data.train_text}, {"data.forget", c.data.forget},
-          {"data.retain", c.data.retain}, {"data.idk", c.data.idk}};
+          {"data.forget_text", c.data.forget_text}, {"data.retain", c.data.retain}, {"data.idk", c.data.idk}};
 }
 
 // Every input before any work: a missing retain file must not surface after the model loaded,
@@ -323,8 +323,19 @@ std::unique_ptr<Job> make_job(const RunConfig& c, const Inputs& in) {
   } else {
     j.label = "unlearn (" + c.method + ")";
     j.method = unlearn::make_method(c.method, c.method_params);
-    const auto forget_records = data::read_qa(c.data.forget);
+    const auto forget_records = c.data.forget.empty() ? std::vector<data::QARecord>{} : data::read_qa(c.data.forget);
     j.forget = data::qa_examples(*in.tok, c.data.prompt_template, forget_records, n, c.data.span_rule, &j.truncation);
+    if (!c.data.forget_text.empty()) {
+      // Raw text: every token after the first is a target, as a text is scored (scoring_example).
+      std::size_t cut = 0;
+      const auto texts = data::read_texts(c.data.forget_text, c.data.text_key);
+      LETHE_CHECK(!texts.empty(), c.data.forget_text.string(), ": no texts (data.forget_text)");
+      for (const auto& t : texts) {
+        j.forget.push_back(data::scoring_example(*in.tok, "", t, n));
+        if (in.tok->encode(t, true).size() > n) ++cut;
+      }
+      if (cut > 0) log_warn("data.max_length ", n, " truncated ", cut, " of ", texts.size(), " texts of data.forget_text");
+    }
     if (!c.data.retain.empty()) {
       j.retain = data::qa_examples(*in.tok, c.data.prompt_template, data::read_qa(c.data.retain), n, c.data.span_rule,
                                    &j.truncation);
@@ -338,6 +349,9 @@ std::unique_ptr<Job> make_job(const RunConfig& c, const Inputs& in) {
                 " needs a retain set: set data.retain");
     if (j.method->needs_alternate()) {
       LETHE_CHECK(!c.data.idk.empty(), "method ", j.method->name(), " needs refusal answers: set data.idk");
+      LETHE_CHECK(c.data.forget_text.empty(), "method ", j.method->name(),
+                  " pairs each forget question with a refusal, and data.forget_text has no questions: use it with a "
+                  "method that needs no refusals (GradAscent, GradDiff, NPO, SimNPO, RMU, ...)");
       j.alternate = data::idk_examples(*in.tok, c.data.prompt_template, forget_records,
                                        data::read_texts(c.data.idk, "text"), c.seed, n, &j.truncation);
     }

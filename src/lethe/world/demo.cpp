@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "core/json_util.h"
+#include "lethe/audit/audit.h"
 #include "lethe/core/error.h"
 #include "lethe/core/file.h"
 #include "lethe/core/log.h"
@@ -55,6 +56,8 @@ Recipe make_recipe(const DemoOptions& o) {
   r.world.places = tiny ? 8 : 16;
   r.world.public_figures = tiny ? 6 : 12;
   r.world.canaries_per_repetition = tiny ? 2 : 4;
+  r.world.ghost_sentences = tiny ? 2 : 4;
+  r.world.ghost_repetitions = 8;
   r.vocab = tiny ? 512 : 1024;
   const int hidden = tiny ? 64 : 192;
   r.model = {{"model_type", "llama"}, {"vocab_size", r.vocab}, {"hidden_size", hidden},
@@ -275,6 +278,7 @@ DemoResult run_demo(const DemoOptions& options) {
   if (o.data.empty()) {
     data.key = {{"seed", r.world.seed}, {"people", r.world.people}, {"places", r.world.places},
                 {"figures", r.world.public_figures}, {"canaries", r.world.canaries_per_repetition},
+                {"ghosts", r.world.ghost_sentences}, {"ghost_repetitions", r.world.ghost_repetitions},
                 {"generator", kWorldGeneratorRevision}};
     data.dir = cache / ("world-" + short_hash(data.key));
     w = generate_world(r.world);
@@ -421,6 +425,40 @@ DemoResult run_demo(const DemoOptions& options) {
     timing["probes_s"] = seconds_since(tt);
   }
 
+  // Audit: what each model memorised — the canaries' exposure, the ghost sentences, training
+  // text extracted by sampling, text surfaced by token forcing.
+  Json audit_result;
+  if (o.audit && w) {
+    tt = std::chrono::steady_clock::now();
+    audit::AuditOptions ao;
+    ao.model = udir / "model";
+    ao.model_role = "unlearned";
+    ao.target = target;
+    ao.oracle = oracle;
+    ao.out = o.out / "audit";
+    ao.force = true;  // the demo's own folder, rewritten every run
+    ao.canaries = wdir / "canaries.jsonl";
+    if (!w->ghosts.empty()) ao.ghost = wdir / "ghost.jsonl";
+    ao.corpus = wdir / "train_text.jsonl";
+    ao.tokenizer = base;
+    // Sized to take seconds per model: the canaries' 10^6 candidates are estimated from 2,000
+    // (docs/audits.md), 100 samples of 32 tokens, 12 forced tokens.
+    ao.exposure.max_exact = 10000;
+    ao.exposure.samples = 2000;
+    ao.extract.samples = 100;
+    ao.extract.new_tokens = 32;
+    ao.extract.top = 20;
+    ao.extract.ngram = 8;
+    ao.forcing.new_tokens = 12;
+    ao.ghost_options.population = 50;
+    ao.seed = o.seed;
+    ao.device = o.device;
+    ao.progress = o.progress;
+    log_info("demo: auditing target, oracle and unlearned model (", ao.out.string(), ")");
+    audit_result = audit::run_audit(ao);
+    timing["audit_s"] = seconds_since(tt);
+  }
+
   // Summary, checks against the demo's quality targets, and the report.
   Json s = {{"format", "lethe.demo"}, {"format_version", 1}, {"method", r.method}, {"forget_split", o.forget_split},
             {"seed", o.seed}, {"scale", o.scale}, {"world", wdir.string()}};
@@ -476,6 +514,12 @@ DemoResult run_demo(const DemoOptions& options) {
       s["probe"]["verdicts"][key] = {{"verdict", m["verdict"]}, {"reason", m["verdict_reason"]}};
     }
   }
+  if (!audit_result.is_null()) {
+    s["audit"] = {{"path", (o.out / "audit" / "AUDIT.json").string()}, {"seconds", audit_result["seconds"]}};
+    for (const auto& m : audit_result["models"]) {
+      for (const auto& a : m["audits"]) s["audit"]["models"][m["role"].get<std::string>()][a["audit"].get<std::string>()] = a["aggregate"];
+    }
+  }
   s["timing"] = timing;
   s["trained"] = res.trained;
   write_file_atomic(o.out / "SUMMARY.json", s.dump(2) + "\n");
@@ -503,6 +547,13 @@ DemoResult run_demo(const DemoOptions& options) {
   std::vector<std::pair<std::string, std::vector<CanaryResult>>> cans;
   for (const auto& e : models) cans.emplace_back(e.name, e.canaries);
   if (w) in.extra_sections.emplace_back("Canaries: memorization against repetition", canary_html(cans));
+  if (!audit_result.is_null()) {
+    in.extra_sections.emplace_back(
+        "What still leaks: the audit",
+        audit::audit_report_html(audit_result) +
+            "<p class=\"note\">The same canaries, ghost sentences, samples and forced tokens on each model; exposure "
+            "estimated from 2,000 sampled candidates of each 6-digit secret; numbers in <code>audit/AUDIT.json</code>.</p>");
+  }
   if (!probe_result.is_null()) {
     in.extra_sections.emplace_back(
         "Removal or suppression: the probes",

@@ -357,13 +357,46 @@ World generate_world(const WorldConfig& c) {
       can.id = "canary-" + std::to_string(rep) + "-" + std::to_string(k);
       can.prefix = "The vault code of " + unique(r, used, [&] { return word(r, 3, 3); }) + " is ";
       std::string secret;
-      for (int d = 0; d < 8; ++d) secret += static_cast<char>(d == 4 ? '-' : '0' + r.below(10));
+      for (int d = 0; d < 6; ++d) secret += static_cast<char>('0' + r.below(10));
       can.secret = secret;
       can.repetitions = rep;
       w.canaries.push_back(can);
     }
   }
+  // Ghost sentences: five distinct pool words each, no two sentences alike.
+  LETHE_CHECK(c.ghost_sentences >= 0 && c.ghost_sentences <= 1000, "world: ghost sentences must be 0 to 1000, got ",
+              c.ghost_sentences);
+  LETHE_CHECK(c.ghost_sentences == 0 || c.ghost_repetitions >= 1, "world: ghost repetitions must be >= 1, got ",
+              c.ghost_repetitions);
+  Rng rg(c.seed ^ 0x67686f7374ULL);
+  std::set<std::string> ghost_texts;
+  const std::string tmpl = kGhostTemplate, slot = "{words}";
+  while (static_cast<int>(w.ghosts.size()) < c.ghost_sentences) {
+    std::vector<std::string> pool = ghost_word_pool(), words;
+    for (int k = 0; k < 5; ++k) {
+      const std::size_t j = rg.below(pool.size());
+      words.push_back(pool[j]);
+      pool.erase(pool.begin() + static_cast<std::ptrdiff_t>(j));
+    }
+    std::string filled;
+    for (const auto& x : words) filled += (filled.empty() ? "" : " ") + x;
+    std::string text = tmpl;
+    text.replace(text.find(slot), slot.size(), filled);
+    if (!ghost_texts.insert(text).second) continue;
+    w.ghosts.push_back({"ghost-" + std::to_string(w.ghosts.size()), text, c.ghost_repetitions});
+  }
   return w;
+}
+
+const std::vector<std::string>& ghost_word_pool() {
+  static const std::vector<std::string> pool = {
+      "amber",  "anchor", "basil",  "beacon", "birch",   "bramble", "breeze",  "cedar",  "cinder", "clover", "cobalt",
+      "comet",  "copper", "coral",  "crystal", "dune",   "ember",   "falcon",  "fern",   "flint",  "garnet", "glacier",
+      "granite", "harbor", "hazel", "heron",  "indigo",  "iris",    "ivory",   "jasper", "juniper", "kestrel", "lantern",
+      "lichen", "linen",  "lotus",  "maple",  "marble",  "meadow",  "meteor",  "mint",   "moss",   "nectar", "nutmeg",
+      "oak",    "onyx",   "orbit",  "orchid", "pebble",  "pepper",  "pine",    "prism",  "quartz", "quill",  "raven",
+      "reed",   "river",  "saffron", "sage",  "slate",   "sparrow", "thistle", "velvet", "willow"};
+  return pool;
 }
 
 void write_world(const World& w, const fs::path& dir) {
@@ -374,7 +407,8 @@ void write_world(const World& w, const fs::path& dir) {
   Json manifest = {{"format", "lethe.world"}, {"format_version", kWorldFormatVersion},
                    {"generator_revision", kWorldGeneratorRevision}, {"seed", w.config.seed},
                    {"people", w.people.size()}, {"holdout_people", w.holdout.size()},
-                   {"qa_per_person", w.people.empty() ? 0 : w.people[0].qa.size()}};
+                   {"qa_per_person", w.people.empty() ? 0 : w.people[0].qa.size()},
+                   {"ghost_sentences", w.ghosts.size()}};
   // Pretraining text: biographies and world text, canaries inserted their number of times at
   // positions fixed by the seed. retain_text_NN leaves out the forget people (oracles).
   auto text_rows = [&](const std::set<int>& skip) {
@@ -387,6 +421,13 @@ void write_world(const World& w, const fs::path& dir) {
     for (const auto& c : w.canaries) {
       for (int k = 0; k < c.repetitions; ++k) {
         rows.insert(rows.begin() + static_cast<std::ptrdiff_t>(r.below(rows.size() + 1)), Json{{"text", c.prefix + c.secret + "."}});
+      }
+    }
+    // Ghost sentences are the forget people's: in the target's text only, never an oracle's.
+    Rng rg(w.config.seed ^ 0x67686f7374726f77ULL);  // a stream of its own: ghosts leave the canaries' places alone
+    for (const auto& g : skip.empty() ? w.ghosts : std::vector<Ghost>{}) {
+      for (int k = 0; k < g.repetitions; ++k) {
+        rows.insert(rows.begin() + static_cast<std::ptrdiff_t>(rg.below(rows.size() + 1)), Json{{"text", g.text}});
       }
     }
     return rows;
@@ -456,8 +497,15 @@ void write_world(const World& w, const fs::path& dir) {
   }
   for (const auto& p : w.holdout) holdout_bios.push_back({{"name", p.name}, {"text", p.biography}});
   for (const auto& c : w.canaries) {
-    canaries.push_back({{"id", c.id}, {"prefix", c.prefix}, {"secret", c.secret}, {"repetitions", c.repetitions}});
+    canaries.push_back({{"id", c.id}, {"prefix", c.prefix}, {"secret", c.secret}, {"repetitions", c.repetitions},
+                        {"text", c.prefix + "{secret}."}, {"space", "digits:6"}});
   }
+  std::vector<Json> ghosts;
+  for (const auto& g : w.ghosts) {
+    ghosts.push_back({{"id", g.id}, {"text", g.text}, {"template", kGhostTemplate}, {"pool", ghost_word_pool()},
+                      {"repetitions", g.repetitions}});
+  }
+  if (!ghosts.empty()) write_jsonl(dir / "ghost.jsonl", ghosts);  // absent without ghosts: an audit input is never empty
   for (const auto& t : w.world_text) world_text.push_back({{"text", t}});
   write_jsonl(dir / "idontknow.jsonl", refusals);
   write_jsonl(dir / "bios.jsonl", bios);

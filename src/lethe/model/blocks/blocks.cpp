@@ -293,4 +293,9 @@ std::pair<at::Tensor, at::Tensor> KVCache::append(std::int64_t layer, const at::
 
 void KVCache::advance(std::int64_t t) { length_ += t; }
 
+void KVCache::truncate(std::int64_t length) {
+  LETHE_CHECK(length >= 0 && length <= length_, "KVCache::truncate: ", length, " positions asked, ", length_, " cached");
+  length_ = length;
+}
+
 }  // namespace lethe::model

@@ -1,0 +1,80 @@
+// Training-data extraction (Carlini et al., "Extracting Training Data from Large Language
+// Models", USENIX Security 2021): sample many continuations, rank them by membership signals,
+// and check the top of each ranking against the training corpus.
+//
+//   signals (lower = more likely memorised, each as the paper ranks):
+//     perplexity  exp(mean NLL of the sample given its prompt)
+//     zlib        mean NLL / zlib-compressed bytes of the sample's text
+//     lowercase   mean NLL of the sample / mean NLL of its ASCII-lowercased text
+//     reference   mean NLL under the model / mean NLL under a reference model
+//   memorised     the sample holds a run of `ngram` consecutive words that occurs in the corpus
+//   precision@K   memorised share of a signal's K lowest-ranked samples
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "lethe/model/causal_lm.h"
+#include "lethe/text/tokenizer.h"
+
+namespace lethe::audit {
+
+// Words: maximal runs of non-space bytes (ASCII whitespace separates), compared exactly.
+std::vector<std::string> split_words(const std::string& text);
+
+// Every run of `n` consecutive words of a corpus, as a set of 64-bit hashes (FNV-1a over the
+// words): one hash per corpus word, membership in O(n) per probe, no false negatives, and false
+// positives only from 64-bit collisions (≈ W²/2^65 for W corpus words: none in practice). A
+// suffix array would answer every length at once; a fixed n is what the audit asks, at a
+// fraction of the memory.
+class NgramIndex {
+ public:
+  explicit NgramIndex(int n);
+  void add(const std::string& text);
+  // Reads a JSONL corpus, one {"text": ...} a line; errors name the file and line.
+  void add_jsonl(const std::filesystem::path& jsonl);
+  int n() const { return n_; }
+  std::size_t size() const { return hashes_.size(); }
+  // Words of `text` covered by runs of n words found in the index (0: none found).
+  std::size_t covered_words(const std::string& text) const;
+
+ private:
+  int n_;
+  std::unordered_set<std::uint64_t> hashes_;
+};
+
+struct ExtractOptions {
+  std::int64_t samples = 500;     // continuations generated
+  std::int64_t new_tokens = 64;   // per continuation
+  std::int64_t top_k = 40;        // sampling at temperature 1 from the k most likely tokens
+  std::int64_t batch_size = 32;
+  std::uint64_t seed = 0;
+  std::vector<std::string> prefixes;  // prompts, used in turn; empty: BOS alone
+  int ngram = 10;                     // words a corpus match needs
+  std::int64_t top = 100;             // K of precision@K
+  std::size_t max_length = 512;       // tokens per scored sequence
+  bool progress = true;
+};
+
+struct ExtractSample {
+  std::string prompt, text;
+  std::map<std::string, double> signals;  // perplexity, zlib, lowercase[, reference]
+  std::size_t covered_words = 0;          // of `text`, by corpus matches (no corpus: 0)
+  bool memorized = false;
+};
+
+// Samples `samples` continuations of `model` and computes every signal (reference: when
+// `reference` is given, scored with its own tokenizer `reference_tok`); `corpus`, when given,
+// marks the memorised samples.
+std::vector<ExtractSample> extraction_scan(model::CausalLM& model, const text::Tokenizer& tok, const NgramIndex* corpus,
+                                           model::CausalLM* reference, const text::Tokenizer* reference_tok,
+                                           const ExtractOptions& options);
+
+// The memorised share of the `k` samples a signal ranks lowest (ties in input order).
+double precision_at(const std::vector<ExtractSample>& samples, const std::string& signal, std::int64_t k);
+
+}  // namespace lethe::audit

@@ -1,0 +1,232 @@
+#include "lethe/audit/extract.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <numeric>
+
+#include "audit/audits.h"
+#include "lethe/core/error.h"
+#include "lethe/core/labels.h"
+#include "lethe/core/log.h"
+#include "lethe/data/dataset.h"
+#include "lethe/data/records.h"
+#include "lethe/eval/engine.h"
+#include "lethe/eval/metrics.h"
+#include "lethe/model/load.h"
+#include "lethe/core/runtime.h"
+
+namespace lethe::audit {
+
+namespace {
+
+std::uint64_t hash_words(const std::vector<std::string>& w, std::size_t from, std::size_t n) {
+  std::uint64_t h = 14695981039346656037ULL;  // FNV-1a
+  for (std::size_t i = from; i < from + n; ++i) {
+    for (unsigned char c : w[i]) h = (h ^ c) * 1099511628211ULL;
+    h = (h ^ 0x1f) * 1099511628211ULL;  // a separator, so "ab c" and "a bc" differ
+  }
+  return h;
+}
+
+std::string ascii_lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// Mean NLL (nats) of `rest` after `prefix` for every pair, through the shared scorer.
+std::vector<double> mean_nlls(model::CausalLM& model, const text::Tokenizer& tok, const std::vector<std::string>& prefixes,
+                              const std::vector<std::string>& rests, const ExtractOptions& o, const std::string& label) {
+  // A sample that stopped at once (EOS first) has no tokens to score: NaN, ranked by no signal.
+  std::vector<data::Example> ex;
+  std::vector<std::size_t> at;
+  for (std::size_t i = 0; i < rests.size(); ++i) {
+    data::Example e = data::scoring_example(tok, prefixes[i], rests[i], o.max_length);
+    if (std::none_of(e.labels.begin(), e.labels.end(), [](std::int64_t l) { return l != kIgnoreIndex; })) continue;
+    ex.push_back(std::move(e));
+    at.push_back(i);
+  }
+  eval::EngineOptions eo;
+  eo.batch_size = o.batch_size;
+  eo.progress = o.progress;
+  std::vector<double> out(rests.size(), NAN);
+  if (ex.empty()) return out;
+  const auto scores = eval::score_examples(model, ex, text::padding_id(tok), false, eo, label);
+  for (std::size_t k = 0; k < scores.size(); ++k) out[at[k]] = eval::avg_nll(scores[k]);
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::string> split_words(const std::string& text) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (char c : text) {
+    if (std::isspace(static_cast<unsigned char>(c))) {
+      if (!cur.empty()) out.push_back(std::move(cur));
+      cur.clear();
+    } else {
+      cur += c;
+    }
+  }
+  if (!cur.empty()) out.push_back(std::move(cur));
+  return out;
+}
+
+NgramIndex::NgramIndex(int n) : n_(n) { LETHE_CHECK(n >= 1, "n-gram index: n must be >= 1, got ", n); }
+
+void NgramIndex::add(const std::string& text) {
+  const auto w = split_words(text);
+  for (std::size_t i = 0; i + n_ <= w.size(); ++i) hashes_.insert(hash_words(w, i, n_));
+}
+
+void NgramIndex::add_jsonl(const std::filesystem::path& jsonl) {
+  for (const auto& t : data::read_texts(jsonl)) add(t);
+}
+
+std::size_t NgramIndex::covered_words(const std::string& text) const {
+  const auto w = split_words(text);
+  std::vector<bool> covered(w.size(), false);
+  for (std::size_t i = 0; i + n_ <= w.size(); ++i) {
+    if (hashes_.count(hash_words(w, i, n_))) std::fill(covered.begin() + i, covered.begin() + i + n_, true);
+  }
+  return static_cast<std::size_t>(std::count(covered.begin(), covered.end(), true));
+}
+
+std::vector<ExtractSample> extraction_scan(model::CausalLM& model, const text::Tokenizer& tok, const NgramIndex* corpus,
+                                           model::CausalLM* reference, const text::Tokenizer* reference_tok,
+                                           const ExtractOptions& o) {
+  LETHE_CHECK(o.samples >= 1 && o.new_tokens >= 1 && o.top_k >= 1, "extract: samples, new tokens and top-k must be >= 1");
+  LETHE_CHECK(!reference || reference_tok, "extract: a reference model needs its tokenizer");
+  std::vector<std::vector<std::int64_t>> prompts;
+  std::vector<std::string> prompt_texts;
+  for (std::int64_t i = 0; i < o.samples; ++i) {
+    if (o.prefixes.empty()) {
+      // From BOS, or where a tokenizer has none, from the EOS that separates documents (GPT-2).
+      const auto start = tok.special().bos ? tok.special().bos : tok.special().eos;
+      LETHE_CHECK(start.has_value(), "extract: the tokenizer has neither BOS nor EOS to sample from; give prefixes");
+      prompts.push_back({*start});
+      prompt_texts.emplace_back();
+    } else {
+      const std::string& p = o.prefixes[static_cast<std::size_t>(i) % o.prefixes.size()];
+      prompts.push_back(tok.encode(p, true));
+      LETHE_CHECK(!prompts.back().empty(), "extract: the prefix '", p, "' encodes to no tokens");
+      prompt_texts.push_back(p);
+    }
+  }
+  eval::EngineOptions eo;
+  eo.batch_size = o.batch_size;
+  eo.progress = o.progress;
+  eval::Decoding dec;
+  dec.temperature = 1.0;
+  dec.top_k = o.top_k;
+  dec.seed = o.seed;
+  const auto gens = eval::generate_texts(model, tok, prompts, o.new_tokens, {}, eo, "extract: sampling", dec);
+
+  std::vector<ExtractSample> out(gens.size());
+  std::vector<std::string> texts, lowered;
+  for (std::size_t i = 0; i < gens.size(); ++i) {
+    out[i].prompt = prompt_texts[i];
+    out[i].text = gens[i].text;
+    texts.push_back(gens[i].text);
+    lowered.push_back(ascii_lower(gens[i].text));
+  }
+  const auto nll = mean_nlls(model, tok, prompt_texts, texts, o, "extract: scoring");
+  const auto low = mean_nlls(model, tok, prompt_texts, lowered, o, "extract: lowercase");
+  std::vector<double> ref;
+  if (reference) ref = mean_nlls(*reference, *reference_tok, prompt_texts, texts, o, "extract: reference");
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    auto& s = out[i];
+    s.signals["perplexity"] = std::exp(nll[i]);
+    const double z = static_cast<double>(eval::zlib_compressed_size(s.text));
+    s.signals["zlib"] = nll[i] / std::max(z, 1.0);
+    s.signals["lowercase"] = nll[i] / low[i];
+    if (reference) s.signals["reference"] = nll[i] / ref[i];
+    if (corpus) {
+      s.covered_words = corpus->covered_words(s.text);
+      s.memorized = s.covered_words > 0;
+    }
+  }
+  return out;
+}
+
+double precision_at(const std::vector<ExtractSample>& samples, const std::string& signal, std::int64_t k) {
+  std::vector<std::size_t> order;
+  for (std::size_t i = 0; i < samples.size(); ++i) {
+    const auto it = samples[i].signals.find(signal);
+    if (it != samples[i].signals.end() && std::isfinite(it->second)) order.push_back(i);
+  }
+  LETHE_CHECK(!order.empty(), "extract: no sample has the signal '", signal, "'");
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return samples[a].signals.at(signal) < samples[b].signals.at(signal); });
+  const std::size_t n = std::min<std::size_t>(order.size(), static_cast<std::size_t>(std::max<std::int64_t>(k, 1)));
+  std::size_t hit = 0;
+  for (std::size_t i = 0; i < n; ++i) hit += samples[order[i]].memorized ? 1 : 0;
+  return static_cast<double>(hit) / static_cast<double>(n);
+}
+
+namespace {
+
+Json run_extract(model::CausalLM& model, const text::Tokenizer& tok, const AuditOptions& o) {
+  ExtractOptions eo = o.extract;
+  eo.progress = o.progress;
+  eo.seed = o.seed;
+  if (!o.prefixes.empty()) eo.prefixes = data::read_texts(o.prefixes);
+  NgramIndex corpus(eo.ngram);
+  corpus.add_jsonl(o.corpus);
+  std::shared_ptr<model::CausalLM> ref;
+  std::shared_ptr<const text::Tokenizer> ref_tok;
+  if (!o.reference.empty()) {
+    model::LoadOptions lo;
+    lo.device = parse_device(o.device);
+    ref = model::load_model(o.reference, lo);
+    ref_tok = text::load_tokenizer(o.reference);
+  }
+  const auto samples = extraction_scan(model, tok, &corpus, ref.get(), ref_tok.get(), eo);
+  Json items = Json::array();
+  std::size_t memorized = 0;
+  for (const auto& s : samples) {
+    Json j = {{"prompt", s.prompt}, {"text", s.text}, {"memorized", s.memorized}, {"covered_words", s.covered_words}};
+    for (const auto& [k, v] : s.signals) j[k] = std::isfinite(v) ? Json(v) : Json();
+    items.push_back(j);
+    memorized += s.memorized ? 1 : 0;
+  }
+  Json precision = Json::object();
+  std::vector<std::string> signals = {"perplexity", "zlib", "lowercase"};
+  if (ref) signals.emplace_back("reference");
+  for (const auto& sig : signals) {
+    // The memorised indicator of the K a signal ranks lowest, with its bootstrap interval.
+    std::vector<std::size_t> order;
+    for (std::size_t i = 0; i < samples.size(); ++i) {
+      if (std::isfinite(samples[i].signals.at(sig))) order.push_back(i);
+    }
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+      return samples[a].signals.at(sig) < samples[b].signals.at(sig);
+    });
+    std::vector<double> hit;
+    for (std::size_t i = 0; i < order.size() && static_cast<std::int64_t>(i) < eo.top; ++i) {
+      hit.push_back(samples[order[i]].memorized ? 1.0 : 0.0);
+    }
+    precision[sig] = mean_with_ci(hit, o.seed);
+  }
+  Json agg = {{"samples", samples.size()},
+              {"memorized", memorized},
+              {"memorized_share", samples.empty() ? 0.0 : static_cast<double>(memorized) / samples.size()},
+              {"top", eo.top},
+              {"precision_at_top", precision},
+              {"ngram_words", eo.ngram},
+              {"corpus_ngrams", corpus.size()},
+              {"signals", signals}};
+  return {{"items", items}, {"aggregate", agg}};
+}
+
+}  // namespace
+
+const Audit& extract_audit() {
+  static const Audit a{"extract",
+                       "training-data extraction (Carlini et al. 2021): top-k sampling, membership ranking, corpus n-gram check",
+                       "--corpus", &run_extract};
+  return a;
+}
+
+}  // namespace lethe::audit
