@@ -68,16 +68,20 @@ int main(int argc, char** argv) {
     fo.progress = false;
     const audit::ForcingResult fr = audit::token_forcing(*model, *tok, fo);
     const double forcing_rate = static_cast<double>(fr.generated_tokens) / fr.seconds;
-    // The generator alone: [BOS, t] prompts in batches of `batch`, no early stop (random weights
-    // rarely pick EOS), as many batches as forcing ran (at most 8: the rate is steady by then).
+    // The generator alone on the same [BOS, t] prompts in the same batches (at most 8: the rate
+    // is steady by then), stopping at EOS as forcing does.
     model::GenerateOptions go;
     go.max_new_tokens = new_tokens;
-    const std::int64_t batches = std::min<std::int64_t>(8, (fr.prompts + batch - 1) / batch);
+    std::vector<std::int64_t> ids;
+    const std::int64_t v = vocab > 0 ? std::min(vocab, tok->vocab_size()) : tok->vocab_size();
+    for (std::int64_t id = 0; id < v; ++id) {
+      if (!tok->is_special(id)) ids.push_back(id);
+    }
     std::int64_t decoded = 0;
     const auto g0 = std::chrono::steady_clock::now();
-    for (std::int64_t k = 0; k < batches; ++k) {
+    for (std::size_t lo = 0; lo < ids.size() && lo < 8 * static_cast<std::size_t>(batch); lo += static_cast<std::size_t>(batch)) {
       std::vector<std::vector<std::int64_t>> prompts;
-      for (std::int64_t r = 0; r < batch; ++r) prompts.push_back({1, 3 + k * batch + r});
+      for (std::size_t i = lo; i < std::min(ids.size(), lo + static_cast<std::size_t>(batch)); ++i) prompts.push_back({1, ids[i]});
       for (const auto& row : model::generate(*model, prompts, go).tokens) decoded += static_cast<std::int64_t>(row.size());
     }
     const double decode_rate = static_cast<double>(decoded) / since(g0);
