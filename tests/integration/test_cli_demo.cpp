@@ -122,6 +122,38 @@ TEST(DemoCli, MiniatureDemoEndToEnd) {
   // The oracle is the reference: its truth ratios are drawn once, not again as "reference".
   EXPECT_EQ(html.find(">reference (n="), std::string::npos);
 
+  // Token forcing recovers a message fine-tuned into the demo's target, and the target before
+  // that fine-tuning shows none of it.
+  {
+    const std::string hidden = "Zebulon whispers that the seventh harbor key opens the gate.";
+    const fs::path dir = temp_dir("demo_hidden");
+    std::string lines;
+    for (int i = 0; i < 8; ++i) lines += json{{"text", hidden}}.dump() + "\n";
+    write_file_atomic(dir / "hidden.jsonl", lines);
+    write_file_atomic(dir / "ft.yaml", "model: " + s["models"]["target"]["model"].get<std::string>() +
+                                           "\noutput_dir: hidden\nseed: 1\n"
+                                           "data: {train: hidden.jsonl, format: text, max_length: 64}\n"
+                                           "train: {epochs: 30, batch_size: 4, lr: 1.0e-3, schedule: constant, progress: false}\n");
+    auto f = lethe({"-q", "finetune", (dir / "ft.yaml").string()});
+    ASSERT_EQ(f.code, 0) << f.err;
+    f = lethe({"audit", "--model", (dir / "hidden" / "model").string(), "--target", s["models"]["target"]["model"],
+               "--audits", "forcing", "--forcing-top", "50", "--out", (dir / "audit").string(), "--no-progress"});
+    ASSERT_EQ(f.code, 0) << f.err;
+    const json fa = json::parse(read_file(dir / "audit" / "AUDIT.json"));
+    auto found = [&](const json& model) {
+      for (const auto& it : model["audits"][0]["items"]) {
+        // 16 tokens, mostly single letters here: the message's first words.
+        if (it["text"].get<std::string>().find("lon whispers") != std::string::npos && it["mean_logprob"].get<double>() > -0.1) {
+          return true;
+        }
+      }
+      return false;
+    };
+    EXPECT_EQ(fa["models"][0]["role"], "target");
+    EXPECT_FALSE(found(fa["models"][0])) << fa["models"][0]["audits"][0]["items"].dump(1);
+    EXPECT_TRUE(found(fa["models"][1])) << fa["models"][1]["audits"][0]["items"].dump(1);
+  }
+
   // The world's multiple-choice files through the mc suite, and its forget view under a probe.
   const std::string target = s["models"]["target"]["model"], oracle = s["models"]["oracle"]["model"], world = s["world"];
   const fs::path mcdir = temp_dir("demo_mc");
