@@ -208,6 +208,19 @@ TEST(Extract, NgramIndexFindsRunsOfWords) {
   EXPECT_ERROR_HAS(idx.add_jsonl(f), "corpus.jsonl");
 }
 
+// precision@K reads the K samples a signal ranks lowest; samples without a finite value are not ranked.
+TEST(Extract, TopMemorizedFollowsTheSignal) {
+  std::vector<audit::ExtractSample> s(4);
+  const double v[] = {3.0, 1.0, NAN, 2.0};
+  for (int i = 0; i < 4; ++i) {
+    s[i].signals["perplexity"] = v[i];
+    s[i].memorized = i != 3;
+  }
+  EXPECT_EQ(audit::top_memorized(s, "perplexity", 2), (std::vector<double>{1.0, 0.0}));  // samples 1, 3
+  EXPECT_EQ(audit::top_memorized(s, "perplexity", 10), (std::vector<double>{1.0, 0.0, 1.0}));
+  EXPECT_TRUE(audit::top_memorized(s, "reference", 5).empty());
+}
+
 TEST(Ghost, SentencesTemplatesAndPopulations) {
   const fs::path f = temp_dir("ghost") / "ghost.jsonl";
   write_file_atomic(f, R"({"text": "my passphrase is amber falcon river", "template": "my passphrase is {words}", "pool": ["amber", "falcon", "river", "stone"], "repetitions": 4})"

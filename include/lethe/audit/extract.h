@@ -74,7 +74,8 @@ std::vector<ExtractSample> extraction_scan(model::CausalLM& model, const text::T
                                            model::CausalLM* reference, const text::Tokenizer* reference_tok,
                                            const ExtractOptions& options);
 
-// The memorised share of the `k` samples a signal ranks lowest (ties in input order).
-double precision_at(const std::vector<ExtractSample>& samples, const std::string& signal, std::int64_t k);
+// Whether each of the `k` samples a signal ranks lowest (ties in input order; samples without a
+// finite value left out) is memorised, 1 or 0: their mean is precision@k.
+std::vector<double> top_memorized(const std::vector<ExtractSample>& samples, const std::string& signal, std::int64_t k);
 
 }  // namespace lethe::audit

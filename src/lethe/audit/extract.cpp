@@ -150,19 +150,19 @@ std::vector<ExtractSample> extraction_scan(model::CausalLM& model, const text::T
   return out;
 }
 
-double precision_at(const std::vector<ExtractSample>& samples, const std::string& signal, std::int64_t k) {
+std::vector<double> top_memorized(const std::vector<ExtractSample>& samples, const std::string& signal, std::int64_t k) {
   std::vector<std::size_t> order;
   for (std::size_t i = 0; i < samples.size(); ++i) {
     const auto it = samples[i].signals.find(signal);
     if (it != samples[i].signals.end() && std::isfinite(it->second)) order.push_back(i);
   }
-  LETHE_CHECK(!order.empty(), "extract: no sample has the signal '", signal, "'");
   std::stable_sort(order.begin(), order.end(),
                    [&](std::size_t a, std::size_t b) { return samples[a].signals.at(signal) < samples[b].signals.at(signal); });
-  const std::size_t n = std::min<std::size_t>(order.size(), static_cast<std::size_t>(std::max<std::int64_t>(k, 1)));
-  std::size_t hit = 0;
-  for (std::size_t i = 0; i < n; ++i) hit += samples[order[i]].memorized ? 1 : 0;
-  return static_cast<double>(hit) / static_cast<double>(n);
+  std::vector<double> hit;
+  for (std::size_t i = 0; i < order.size() && static_cast<std::int64_t>(i) < k; ++i) {
+    hit.push_back(samples[order[i]].memorized ? 1.0 : 0.0);
+  }
+  return hit;
 }
 
 namespace {
@@ -194,21 +194,7 @@ Json run_extract(model::CausalLM& model, const text::Tokenizer& tok, const Audit
   Json precision = Json::object();
   std::vector<std::string> signals = {"perplexity", "zlib", "lowercase"};
   if (ref) signals.emplace_back("reference");
-  for (const auto& sig : signals) {
-    // The memorised indicator of the K a signal ranks lowest, with its bootstrap interval.
-    std::vector<std::size_t> order;
-    for (std::size_t i = 0; i < samples.size(); ++i) {
-      if (std::isfinite(samples[i].signals.at(sig))) order.push_back(i);
-    }
-    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
-      return samples[a].signals.at(sig) < samples[b].signals.at(sig);
-    });
-    std::vector<double> hit;
-    for (std::size_t i = 0; i < order.size() && static_cast<std::int64_t>(i) < eo.top; ++i) {
-      hit.push_back(samples[order[i]].memorized ? 1.0 : 0.0);
-    }
-    precision[sig] = mean_with_ci(hit, o.seed);
-  }
+  for (const auto& sig : signals) precision[sig] = mean_with_ci(top_memorized(samples, sig, eo.top), o.seed);
   Json agg = {{"samples", samples.size()},
               {"memorized", memorized},
               {"memorized_share", samples.empty() ? 0.0 : static_cast<double>(memorized) / samples.size()},
