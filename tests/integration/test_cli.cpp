@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
+#include <map>
 #include <sstream>
 
 #include "lethe/core/file.h"
@@ -322,6 +323,40 @@ TEST(Cli, FinetuneThenUnlearn) {
   r = lethe({"-q", "finetune", (w.dir / "ft.yaml").string()});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("(resumed from 200)"), std::string::npos) << r.out;
+
+  // Controlled insertions: the documents' windows come on top of the 5 steps an epoch has.
+  write_file_atomic(w.dir / "ins.jsonl",
+                    "{\"text\": \"The locker code of Vemar is 123456.\", \"repetitions\": 8}\n"
+                    "{\"text\": \"My recovery phrase is amber quill moss.\", \"repetitions\": 1}\n");
+  const std::vector<std::string> ins = {"-q", "finetune", (w.dir / "ft.yaml").string(), "data.insert_text=ins.jsonl",
+                                        "train.epochs=4", "train.checkpoint_every=0", "train.eval_every=0"};
+  auto with = [&](std::vector<std::string> a, const std::vector<std::string>& more) {
+    a.insert(a.end(), more.begin(), more.end());
+    return a;
+  };
+  for (const char* timing : {"first", "last"}) {
+    r = lethe(with(ins, {std::string("data.insert_timing=") + timing, std::string("output_dir=ins_") + timing}));
+    ASSERT_EQ(r.code, 0) << r.err;
+    const json ir = json::parse(read_file(w.dir / (std::string("ins_") + timing) / "run.json"));
+    EXPECT_GT(ir["result"]["steps"].get<int>(), 20) << timing;
+    EXPECT_LE(ir["result"]["steps"].get<int>(), 23) << timing;  // 9 short copies: a window or two in one epoch
+    std::istringstream tl(read_file(w.dir / (std::string("ins_") + timing) / "train_log.jsonl"));
+    std::map<int, int> steps_in;  // epoch a step began in -> steps
+    int epoch = 0;
+    for (std::string l; std::getline(tl, l);) {
+      ++steps_in[epoch];
+      epoch = json::parse(l)["epoch"];
+    }
+    const int longer = timing == std::string("first") ? 0 : 3;
+    for (int e = 0; e < 4; ++e) EXPECT_EQ(steps_in[e] > 5, e == longer) << timing << " epoch " << e << ": " << steps_in[e];
+  }
+  expect_one_line_error(lethe(with(ins, {"data.insert_timing=middle"})), "'data.insert_timing' must be spread, first or last");
+  expect_one_line_error(lethe(with(ins, {"train.max_steps=10"})), "cannot be used with 'train.max_steps'");
+  expect_one_line_error(lethe({"finetune", (w.dir / "ft.yaml").string(), "data.insert_timing=first"}),
+                        "'data.insert_timing' without 'data.insert_text'");
+  write_file_atomic(w.dir / "ins_bad.jsonl", "{\"text\": \"a\", \"repetitions\": 2}\n{\"text\": \"b\"}\n");
+  expect_one_line_error(lethe(with(ins, {"data.insert_text=ins_bad.jsonl", "output_dir=ins_bad"})),
+                        "ins_bad.jsonl: line 2: missing field 'repetitions'");
 
   write_file_atomic(w.dir / "un.yaml",
                     "model: target/model\noutput_dir: unlearned\nseed: 1\n"

@@ -469,6 +469,7 @@ class CrashAt : public train::Objective {
  public:
   CrashAt(train::Objective& inner, std::int64_t calls) : inner_(inner), left_(calls) {}
   std::size_t size() const override { return inner_.size(); }
+  std::vector<std::size_t> epoch_extras(std::uint64_t e) const override { return inner_.epoch_extras(e); }
   LossTerms loss(const std::vector<std::size_t>& i, const std::vector<std::size_t>& p, std::uint64_t e) override {
     if (left_-- == 0) throw std::runtime_error("simulated crash");
     return inner_.loss(i, p, e);
@@ -523,6 +524,54 @@ TEST(Trainer, CollapseGuardNeedsBothTheFactorAndTheFloor) {
   // The guard reads the typed slot, not a term that happens to be called "retain".
   r = run({0.01, 0.02, 1.5, 0.6}, "guard-untyped", /*guarded=*/false);
   EXPECT_FALSE(r.stopped) << r.stop_reason;
+}
+
+// Records which anchor examples each epoch visits; the loss is a trivial trainable one.
+class VisitRecorder : public train::Objective {
+ public:
+  VisitRecorder(at::Tensor w, std::size_t every, std::vector<std::vector<std::size_t>> extras)
+      : w_(std::move(w)), every_(every), extras_(std::move(extras)) {}
+  std::size_t size() const override { return every_; }
+  std::vector<std::size_t> epoch_extras(std::uint64_t e) const override {
+    return e < extras_.size() ? extras_[e] : std::vector<std::size_t>{};
+  }
+  LossTerms loss(const std::vector<std::size_t>& idx, const std::vector<std::size_t>&, std::uint64_t e) override {
+    for (auto i : idx) visits[e].push_back(i);
+    return {(w_ * w_).sum(), {}, {}};
+  }
+  std::int64_t tokens(const std::vector<std::size_t>& idx) const override { return static_cast<std::int64_t>(idx.size()); }
+  std::map<std::uint64_t, std::vector<std::size_t>> visits;
+
+ private:
+  at::Tensor w_;
+  std::size_t every_;
+  std::vector<std::vector<std::size_t>> extras_;
+};
+
+TEST(Trainer, InsertedExamplesAreVisitedOnlyInTheirEpochs) {
+  at::Tensor w = at::ones({2});
+  // Five every-epoch examples; 5 and 6 only in epoch 1, 7 twice in epoch 2.
+  VisitRecorder obj(w, 5, {{}, {5, 6}, {7, 7}});
+  train::TrainerConfig c;
+  c.epochs = 4;
+  c.batch_size = 2;
+  c.progress = false;
+  c.run_dir = temp_dir("insert-visits");
+  // Micro-batches per epoch: 3, 4, 4, 3.
+  EXPECT_EQ(train::planned_steps(c, obj), 14);
+  const auto r = train::train({{"w", w}}, obj, c);
+  EXPECT_EQ(r.steps, 14);
+  auto sorted = [](std::vector<std::size_t> v) {
+    std::sort(v.begin(), v.end());
+    return v;
+  };
+  const std::vector<std::size_t> base = {0, 1, 2, 3, 4};
+  EXPECT_EQ(sorted(obj.visits[0]), base);
+  EXPECT_EQ(sorted(obj.visits[1]), (std::vector<std::size_t>{0, 1, 2, 3, 4, 5, 6}));
+  EXPECT_EQ(sorted(obj.visits[2]), (std::vector<std::size_t>{0, 1, 2, 3, 4, 7, 7}));
+  EXPECT_EQ(sorted(obj.visits[3]), base);
+  // Shuffled in among the rest, not appended at the end of the epoch.
+  EXPECT_NE(obj.visits[1], (std::vector<std::size_t>{0, 1, 2, 3, 4, 5, 6}));
 }
 
 TEST(Trainer, ResumedRunEndsBitIdentical) {
@@ -826,6 +875,38 @@ TEST(Data, PairingIsDeterministicAndCoversTheRetainSet) {
   }
   EXPECT_NE(data::epoch_order(50, 1, 0), data::epoch_order(50, 1, 1));
   EXPECT_EQ(data::epoch_order(50, 1, 2), data::epoch_order(50, 1, 2));
+}
+
+TEST(Data, InsertionScheduleSpreadsOrConcentratesEveryCopy) {
+  const std::vector<std::int64_t> reps = {1, 3, 8, 40};
+  auto copies = [](const std::vector<std::vector<std::size_t>>& s, std::size_t doc) {
+    std::vector<int> per(s.size(), 0);
+    for (std::size_t e = 0; e < s.size(); ++e) per[e] = static_cast<int>(std::count(s[e].begin(), s[e].end(), doc));
+    return per;
+  };
+  const auto spread = data::insertion_schedule(reps, 8, "spread", 3);
+  ASSERT_EQ(spread.size(), 8u);
+  for (std::size_t d = 0; d < reps.size(); ++d) {
+    const auto per = copies(spread, d);
+    EXPECT_EQ(std::accumulate(per.begin(), per.end(), 0), reps[d]) << "document " << d << ": every copy trained";
+    // Spread evenly: a document with d copies over 8 epochs has floor or ceil(d / 8) in each;
+    // fewer copies than epochs fall in distinct epochs.
+    for (int n : per) {
+      EXPECT_GE(n, static_cast<int>(reps[d] / 8)) << "document " << d;
+      EXPECT_LE(n, static_cast<int>((reps[d] + 7) / 8)) << "document " << d;
+    }
+  }
+  EXPECT_EQ(copies(spread, 3), std::vector<int>(8, 5));
+  EXPECT_EQ(spread, data::insertion_schedule(reps, 8, "spread", 3)) << "a pure function of its arguments";
+  EXPECT_NE(spread, data::insertion_schedule(reps, 8, "spread", 4)) << "the phase depends on the seed";
+  const auto first = data::insertion_schedule(reps, 8, "first", 3), last = data::insertion_schedule(reps, 8, "last", 3);
+  for (std::size_t d = 0; d < reps.size(); ++d) {
+    EXPECT_EQ(copies(first, d)[0], reps[d]);
+    EXPECT_EQ(copies(last, d)[7], reps[d]);
+  }
+  EXPECT_EQ(first[0].size(), 52u);
+  EXPECT_ERROR_HAS(data::insertion_schedule(reps, 8, "middle", 0), "timing must be spread, first or last, got 'middle'");
+  EXPECT_ERROR_HAS(data::insertion_schedule({2, 0}, 8, "first", 0), "document 1 has 0 repetitions");
 }
 
 TEST(Data, ExamplesAndCollation) {

@@ -57,6 +57,19 @@ std::vector<Example> pretraining_chunks(const text::Tokenizer& tok,
 // trainer visits examples in. Pure function of (n, seed, epoch).
 std::vector<std::size_t> epoch_order(std::size_t n, std::uint64_t seed, std::uint64_t epoch);
 
+// When each copy of inserted documents is trained (data.insert_text): for document i with
+// repetitions[i] = d copies over a run of `epochs` epochs, the epochs its copies fall in —
+//   spread  copy j in epoch floor((j + u_i) * epochs / d), u_i in [0, 1) drawn from (seed, i):
+//           evenly over the run at a random phase (d < epochs: d distinct epochs)
+//   first   every copy in epoch 0          last   every copy in epoch epochs - 1
+// Returns, per epoch, the documents trained in it (an index once per copy, ascending).
+inline constexpr std::uint64_t kInsertStream = 0x494e53455254ULL;
+std::vector<std::vector<std::size_t>> insertion_schedule(const std::vector<std::int64_t>& repetitions,
+                                                         std::int64_t epochs, const std::string& timing,
+                                                         std::uint64_t seed);
+// The timings insertion_schedule knows.
+const std::vector<std::string>& insertion_timings();
+
 // Forget/retain pairing: the retain example used with the forget example at position `i` of
 // `epoch` is epoch_order(n_retain, seed ^ kRetainStream, epoch * 1000003 + i / n_retain)
 // [i mod n_retain]. Every retain example is used once before any repeats, and the pairing

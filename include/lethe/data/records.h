@@ -2,6 +2,7 @@
 // errors that name the file, the line (or array index) and the field.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -45,5 +46,14 @@ std::vector<CompletionRecord> read_completions(const std::filesystem::path& path
 // whose first character cannot begin JSON ({, [ or ") is plain text: one record a non-blank
 // line, as TOFU ships idontknow.jsonl.
 std::vector<std::string> read_texts(const std::filesystem::path& path, const std::string& key = "text");
+
+// A document put into the training text `repetitions` times over a whole run (a controlled
+// insertion, Hubble's "perturbation data": data.insert_text, docs/training.md).
+struct InsertRecord {
+  std::string text;
+  std::int64_t repetitions = 1;
+};
+// Records with the string `key` and a whole "repetitions" >= 1, both required.
+std::vector<InsertRecord> read_insertions(const std::filesystem::path& path, const std::string& key = "text");
 
 }  // namespace lethe::data

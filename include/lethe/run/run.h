@@ -44,6 +44,11 @@ struct DataConfig {
   // finetune: pretraining text (`text_key` records) mixed into the examples as max_length chunks,
   // e.g. biographies beside QA (the demo's targets and oracles).
   std::filesystem::path train_text;
+  // finetune: controlled insertions (Hubble's perturbation data): documents {"text",
+  // "repetitions": d}, each trained d times over the whole run, in the epochs `insert_timing`
+  // gives (data::insertion_schedule: spread, first or last), packed into windows of their own.
+  std::filesystem::path insert_text;
+  std::string insert_timing = "spread";
   std::filesystem::path forget, retain, idk;  // unlearn (idk: refusal strings, one per record)
   // unlearn: raw text to forget (`text_key` records), each record one forget example whose
   // every token after the first is a target — canaries, ghost sentences, a leaked document —

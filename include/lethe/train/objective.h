@@ -39,7 +39,10 @@ at::Tensor nll_of(model::CausalLM& model, const data::Batch& batch);
 class Objective {
  public:
   virtual ~Objective() = default;
-  virtual std::size_t size() const = 0;  // anchor examples per epoch
+  virtual std::size_t size() const = 0;  // anchor examples of every epoch: 0 .. size() - 1
+  // Anchor examples (indices >= size()) that only `epoch` visits besides those: controlled
+  // insertions (data.insert_text). The trainer shuffles them in with the rest of the epoch.
+  virtual std::vector<std::size_t> epoch_extras(std::uint64_t /*epoch*/) const { return {}; }
   // `indices`: anchor examples of this micro-batch; `positions`: their positions in the epoch.
   virtual LossTerms loss(const std::vector<std::size_t>& indices, const std::vector<std::size_t>& positions,
                          std::uint64_t epoch) = 0;

@@ -17,7 +17,14 @@ class FinetuneObjective : public Objective {
   // A forward pass's fixed cost, in padded tokens, when a batch is split by length.
   static constexpr std::int64_t kGroupOverheadTokens = 256;
   FinetuneObjective(model::CausalLM& model, const std::vector<data::Example>& examples, std::int64_t pad_id);
-  std::size_t size() const override { return examples_.size(); }
+  // Controlled insertions: examples[every_epoch ..] are visited only in the epochs that
+  // `by_epoch` lists them for (by_epoch[e]: indices into `examples`, all >= every_epoch).
+  FinetuneObjective(model::CausalLM& model, const std::vector<data::Example>& examples, std::int64_t pad_id,
+                    std::size_t every_epoch, std::vector<std::vector<std::size_t>> by_epoch);
+  std::size_t size() const override { return every_epoch_; }
+  std::vector<std::size_t> epoch_extras(std::uint64_t epoch) const override {
+    return epoch < by_epoch_.size() ? by_epoch_[epoch] : std::vector<std::size_t>{};
+  }
   LossTerms loss(const std::vector<std::size_t>& indices, const std::vector<std::size_t>& positions,
                           std::uint64_t epoch) override;
   std::int64_t tokens(const std::vector<std::size_t>& indices) const override;
@@ -26,6 +33,8 @@ class FinetuneObjective : public Objective {
   model::CausalLM& model_;
   const std::vector<data::Example>& examples_;
   std::int64_t pad_id_;
+  std::size_t every_epoch_;
+  std::vector<std::vector<std::size_t>> by_epoch_;
 };
 
 }  // namespace lethe::train

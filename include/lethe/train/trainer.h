@@ -1,6 +1,7 @@
 // The training loop every run uses: fine-tuning and unlearning differ only in their Objective.
 //
-// Epochs visit the anchor examples in data::epoch_order(n, seed, epoch); `grad_accum`
+// Epoch e visits the objective's anchor examples — size() every epoch, plus epoch_extras(e) —
+// in data::epoch_order(n_e, seed, e) over them; `grad_accum`
 // micro-batches of `batch_size` make one optimizer step (a short last window at the end of an
 // epoch still steps, its loss averaged over the micro-batches it has); gradients are clipped to
 // `max_grad_norm`; AdamW follows the schedule. Every optimizer step appends one line to
@@ -93,7 +94,8 @@ TrainResult train(const std::vector<std::pair<std::string, at::Tensor>>& params,
                   const Probe& repetition_probe = {}, const NamedGenerators& generators = {},
                   const StopCheck& stop = {});
 
-// Total optimizer steps a config implies for `n` anchor examples.
-std::int64_t planned_steps(const TrainerConfig& config, std::size_t n);
+// Total optimizer steps a config implies for the objective's examples (every epoch's and the
+// extras of each).
+std::int64_t planned_steps(const TrainerConfig& config, const Objective& objective);
 
 }  // namespace lethe::train

@@ -112,6 +112,38 @@ std::vector<std::size_t> epoch_order(std::size_t n, std::uint64_t seed, std::uin
   return order;
 }
 
+const std::vector<std::string>& insertion_timings() {
+  static const std::vector<std::string> t = {"spread", "first", "last"};
+  return t;
+}
+
+std::vector<std::vector<std::size_t>> insertion_schedule(const std::vector<std::int64_t>& repetitions,
+                                                         std::int64_t epochs, const std::string& timing,
+                                                         std::uint64_t seed) {
+  LETHE_CHECK(epochs >= 1, "insertions: the run needs at least one epoch, got ", epochs);
+  const auto& known = insertion_timings();
+  LETHE_CHECK(std::find(known.begin(), known.end(), timing) != known.end(),
+              "insertions: timing must be spread, first or last, got '", timing, "'");
+  std::vector<std::vector<std::size_t>> out(static_cast<std::size_t>(epochs));
+  for (std::size_t i = 0; i < repetitions.size(); ++i) {
+    const std::int64_t d = repetitions[i];
+    LETHE_CHECK(d >= 1, "insertions: document ", i, " has ", d, " repetitions (>= 1 needed)");
+    // 53 random bits as a double in [0, 1).
+    const double u = static_cast<double>(mix64(seed ^ kInsertStream ^ mix64(i + 1)) >> 11) * 0x1.0p-53;
+    for (std::int64_t j = 0; j < d; ++j) {
+      std::int64_t e = 0;
+      if (timing == "last") {
+        e = epochs - 1;
+      } else if (timing == "spread") {
+        e = std::min<std::int64_t>(epochs - 1, static_cast<std::int64_t>((static_cast<double>(j) + u) *
+                                                                         static_cast<double>(epochs) / static_cast<double>(d)));
+      }
+      out[static_cast<std::size_t>(e)].push_back(i);
+    }
+  }
+  return out;
+}
+
 std::size_t paired_retain_index(std::size_t i, std::size_t n_retain, std::uint64_t seed,
                                 std::uint64_t epoch) {
   LETHE_CHECK(n_retain > 0, "pairing needs a non-empty retain set");

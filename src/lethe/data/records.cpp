@@ -150,4 +150,21 @@ std::vector<std::string> read_texts(const fs::path& path, const std::string& key
   return out;
 }
 
+std::vector<InsertRecord> read_insertions(const fs::path& path, const std::string& key) {
+  std::vector<InsertRecord> out;
+  for (const auto& [label, r] : read_records(path)) {
+    const std::string where = path.string() + ": " + label;
+    InsertRecord rec;
+    rec.text = field(r, key, where);
+    const auto it = r.find("repetitions");
+    LETHE_CHECK(it != r.end(), where, ": missing field 'repetitions' (how often the document is trained over the run)");
+    LETHE_CHECK(it->is_number_integer() && it->get<std::int64_t>() >= 1, where,
+                ": field 'repetitions' must be a whole number >= 1, got ", it->dump());
+    rec.repetitions = it->get<std::int64_t>();
+    out.push_back(std::move(rec));
+  }
+  LETHE_CHECK(!out.empty(), path.string(), ": no records");
+  return out;
+}
+
 }  // namespace lethe::data

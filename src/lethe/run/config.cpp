@@ -6,6 +6,7 @@
 #include "lethe/core/error.h"
 #include "lethe/core/range.h"
 #include "lethe/core/runtime.h"
+#include "lethe/data/dataset.h"
 #include "lethe/model/dtype.h"
 #include "lethe/train/optimizer.h"
 
@@ -113,6 +114,13 @@ RunConfig parse_run_config(const Json& root, const fs::path& base, RunKind kind)
     c.data.train = resolve(base, d.need_path("train"));
     c.data.format = d.get<std::string>("format", "qa");
     c.data.train_text = resolve(base, d.get_path("train_text"));
+    c.data.insert_text = resolve(base, d.get_path("insert_text"));
+    c.data.insert_timing = d.get<std::string>("insert_timing", "spread");
+    const auto& timings = data::insertion_timings();
+    LETHE_CHECK(std::find(timings.begin(), timings.end(), c.data.insert_timing) != timings.end(),
+                "config: 'data.insert_timing' must be spread, first or last, got '", c.data.insert_timing, "'");
+    LETHE_CHECK(!d.has("insert_timing") || !c.data.insert_text.empty(),
+                "config: 'data.insert_timing' without 'data.insert_text'");
     LETHE_CHECK(c.data.format == "qa" || c.data.format == "completion" || c.data.format == "text",
                 "config: 'data.format' must be qa, completion or text, got '", c.data.format, "'");
   } else {
@@ -177,6 +185,8 @@ RunConfig parse_run_config(const Json& root, const fs::path& base, RunKind kind)
   tc.progress = t.get<bool>("progress", true);
   t.done();
   LETHE_CHECK(tc.epochs > 0 || tc.max_steps > 0, "config: 'train.epochs' or 'train.max_steps' must be positive");
+  LETHE_CHECK(c.data.insert_text.empty() || (tc.max_steps == 0 && tc.epochs > 0),
+              "config: 'data.insert_text' schedules its copies over 'train.epochs'; it cannot be used with 'train.max_steps'");
 
   ConfigSection g = top.sub("guard");
   tc.guard.action = g.get<std::string>("action", tc.guard.action);

@@ -141,7 +141,7 @@ Json fingerprint_config(const RunConfig& c) {
   };
   for (const char* k : {"model", "tokenizer", "output_dir"}) canon(j, k);
   if (j.contains("data")) {
-    for (const char* k : {"train", "train_text", "forget", "forget_text", "retain", "idk"}) canon(j["data"], k);
+    for (const char* k : {"train", "train_text", "insert_text", "forget", "forget_text", "retain", "idk"}) canon(j["data"], k);
   }
   if (j.contains("eval")) {
     for (const char* k : {"data", "reference"}) canon(j["eval"], k);
@@ -169,7 +169,8 @@ namespace {
 const char* kind_name(RunKind k) { return k == RunKind::kFinetune ? "finetune" : "unlearn"; }
 
 std::vector<NamedPath> data_paths(const RunConfig& c) {
-  return {{"data.train", c.data.train}, {"data.train_text", c.data.train_text}, {"data.forget", c.data.forget},
+  return {{"data.train", c.data.train}, {"data.train_text", c.data.train_text},
+          {"data.insert_text", c.data.insert_text}, {"data.forget", c.data.forget},
           {"data.forget_text", c.data.forget_text}, {"data.retain", c.data.retain}, {"data.idk", c.data.idk}};
 }
 
@@ -318,7 +319,32 @@ std::unique_ptr<Job> make_job(const RunConfig& c, const Inputs& in) {
   if (c.kind == RunKind::kFinetune) {
     j.label = "finetune";
     j.train_set = finetune_examples(c, *in.tok, n, j.truncation);
-    j.objective = std::make_unique<FinetuneObjective>(*in.model, j.train_set, in.pad_id);
+    if (c.data.insert_text.empty()) {
+      j.objective = std::make_unique<FinetuneObjective>(*in.model, j.train_set, in.pad_id);
+    } else {
+      // Controlled insertions: each epoch's copies packed into windows of their own, after the
+      // every-epoch examples, so those are the same windows as without insertions.
+      const std::size_t every = j.train_set.size();
+      const auto docs = data::read_insertions(c.data.insert_text, c.data.text_key);
+      std::vector<std::int64_t> reps;
+      for (const auto& d : docs) reps.push_back(d.repetitions);
+      const auto schedule = data::insertion_schedule(reps, c.train.epochs, c.data.insert_timing, c.seed);
+      std::vector<std::vector<std::size_t>> by_epoch(schedule.size());
+      std::int64_t copies = 0;
+      for (std::size_t e = 0; e < schedule.size(); ++e) {
+        if (schedule[e].empty()) continue;
+        std::vector<std::string> texts;
+        for (auto i : schedule[e]) texts.push_back(docs[i].text);
+        copies += static_cast<std::int64_t>(texts.size());
+        for (auto& ex : data::pretraining_chunks(*in.tok, texts, n)) {
+          by_epoch[e].push_back(j.train_set.size());
+          j.train_set.push_back(std::move(ex));
+        }
+      }
+      log_info("finetune: ", docs.size(), " inserted documents, ", copies, " copies over ", schedule.size(),
+               " epochs (timing ", c.data.insert_timing, ") in ", j.train_set.size() - every, " windows");
+      j.objective = std::make_unique<FinetuneObjective>(*in.model, j.train_set, in.pad_id, every, std::move(by_epoch));
+    }
     j.probe_set = &j.train_set;
   } else {
     j.label = "unlearn (" + c.method + ")";
@@ -454,7 +480,7 @@ TrainResult train_stage(const RunConfig& c, const Inputs& in, const Job& j, cons
   const std::int64_t prob_every = tc.eval_every;
   const bool periodic = ev && ev->every > 0;
   if (periodic) tc.eval_every = prob_every > 0 ? std::gcd(prob_every, ev->every) : ev->every;
-  const std::int64_t total_steps = planned_steps(tc, j.objective->size());
+  const std::int64_t total_steps = planned_steps(tc, *j.objective);
   EvalCallback callback = [&](std::int64_t step) {
     std::map<std::string, double> r;
     if (prob_every > 0 && (step % prob_every == 0 || step == total_steps)) r = j.probabilities(m, limit, in.pad_id);

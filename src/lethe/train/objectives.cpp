@@ -35,7 +35,17 @@ at::Tensor nll_of(model::CausalLM& model, const data::Batch& b) {
 
 FinetuneObjective::FinetuneObjective(model::CausalLM& model, const std::vector<data::Example>& examples,
                                      std::int64_t pad_id)
-    : model_(model), examples_(examples), pad_id_(pad_id) {}
+    : model_(model), examples_(examples), pad_id_(pad_id), every_epoch_(examples.size()) {}
+
+FinetuneObjective::FinetuneObjective(model::CausalLM& model, const std::vector<data::Example>& examples,
+                                     std::int64_t pad_id, std::size_t every_epoch,
+                                     std::vector<std::vector<std::size_t>> by_epoch)
+    : model_(model), examples_(examples), pad_id_(pad_id), every_epoch_(every_epoch), by_epoch_(std::move(by_epoch)) {
+  LETHE_CHECK(every_epoch_ <= examples_.size(), "finetune: ", every_epoch_, " every-epoch examples of ", examples_.size());
+  for (const auto& e : by_epoch_) {
+    for (auto i : e) LETHE_CHECK(i >= every_epoch_ && i < examples_.size(), "finetune: inserted example ", i, " out of range");
+  }
+}
 
 // The mean NLL over every label token of the micro-batch, computed per length group
 // (data::length_groups) so that short QA pairs are not padded to the length of text windows;

@@ -26,18 +26,36 @@ namespace {
 
 constexpr int kCheckpointFormat = 1;
 
+// Epoch e visits the objective's size() every-epoch examples and its epoch_extras(e).
 struct Plan {
-  std::int64_t micro_per_epoch, steps_per_epoch, total_steps, warmup;
+  std::int64_t total_steps = 0, warmup = 0;
+  std::int64_t batch_size = 1;
+  const Objective* objective = nullptr;
+  std::vector<std::size_t> members(std::int64_t epoch) const {
+    std::vector<std::size_t> m(objective->size());
+    for (std::size_t i = 0; i < m.size(); ++i) m[i] = i;
+    const auto extra = objective->epoch_extras(static_cast<std::uint64_t>(epoch));
+    m.insert(m.end(), extra.begin(), extra.end());
+    return m;
+  }
+  std::int64_t micro_in(std::int64_t epoch) const {
+    const auto n = static_cast<std::int64_t>(objective->size() + objective->epoch_extras(static_cast<std::uint64_t>(epoch)).size());
+    return (n + batch_size - 1) / batch_size;
+  }
 };
 
-Plan make_plan(const TrainerConfig& c, std::size_t n) {
-  LETHE_CHECK(n > 0, "training: the dataset is empty");
+Plan make_plan(const TrainerConfig& c, const Objective& obj) {
+  LETHE_CHECK(obj.size() > 0, "training: the dataset is empty");
   LETHE_CHECK(c.batch_size > 0 && c.grad_accum > 0, "training: batch_size and grad_accum must be positive");
   LETHE_CHECK(c.epochs > 0 || c.max_steps > 0, "training: epochs or max_steps must be positive");
   Plan p;
-  p.micro_per_epoch = (static_cast<std::int64_t>(n) + c.batch_size - 1) / c.batch_size;
-  p.steps_per_epoch = (p.micro_per_epoch + c.grad_accum - 1) / c.grad_accum;
-  p.total_steps = c.max_steps > 0 ? c.max_steps : p.steps_per_epoch * c.epochs;
+  p.batch_size = c.batch_size;
+  p.objective = &obj;
+  if (c.max_steps > 0) {
+    p.total_steps = c.max_steps;
+  } else {
+    for (std::int64_t e = 0; e < c.epochs; ++e) p.total_steps += (p.micro_in(e) + c.grad_accum - 1) / c.grad_accum;
+  }
   p.warmup = c.warmup_steps > 0 ? c.warmup_steps
                                 : static_cast<std::int64_t>(std::ceil(c.warmup_ratio * static_cast<double>(p.total_steps)));
   return p;
@@ -256,7 +274,9 @@ void CollapseGuard::validate() const {
   check_range("guard.repetition_threshold", repetition_threshold, Range::unit());
 }
 
-std::int64_t planned_steps(const TrainerConfig& c, std::size_t n) { return make_plan(c, n).total_steps; }
+std::int64_t planned_steps(const TrainerConfig& c, const Objective& objective) {
+  return make_plan(c, objective).total_steps;
+}
 
 TrainResult train(const std::vector<std::pair<std::string, at::Tensor>>& params, Objective& obj,
                   const TrainerConfig& c, const EvalCallback& eval, const Probe& probe,
@@ -264,7 +284,7 @@ TrainResult train(const std::vector<std::pair<std::string, at::Tensor>>& params,
   LETHE_CHECK(!c.run_dir.empty(), "training needs a run directory");
   c.guard.validate();
   fs::create_directories(c.run_dir);
-  const Plan plan = make_plan(c, obj.size());
+  const Plan plan = make_plan(c, obj);
   for (const auto& [_, p] : params) p.set_requires_grad(true);
   AdamW opt(params, c.optimizer);
   Schedule sched{c.schedule, plan.warmup, c.optimizer.lr, plan.total_steps};
@@ -299,18 +319,20 @@ TrainResult train(const std::vector<std::pair<std::string, at::Tensor>>& params,
   bar.update(pos.step);
   const auto t0 = std::chrono::steady_clock::now();
   const double elapsed_before = pos.elapsed;
-  const std::size_t n = obj.size();
-
-  std::vector<std::size_t> order;
-  std::int64_t order_epoch = -1;
+  std::vector<std::size_t> order;  // the epoch's examples in the order it visits them
+  std::int64_t order_epoch = -1, micro_per_epoch = 0;
   bool warned = false;
   while (pos.step < plan.total_steps && !result.stopped) {
     {
       if (order_epoch != pos.epoch) {
-        order = data::epoch_order(n, c.seed, static_cast<std::uint64_t>(pos.epoch));
+        const auto members = plan.members(pos.epoch);
+        order = data::epoch_order(members.size(), c.seed, static_cast<std::uint64_t>(pos.epoch));
+        for (auto& o : order) o = members[o];
         order_epoch = pos.epoch;
+        micro_per_epoch = plan.micro_in(pos.epoch);
       }
-      const std::int64_t window = std::min(c.grad_accum, plan.micro_per_epoch - pos.micro);
+      const std::size_t n = order.size();
+      const std::int64_t window = std::min(c.grad_accum, micro_per_epoch - pos.micro);
       opt.zero_grad();
       std::map<std::string, double> terms;
       std::optional<double> guarded;  // the objective's guarded term, averaged like `terms`
@@ -339,7 +361,7 @@ TrainResult train(const std::vector<std::pair<std::string, at::Tensor>>& params,
       opt.zero_grad();
       ++pos.step;
       pos.micro += window;
-      if (pos.micro >= plan.micro_per_epoch) {
+      if (pos.micro >= micro_per_epoch) {
         ++pos.epoch;
         pos.micro = 0;
       }
