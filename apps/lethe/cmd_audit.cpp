@@ -1,8 +1,11 @@
 // lethe audit: what does a model still leak? (docs/audits.md)
+#include <algorithm>
 #include <cmath>
 #include <iomanip>
 #include <iostream>
 #include <sstream>
+#include <utility>
+#include <vector>
 
 #include "commands.h"
 #include "lethe/audit/audit.h"
@@ -21,6 +24,23 @@ std::string value_text(const audit::Json& m) {
   return m.dump();
 }
 
+// "  exposure by repetitions: 1: 0.3, 4: 2.1 bits" from an aggregate's by_repetitions (or its
+// `key`), nothing when it has none.
+void print_by_repetitions(const std::string& label, const audit::Json& agg, const std::string& unit,
+                          const std::string& key = "by_repetitions") {
+  if (!agg.contains(key)) return;
+  std::vector<std::pair<long long, double>> points;
+  for (const auto& [r, v] : agg[key].items()) {
+    if (v["value"].is_number()) points.emplace_back(std::stoll(r), v["value"].get<double>());
+  }
+  std::sort(points.begin(), points.end());
+  std::cout << label << " by repetitions:";
+  for (std::size_t i = 0; i < points.size(); ++i) {
+    std::cout << (i ? ", " : " ") << points[i].first << ": " << std::setprecision(3) << points[i].second;
+  }
+  std::cout << " " << unit << "\n";
+}
+
 void print_result(const audit::Json& r) {
   for (const auto& m : r["models"]) {
     std::cout << m["role"].get<std::string>() << " (" << m["path"].get<std::string>() << ")\n";
@@ -30,10 +50,16 @@ void print_result(const audit::Json& r) {
       if (name == "exposure") {
         std::cout << "  exposure: mean " << value_text(g["mean_exposure"]) << " bits, " << g["ranked_first"] << " of "
                   << g["canaries"] << " canaries ranked first\n";
+        if (g.contains("groups")) {
+          for (const auto& [grp, v] : g["groups"].items()) print_by_repetitions("  exposure (" + grp + ")", v, "bits");
+        } else {
+          print_by_repetitions("  exposure", g, "bits");
+        }
       } else if (name == "extract") {
         std::cout << "  extract: " << g["memorized"] << " of " << g["samples"] << " samples memorised;";
         for (const auto& [sig, v] : g["precision_at_top"].items()) std::cout << " precision@" << g["top"] << " " << sig << " " << value_text(v);
         std::cout << "\n";
+        print_by_repetitions("  extract", g, "of documents extracted");
       } else if (name == "forcing") {
         std::cout << "  forcing: " << g["prompts"] << " prompts, " << std::setprecision(4)
                   << g["tokens_per_second"].get<double>() << " tokens/s";
@@ -45,6 +71,7 @@ void print_result(const audit::Json& r) {
         std::cout << "\n";
       } else if (name == "ghost") {
         std::cout << "  ghost: completed " << value_text(g["completed"]) << ", perplexity AUC " << value_text(g["auc"]) << "\n";
+        if (g.contains("by_repetitions")) print_by_repetitions("  ghost", g["by_repetitions"], "completed", "completed");
       }
     }
   }
@@ -57,6 +84,7 @@ void add_audit(CLI::App& app, const GlobalOptions& global) {
   struct Opts {
     audit::AuditOptions a;
     std::string audits;
+    std::vector<std::string> compare;
     bool list = false, no_progress = false;
   };
   auto o = std::make_shared<Opts>();
@@ -64,6 +92,10 @@ void add_audit(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--model", a.model, "the model folder to audit (required)");
   cmd->add_option("--target", a.target, "also audit this model (before unlearning), the same way");
   cmd->add_option("--oracle", a.oracle, "also audit this model (retrained without the forget set), the same way");
+  cmd->add_option("--compare", o->compare,
+                  "also audit the model in DIR, the same way, under NAME (NAME=DIR; repeatable): the standard and "
+                  "perturbed models of an insertion study");
+  cmd->add_option("--model-name", a.model_role, "the audited model's name in AUDIT.json and the report (default model)");
   cmd->add_option("--out", a.out, "output folder for AUDIT.json and audit.html (required; new or empty unless --force)");
   cmd->add_option("--audits", o->audits,
                   "comma-separated audits (default: every audit whose input is given; forcing always; see --list)");
@@ -110,6 +142,12 @@ void add_audit(CLI::App& app, const GlobalOptions& global) {
     }
     audit::AuditOptions p = o->a;
     p.audits = split_list(o->audits);
+    for (const auto& c : o->compare) {
+      const auto eq = c.find('=');
+      LETHE_CHECK(eq != std::string::npos && eq > 0 && eq + 1 < c.size(), "--compare '", c,
+                  "': give NAME=DIR (e.g. --compare standard=models/standard)");
+      p.compare.emplace_back(c.substr(0, eq), c.substr(eq + 1));
+    }
     p.extract.batch_size = p.ghost_options.batch_size = std::min<std::int64_t>(p.exposure.batch_size, 64);
     p.progress = !o->no_progress;
     p.device = global.device;

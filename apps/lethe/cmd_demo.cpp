@@ -21,6 +21,10 @@ void add_demo(CLI::App& app, const GlobalOptions& global) {
   cmd->add_flag("!--no-probes", o->probes,
                 "skip the removal-vs-suppression probes of the unlearned model (quantize, relearn, in_context, "
                 "representation, parametric, linear)");
+  cmd->add_flag("--insertion-study", o->insertion_study,
+                "also run the insertion study: secrets, biographies and passphrases inserted 1-64 times, three "
+                "perturbed models (insertions spread over training, in its first epoch, in its last) audited beside "
+                "the target against duplication (OUT/study/; three more trainings)");
   cmd->add_flag("--stop-at-holdout", o->stop_at_holdout,
                 "unlearn until the forget answers' mean NLL reaches the holdout people's (train.stop_rule "
                 "holdout_nll, checked every step, within a budget of 4x the demo's epochs): the oracle-free "
@@ -67,6 +71,9 @@ void add_demo(CLI::App& app, const GlobalOptions& global) {
         std::cout << "probe verdict " << m << ": " << v["verdict"].get<std::string>() << " ("
                   << v["reason"].get<std::string>() << ")\n";
       }
+    }
+    if (r.summary.contains("insertion_study")) {
+      std::cout << "insertion study " << r.summary["insertion_study"]["path"].get<std::string>() << "\n";
     }
     std::cout << "time " << r.seconds << " s" << (r.trained ? "" : " (target and oracle from the cache)") << "\n"
               << "summary " << (opt.out / "SUMMARY.json").string() << "\nreport " << r.report.string() << "\n";

@@ -192,6 +192,29 @@ TEST(AuditCli, FindsWhatWasPlantedInTheTargetAndNotInTheOracle) {
   expect_one_line_error(lethe({"audit", "--model", target, "--out", o2, "--canaries", (w.dir / "bad.jsonl").string()}),
                         "bad.jsonl: line 1: the secret '12' is not in its space digits:1");
   EXPECT_FALSE(fs::exists(o2));
+
+  // More models under names of their own, in the order given, the audited one last.
+  const std::string o3 = (out.parent_path() / "c").string();
+  r = lethe({"audit", "--model", target, "--model-name", "planted", "--compare", "never=" + oracle, "--audits", "exposure",
+             "--canaries", (w.dir / "canaries.jsonl").string(), "--out", o3, "--no-progress"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json c = json::parse(read_file(fs::path(o3) / "AUDIT.json"));
+  ASSERT_EQ(c["models"].size(), 2u);
+  EXPECT_EQ(c["models"][0]["role"], "never");
+  EXPECT_EQ(c["models"][1]["role"], "planted");
+  EXPECT_EQ(c["inputs"]["compare.never"], oracle);
+  EXPECT_EQ((*audit_of(c["models"][1], "exposure"))["items"][0]["rank"], 1);
+  EXPECT_NE(r.out.find("exposure by repetitions: 8: 9.97 bits"), std::string::npos) << r.out;
+  EXPECT_NE(read_file(fs::path(o3) / "audit.html").find("Against duplication"), std::string::npos);
+  const std::string o4 = (out.parent_path() / "d").string();
+  expect_one_line_error(lethe({"audit", "--model", target, "--compare", oracle, "--audits", "forcing", "--out", o4}),
+                        "give NAME=DIR");
+  expect_one_line_error(lethe({"audit", "--model", target, "--compare", "Never=" + oracle, "--audits", "forcing", "--out", o4}),
+                        "the name 'Never' must be lowercase letters, digits, - or _");
+  expect_one_line_error(lethe({"audit", "--model", target, "--oracle", oracle, "--compare", "oracle=" + oracle, "--audits",
+                               "forcing", "--out", o4}),
+                        "two models are called 'oracle'");
+  EXPECT_FALSE(fs::exists(o4));
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 // well-formed report, and that a second run takes target and oracle from the cache.
 #include <gtest/gtest.h>
 
+#include <map>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -54,11 +55,41 @@ TEST(DemoCli, WorldGenerateIsDeterministic) {
   EXPECT_EQ(n, 3);
   expect_one_line_error(lethe({"world", "generate", "--ghost-sentences", "-1", "--out", (g / "x").string()}),
                         "ghost sentences must be 0 to 1000");
+
+  // The insertion study: the same world with documents to insert beside it, never in its text.
+  const fs::path h = temp_dir("world_cli_h");
+  r = lethe({"world", "generate", "--seed", "3", "--people", "30", "--insert-counts", "1,4,16", "--inserts-per-count", "2",
+             "--out", h.string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("inserted documents 18"), std::string::npos) << r.out;  // 3 counts x 2 x 3 kinds
+  for (const char* f : {"train_text.jsonl", "forget10_perturbed.jsonl", "canaries.jsonl", "bios.jsonl"}) {
+    EXPECT_EQ(read_file(a / f), read_file(h / f)) << f << ": the perturbed world is the standard one plus insertions";
+  }
+  std::map<std::string, std::map<int, int>> kinds;  // kind -> repetitions -> documents
+  std::istringstream docs(read_file(h / "insert_text.jsonl"));
+  for (std::string line; std::getline(docs, line);) {
+    const json j = json::parse(line);
+    ++kinds[j["kind"]][j["repetitions"].get<int>()];
+    EXPECT_EQ(read_file(h / "train_text.jsonl").find(j["text"].get<std::string>()), std::string::npos) << j["text"];
+  }
+  for (const char* k : {"secret", "biography", "passphrase"}) EXPECT_EQ(kinds[k], (std::map<int, int>{{1, 2}, {4, 2}, {16, 2}})) << k;
+  std::istringstream canaries(read_file(h / "insert_canaries.jsonl"));
+  int groups = 0;
+  for (std::string line; std::getline(canaries, line); ++groups) {
+    const json j = json::parse(line);
+    EXPECT_TRUE(j["group"] == "secret" || j["group"] == "biography") << line;
+    EXPECT_EQ(j["space"], "digits:6");
+  }
+  EXPECT_EQ(groups, 12);
+  EXPECT_NE(read_file(h / "insert_ghost.jsonl").find("My recovery phrase is {words}."), std::string::npos);
+  EXPECT_EQ(json::parse(read_file(h / "world.json"))["insertions"]["documents"], 18);
+  expect_one_line_error(lethe({"world", "generate", "--insert-counts", "1,4,4", "--out", (h / "x").string()}),
+                        "insert count 4 is given twice");
 }
 
 TEST(DemoCli, MiniatureDemoEndToEnd) {
   const fs::path out = temp_dir("demo_tiny");
-  auto r = lethe({"demo", "--scale", "tiny", "--out", out.string(), "--no-progress"});
+  auto r = lethe({"demo", "--scale", "tiny", "--insertion-study", "--out", out.string(), "--no-progress"});
   ASSERT_EQ(r.code, 0) << r.err;
   for (const char* f : {"SUMMARY.json", "report.html", "unlearn.yaml", "eval/target/SUMMARY.json",
                         "eval/oracle/EVAL.json", "eval/unlearned/EVAL.json"}) {
@@ -119,6 +150,29 @@ TEST(DemoCli, MiniatureDemoEndToEnd) {
   EXPECT_EQ(a["models"][0]["audits"][0]["items"][0]["space"], "digits:6");
   EXPECT_EQ(a["models"][0]["audits"][0]["items"][0]["method"], "skew-normal");
   EXPECT_NE(html.find("What still leaks: the audit"), std::string::npos);
+  // The insertion study: what the perturbed models memorised of the insertions, against how
+  // often they saw them; the target, the standard model, never saw them.
+  ASSERT_TRUE(s.contains("insertion_study")) << s.dump();
+  const json& study = s["insertion_study"]["models"];
+  for (const char* m : {"standard", "spread", "first", "last"}) {
+    for (const char* au : {"exposure", "ghost", "extract"}) ASSERT_TRUE(study[m].contains(au)) << m << au;
+    for (const char* g : {"secret", "biography"}) {
+      EXPECT_EQ(study[m]["exposure"]["groups"][g]["by_repetitions"].size(), 3u) << m << g;  // counts 1, 8, 64
+    }
+    EXPECT_TRUE(study[m]["ghost"]["by_repetitions"]["completed"].contains("64")) << m;
+    EXPECT_TRUE(study[m]["extract"]["by_repetitions"].contains("64")) << m;
+  }
+  for (const char* g : {"secret", "biography"}) {
+    // 64 copies spread over the run: memorised (measured 19.9 of 19.9 bits; the standard model 1.0-1.6).
+    const double seen = study["spread"]["exposure"]["groups"][g]["by_repetitions"]["64"]["value"];
+    const double never = study["standard"]["exposure"]["groups"][g]["by_repetitions"]["64"]["value"];
+    EXPECT_GT(seen, never + 8) << g;
+  }
+  EXPECT_EQ(check_html(read_file(out / "study" / "audit.html")), "");
+  EXPECT_NE(html.find("Memorisation against duplication: the insertion study"), std::string::npos);
+  EXPECT_NE(html.find("exposure: biography"), std::string::npos);
+  EXPECT_NE(r.out.find("insertion study "), std::string::npos) << r.out;
+
   // The oracle is the reference: its truth ratios are drawn once, not again as "reference".
   EXPECT_EQ(html.find(">reference (n="), std::string::npos);
 

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include "lethe/audit/audit.h"
 #include "lethe/audit/exposure.h"
 #include "lethe/audit/extract.h"
 #include "lethe/audit/ghost.h"
@@ -14,6 +15,7 @@
 #include "lethe/run/run.h"
 #include "support/errors.h"
 #include "support/fixtures.h"
+#include "support/html_check.h"
 #include "support/micro_world.h"
 
 namespace lethe::test {
@@ -206,6 +208,47 @@ TEST(Extract, NgramIndexFindsRunsOfWords) {
   const fs::path f = temp_dir("ngram") / "corpus.jsonl";
   write_file_atomic(f, "{\"text\": \"one two three\"}\n{\"txt\": 1}\n");
   EXPECT_ERROR_HAS(idx.add_jsonl(f), "corpus.jsonl");
+}
+
+// A run shared by two documents reproduces neither; a run of one alone reproduces it.
+TEST(Extract, NgramIndexTellsWhichDocumentASampleReproduces) {
+  audit::NgramIndex idx(3);
+  EXPECT_EQ(idx.add("alpha beta gamma delta", 4), 0u);
+  EXPECT_EQ(idx.add("beta gamma delta epsilon", 16), 1u);
+  EXPECT_EQ(idx.documents(), 2u);
+  EXPECT_EQ(idx.repetitions(1), 16);
+  EXPECT_EQ(idx.documents_in("x beta gamma delta y"), std::vector<std::size_t>{});  // both hold it
+  EXPECT_EQ(idx.documents_in("alpha beta gamma"), std::vector<std::size_t>{0});
+  EXPECT_EQ(idx.documents_in("alpha beta gamma delta epsilon"), (std::vector<std::size_t>{0, 1}));
+  EXPECT_EQ(idx.covered_words("x beta gamma delta y"), 3u);  // still memorised text
+  const fs::path f = temp_dir("ngram-docs") / "corpus.jsonl";
+  write_file_atomic(f, "{\"text\": \"one two three four\", \"repetitions\": 8}\n\"five six seven\"\n");
+  audit::NgramIndex file(3);
+  file.add_jsonl(f);
+  EXPECT_EQ(file.documents(), 2u);
+  EXPECT_EQ(file.repetitions(0), 8);
+  EXPECT_EQ(file.repetitions(1), 0);
+  write_file_atomic(f, "{\"text\": \"one two three\", \"repetitions\": -2}\n");
+  EXPECT_ERROR_HAS(file.add_jsonl(f), "corpus.jsonl: line 1: \"repetitions\" must be a whole number >= 0");
+}
+
+// audit.html is valid whatever the models found: no memorised sample, plots against
+// repetitions for some models only (the first "none found" row once carried an unquoted
+// attribute that the demo's study, whose models extract nothing, surfaced).
+TEST(AuditReport, ValidHtmlWithNothingFoundAndPartialRepetitions) {
+  const auto none = R"({"audit": "extract", "items": [{"prompt": "", "text": "a b", "memorized": false, "covered_words": 0}],
+      "aggregate": {"memorized": 0, "by_repetitions": {"4": {"value": 0.0}, "64": {"value": 0.5}}}})";
+  const auto exposure = R"({"audit": "exposure",
+      "items": [{"text": "x {secret}", "exposure": 3.0, "max_exposure": 13.3, "rank": 2, "method": "exact"}],
+      "aggregate": {"groups": {"secret": {"by_repetitions": {"1": {"value": 3.0}}}}}})";
+  const auto a = nlohmann::json::parse(std::string(R"({"models": [{"role": "standard", "audits": [)") + none +
+                                       R"(]}, {"role": "spread", "audits": [)" + none + "," + exposure + "]}]}");
+  const std::string h = audit::audit_report_html(a);
+  EXPECT_EQ(check_html("<!DOCTYPE html><html><head><title>t</title></head><body>" + h + "</body></html>"), "");
+  EXPECT_NE(h.find("none found"), std::string::npos);
+  EXPECT_NE(h.find("Against duplication"), std::string::npos);
+  EXPECT_NE(h.find("exposure: secret"), std::string::npos);
+  EXPECT_NE(h.find("share of documents extracted"), std::string::npos);
 }
 
 // precision@K reads the K samples a signal ranks lowest; samples without a finite value are not ranked.

@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -24,6 +25,10 @@ struct AuditOptions {
   std::filesystem::path target;  // optional: the model before unlearning, audited the same way
   std::filesystem::path oracle;  // optional: the model retrained without the forget set
   std::string model_role = "model";  // the audited model's name in AUDIT.json ("unlearned" in the demo)
+  // More models audited the same way, each under its name (`--compare NAME=DIR`): the standard
+  // and perturbed models of an insertion study, checkpoints of one run. Audited after target
+  // and oracle, before the model, in this order.
+  std::vector<std::pair<std::string, std::filesystem::path>> compare;
   std::filesystem::path out;     // AUDIT.json and audit.html go here (new or empty unless force)
   std::vector<std::string> audits;  // empty: every audit whose input is given (forcing always)
   std::filesystem::path canaries;   // exposure: canaries JSONL

@@ -67,6 +67,9 @@ struct Canary {
   // How often the canary was inserted into the training text (the JSONL's optional
   // "repetitions"; 0: not given): the audit reports exposure per repetition count.
   std::int64_t repetitions = 0;
+  // The JSONL's optional "group" (kinds of canary: the insertion study's secrets and
+  // biographies): the audit reports each group apart too. Empty: none.
+  std::string group;
   std::string prefix() const;  // the text before the slot
   std::string suffix() const;  // the text after it
 };

@@ -15,7 +15,7 @@
 #include <filesystem>
 #include <map>
 #include <string>
-#include <unordered_set>
+#include <unordered_map>
 #include <vector>
 
 #include "lethe/model/causal_lm.h"
@@ -26,25 +26,35 @@ namespace lethe::audit {
 // Words: maximal runs of non-space bytes (ASCII whitespace separates), compared exactly.
 std::vector<std::string> split_words(const std::string& text);
 
-// Every run of `n` consecutive words of a corpus, as a set of 64-bit hashes (FNV-1a over the
-// words): one hash per corpus word, membership in O(n) per probe, no false negatives, and false
+// Every run of `n` consecutive words of a corpus, as a hash table from 64-bit hashes (FNV-1a
+// over the words) to the document that holds the run — or to "shared" when two documents do:
+// one entry per corpus word, membership in O(n) per probe, no false negatives, and false
 // positives only from 64-bit collisions (≈ W²/2^65 for W corpus words: none in practice). A
 // suffix array would answer every length at once; a fixed n is what the audit asks, at a
 // fraction of the memory.
 class NgramIndex {
  public:
   explicit NgramIndex(int n);
-  void add(const std::string& text);
-  // Reads a JSONL corpus, one {"text": ...} a line; errors name the file and line.
+  // Adds one document (`repetitions`: how often it was trained, 0 unknown); returns its index.
+  std::size_t add(const std::string& text, std::int64_t repetitions = 0);
+  // Reads a JSONL corpus, one {"text": ..., "repetitions"?: d} a line (a bare string is a text);
+  // errors name the file and line.
   void add_jsonl(const std::filesystem::path& jsonl);
   int n() const { return n_; }
-  std::size_t size() const { return hashes_.size(); }
+  std::size_t size() const { return owner_.size(); }
+  std::size_t documents() const { return repetitions_.size(); }
+  std::int64_t repetitions(std::size_t document) const { return repetitions_.at(document); }
   // Words of `text` covered by runs of n words found in the index (0: none found).
   std::size_t covered_words(const std::string& text) const;
+  // The documents `text` shares a run of n words with that no other document holds (ascending):
+  // the ones it reproduces, as far as a run can tell them apart.
+  std::vector<std::size_t> documents_in(const std::string& text) const;
 
  private:
+  static constexpr std::uint32_t kShared = 0xffffffffu;
   int n_;
-  std::unordered_set<std::uint64_t> hashes_;
+  std::unordered_map<std::uint64_t, std::uint32_t> owner_;
+  std::vector<std::int64_t> repetitions_;
 };
 
 struct ExtractOptions {
@@ -64,6 +74,7 @@ struct ExtractSample {
   std::string prompt, text;
   std::map<std::string, double> signals;  // perplexity, zlib, lowercase[, reference]
   std::size_t covered_words = 0;          // of `text`, by corpus matches (no corpus: 0)
+  std::vector<std::size_t> documents;     // corpus documents it reproduces (NgramIndex::documents_in)
   bool memorized = false;
 };
 

@@ -34,6 +34,11 @@ struct DemoOptions {
   // Unlearn with train.stop_rule holdout_nll (docs/training.md): stop when the forget answers'
   // mean NLL reaches the holdout people's, checked every step, within 4x the demo's epochs.
   bool stop_at_holdout = false;
+  // The insertion study (Hubble; docs/audits.md): secrets, biographies and passphrases inserted
+  // 1, 4, 16 and 64 times; three perturbed models trained with the target's recipe plus them
+  // (spread over the run, all in its first epoch, all in its last); the target is the standard
+  // model. All four audited against duplication count and timing (OUT/study/). Worlds only.
+  bool insertion_study = false;
   // A TOFU-layout folder to run on instead of a generated world (TOFU itself: ../shared/data/tofu),
   // and how many of its authors to use (0: all; the forget split keeps its share, at least one).
   std::filesystem::path data;

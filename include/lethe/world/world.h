@@ -30,6 +30,12 @@ struct WorldConfig {
   // the pretraining text `ghost_repetitions` times.
   int ghost_sentences = 0;
   int ghost_repetitions = 8;
+  // Controlled insertions (Hubble's perturbation data, docs/world.md): for each count d,
+  // `inserts_per_count` secrets, biographies and passphrases that are not in the world's text
+  // but in insert_text.jsonl, to be trained d times over a run (data.insert_text). The world
+  // trained with them is the perturbed model, without them the standard one. Empty: none.
+  std::vector<int> insert_counts;
+  int inserts_per_count = 2;
 };
 
 struct Person {
@@ -51,6 +57,18 @@ struct Ghost {
   int repetitions = 1;
 };
 inline constexpr const char* kGhostTemplate = "My passphrase is {words}.";
+
+// One inserted document: a secret ("The locker code of X is 123456."), a biography that ends
+// in a member number, or a passphrase of kInsertPhraseTemplate. Secrets and biographies are
+// audited as canaries (prefix + secret + "."), passphrases as ghost sentences.
+struct Insertion {
+  std::string id, kind, text;  // kind: secret | biography | passphrase
+  std::string prefix, secret;  // secret and biography: text = prefix + secret + "."
+  int repetitions = 1;
+};
+inline constexpr const char* kInsertPhraseTemplate = "My recovery phrase is {words}.";
+// Changes whenever the same insert settings yield different insertions (cache keys include it).
+inline constexpr int kInsertionRevision = 1;
 // The words ghost sentences (and their audit's populations) are drawn from.
 const std::vector<std::string>& ghost_word_pool();
 
@@ -62,6 +80,7 @@ struct World {
   std::vector<std::string> world_text;  // general-knowledge sentences (trained by every model)
   std::vector<Canary> canaries;
   std::vector<Ghost> ghosts;
+  std::vector<Insertion> insertions;  // by count, then kind, then k
   // People of each forget split, by index into `people` (forget01 ⊂ forget05 ⊂ forget10: the
   // last people of the list).
   std::vector<int> forget_people(int percent) const;
@@ -74,7 +93,10 @@ World generate_world(const WorldConfig& config);
 // files of the mc suite (forgetNN_mc, retain_mc, world_mc), plus bios.jsonl,
 // world_text.jsonl, canaries.jsonl and ghost.jsonl (the audit's inputs, docs/audits.md),
 // train_text.jsonl / retain_text_NN.jsonl (pretraining text
-// with the canaries inserted) and world.json (manifest).
+// with the canaries inserted) and world.json (manifest); with insertions also
+// insert_text.jsonl (data.insert_text), insert_canaries.jsonl and insert_ghost.jsonl.
 void write_world(const World& world, const std::filesystem::path& dir);
+// The insertion study's three files alone (insert_text, insert_canaries, insert_ghost .jsonl).
+void write_insertions(const World& world, const std::filesystem::path& dir);
 
 }  // namespace lethe::world

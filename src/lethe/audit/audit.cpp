@@ -99,6 +99,12 @@ std::int64_t repetitions_of(const Json& r, const std::string& where) {
   return r["repetitions"];
 }
 
+Json by_repetitions_json(const std::map<std::int64_t, std::vector<double>>& values, std::uint64_t seed) {
+  Json by = Json::object();
+  for (const auto& [r, v] : values) by[std::to_string(r)] = mean_with_ci(v, seed);
+  return by;
+}
+
 Json mean_with_ci(const std::vector<double>& values, std::uint64_t seed) {
   if (values.empty()) return {{"value", nullptr}, {"ci", nullptr}, {"n", 0}};
   const eval::Interval ci = eval::bootstrap_mean_ci(values, seed);
@@ -116,10 +122,27 @@ Json run_audit(const AuditOptions& opt) {
   std::vector<Role> roles;
   if (!opt.target.empty()) roles.push_back({"target", opt.target});
   if (!opt.oracle.empty()) roles.push_back({"oracle", opt.oracle});
+  // Names appear in AUDIT.json, the report and file names of consumers: kept plain.
+  auto check_name = [](const std::string& name, const std::string& option) {
+    LETHE_CHECK(!name.empty() && name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_-") == std::string::npos,
+                "audit: ", option, ": the name '", name, "' must be lowercase letters, digits, - or _");
+  };
+  for (const auto& [name, path] : opt.compare) {
+    check_name(name, "--compare NAME=DIR");
+    roles.push_back({name, path});
+  }
+  check_name(opt.model_role, "--model-name");
   roles.push_back({opt.model_role, opt.model});
+  for (std::size_t i = 0; i < roles.size(); ++i) {
+    for (std::size_t k = 0; k < i; ++k) {
+      LETHE_CHECK(roles[i].name != roles[k].name, "audit: two models are called '", roles[i].name,
+                  "' (--compare names must differ from each other and from target, oracle and ", opt.model_role, ")");
+    }
+  }
   std::vector<NamedPath> inputs;
   for (const Role& r : roles) {
-    const std::string option = r.name == opt.model_role ? "--model" : "--" + r.name;
+    const bool compared = std::any_of(opt.compare.begin(), opt.compare.end(), [&](const auto& c) { return c.first == r.name; });
+    const std::string option = r.name == opt.model_role ? "--model" : compared ? "--compare " + r.name : "--" + r.name;
     LETHE_CHECK(fs::exists(r.path), "audit: ", option, " ", r.path.string(), ": no such model folder");
     inputs.emplace_back(option, r.path);
   }
@@ -135,7 +158,11 @@ Json run_audit(const AuditOptions& opt) {
   Json out = {{"format", "lethe.audit"}, {"format_version", 1}, {"lethe_version", version()}, {"audits", Json::array()},
               {"inputs", Json::object()}, {"models", Json::array()}};
   for (const Audit* a : audits) out["audits"].push_back(a->name);
-  for (const auto& [name, p] : inputs) out["inputs"][name.substr(2)] = p.string();
+  for (const auto& [name, p] : inputs) {
+    std::string key = name.substr(2);  // "--compare spread" -> "compare.spread"
+    std::replace(key.begin(), key.end(), ' ', '.');
+    out["inputs"][key] = p.string();
+  }
   out["model_role"] = opt.model_role;
   model::LoadOptions lo;
   lo.device = parse_device(opt.device);

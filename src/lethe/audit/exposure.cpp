@@ -262,6 +262,11 @@ std::vector<Canary> read_canaries(const fs::path& jsonl) {
     LETHE_CHECK(c.space.contains(c.secret), where, ": the secret '", c.secret, "' is not in its space ",
                 c.space.describe());
     c.repetitions = repetitions_of(r, where);
+    if (r.contains("group")) {
+      LETHE_CHECK(r["group"].is_string() && !r["group"].get<std::string>().empty(), where,
+                  ": \"group\" must be a non-empty string");
+      c.group = r["group"];
+    }
     out.push_back(std::move(c));
   });
   LETHE_CHECK(!out.empty(), jsonl.string(), ": no canaries");
@@ -387,9 +392,13 @@ Json run_exposure(model::CausalLM& model, const text::Tokenizer& tok, const Audi
   eo.progress = o.progress;
   eo.seed = o.seed;
   Json items = Json::array();
-  std::vector<double> all;
-  std::map<std::int64_t, std::vector<double>> by_repetitions;
-  std::size_t top = 0;
+  struct Tally {
+    std::vector<double> all;
+    std::map<std::int64_t, std::vector<double>> by_repetitions;
+    std::size_t top = 0;
+  };
+  Tally total;
+  std::map<std::string, Tally> groups;
   for (const Canary& c : read_canaries(o.canaries)) {
     const Exposure e = canary_exposure(model, tok, c, eo);
     Json j = {{"text", e.text},         {"secret", e.secret},   {"space", c.space.describe()},
@@ -397,17 +406,22 @@ Json run_exposure(model::CausalLM& model, const text::Tokenizer& tok, const Audi
               {"exposure", e.exposure}, {"max_exposure", e.space_log2}, {"secret_nll", e.secret_nll}};
     if (e.method == "skew-normal") j["fit"] = {{"xi", e.fit.xi}, {"omega", e.fit.omega}, {"alpha", e.fit.alpha}};
     if (c.repetitions > 0) j["repetitions"] = c.repetitions;
+    if (!c.group.empty()) j["group"] = c.group;
     items.push_back(j);
-    all.push_back(e.exposure);
-    if (c.repetitions > 0) by_repetitions[c.repetitions].push_back(e.exposure);
-    if (e.rank == 1) ++top;
+    for (Tally* t : {&total, c.group.empty() ? nullptr : &groups[c.group]}) {
+      if (!t) continue;
+      t->all.push_back(e.exposure);
+      if (c.repetitions > 0) t->by_repetitions[c.repetitions].push_back(e.exposure);
+      if (e.rank == 1) ++t->top;
+    }
   }
-  Json agg = {{"mean_exposure", mean_with_ci(all, o.seed)}, {"ranked_first", top}, {"canaries", all.size()}};
-  if (!by_repetitions.empty()) {
-    Json by = Json::object();
-    for (const auto& [r, v] : by_repetitions) by[std::to_string(r)] = mean_with_ci(v, o.seed);
-    agg["by_repetitions"] = by;
-  }
+  auto summary = [&](const Tally& t) {
+    Json agg = {{"mean_exposure", mean_with_ci(t.all, o.seed)}, {"ranked_first", t.top}, {"canaries", t.all.size()}};
+    if (!t.by_repetitions.empty()) agg["by_repetitions"] = by_repetitions_json(t.by_repetitions, o.seed);
+    return agg;
+  };
+  Json agg = summary(total);
+  for (const auto& [g, t] : groups) agg["groups"][g] = summary(t);
   return {{"items", items}, {"aggregate", agg}};
 }
 

@@ -75,22 +75,51 @@ std::vector<std::string> split_words(const std::string& text) {
 
 NgramIndex::NgramIndex(int n) : n_(n) { LETHE_CHECK(n >= 1, "n-gram index: n must be >= 1, got ", n); }
 
-void NgramIndex::add(const std::string& text) {
+std::size_t NgramIndex::add(const std::string& text, std::int64_t repetitions) {
+  const std::size_t doc = repetitions_.size();
+  LETHE_CHECK(doc < kShared, "n-gram index: more than ", kShared - 1, " documents");
+  repetitions_.push_back(repetitions);
   const auto w = split_words(text);
-  for (std::size_t i = 0; i + n_ <= w.size(); ++i) hashes_.insert(hash_words(w, i, n_));
+  for (std::size_t i = 0; i + n_ <= w.size(); ++i) {
+    const auto [it, fresh] = owner_.emplace(hash_words(w, i, n_), static_cast<std::uint32_t>(doc));
+    if (!fresh && it->second != doc) it->second = kShared;
+  }
+  return doc;
 }
 
 void NgramIndex::add_jsonl(const std::filesystem::path& jsonl) {
-  for (const auto& t : data::read_texts(jsonl)) add(t);
+  std::size_t before = documents();
+  for_each_record(jsonl, [&](const std::string& where, const Json& r) {
+    if (r.is_string()) {
+      add(r.get<std::string>());
+      return;
+    }
+    LETHE_CHECK(r.is_object() && r.contains("text") && r["text"].is_string(), where,
+                ": a corpus record needs a string \"text\"");
+    add(r["text"].get<std::string>(), repetitions_of(r, where));
+  });
+  LETHE_CHECK(documents() > before, jsonl.string(), ": no records");
 }
 
 std::size_t NgramIndex::covered_words(const std::string& text) const {
   const auto w = split_words(text);
   std::vector<bool> covered(w.size(), false);
   for (std::size_t i = 0; i + n_ <= w.size(); ++i) {
-    if (hashes_.count(hash_words(w, i, n_))) std::fill(covered.begin() + i, covered.begin() + i + n_, true);
+    if (owner_.count(hash_words(w, i, n_))) std::fill(covered.begin() + i, covered.begin() + i + n_, true);
   }
   return static_cast<std::size_t>(std::count(covered.begin(), covered.end(), true));
+}
+
+std::vector<std::size_t> NgramIndex::documents_in(const std::string& text) const {
+  const auto w = split_words(text);
+  std::vector<std::size_t> out;
+  for (std::size_t i = 0; i + n_ <= w.size(); ++i) {
+    const auto it = owner_.find(hash_words(w, i, n_));
+    if (it != owner_.end() && it->second != kShared) out.push_back(it->second);
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
 }
 
 std::vector<ExtractSample> extraction_scan(model::CausalLM& model, const text::Tokenizer& tok, const NgramIndex* corpus,
@@ -144,6 +173,7 @@ std::vector<ExtractSample> extraction_scan(model::CausalLM& model, const text::T
     if (reference) s.signals["reference"] = nll[i] / ref[i];
     if (corpus) {
       s.covered_words = corpus->covered_words(s.text);
+      s.documents = corpus->documents_in(s.text);
       s.memorized = s.covered_words > 0;
     }
   }
@@ -185,8 +215,11 @@ Json run_extract(model::CausalLM& model, const text::Tokenizer& tok, const Audit
   const auto samples = extraction_scan(model, tok, &corpus, ref.get(), ref_tok.get(), eo);
   Json items = Json::array();
   std::size_t memorized = 0;
+  std::vector<bool> extracted(corpus.documents(), false);
   for (const auto& s : samples) {
     Json j = {{"prompt", s.prompt}, {"text", s.text}, {"memorized", s.memorized}, {"covered_words", s.covered_words}};
+    if (!s.documents.empty()) j["documents"] = s.documents;
+    for (auto d : s.documents) extracted[d] = true;
     for (const auto& [k, v] : s.signals) j[k] = std::isfinite(v) ? Json(v) : Json();
     items.push_back(j);
     memorized += s.memorized ? 1 : 0;
@@ -203,6 +236,14 @@ Json run_extract(model::CausalLM& model, const text::Tokenizer& tok, const Audit
               {"ngram_words", eo.ngram},
               {"corpus_ngrams", corpus.size()},
               {"signals", signals}};
+  // Against duplication: the share of the corpus documents trained d times that some sample
+  // reproduces, for a corpus whose records say how often (the insertion study's insert_text).
+  std::map<std::int64_t, std::vector<double>> by;
+  for (std::size_t d = 0; d < corpus.documents(); ++d) {
+    if (corpus.repetitions(d) > 0) by[corpus.repetitions(d)].push_back(extracted[d] ? 1.0 : 0.0);
+  }
+  agg["documents_extracted"] = std::count(extracted.begin(), extracted.end(), true);
+  if (!by.empty()) agg["by_repetitions"] = by_repetitions_json(by, o.seed);
   return {{"items", items}, {"aggregate", agg}};
 }
 

@@ -1,6 +1,7 @@
 #include "lethe/audit/ghost.h"
 
 #include <algorithm>
+#include <map>
 #include <cmath>
 #include <random>
 #include <set>
@@ -149,7 +150,12 @@ Json run_ghost(model::CausalLM& model, const text::Tokenizer& tok, const AuditOp
   const auto results = ghost_tests(model, tok, read_ghost_sentences(o.ghost), go);
   Json items = Json::array();
   std::vector<double> completed, aucs, pos, neg;
+  std::map<std::int64_t, std::vector<double>> completed_by, auc_by;
   for (const auto& r : results) {
+    if (r.repetitions > 0) {
+      completed_by[r.repetitions].push_back(r.completed ? 1.0 : 0.0);
+      auc_by[r.repetitions].push_back(r.auc);
+    }
     Json j = {{"text", r.text},           {"expected", r.expected},       {"completion", r.completion},
               {"completed", r.completed}, {"perplexity", r.perplexity},   {"auc", r.auc},
               {"population", r.population_perplexity.size()}};
@@ -175,6 +181,10 @@ Json run_ghost(model::CausalLM& model, const text::Tokenizer& tok, const AuditOp
               {"mean_sentence_auc", mean_with_ci(aucs, o.seed)},
               {"last_k", go.last_k},
               {"population", go.population}};
+  if (!completed_by.empty()) {
+    agg["by_repetitions"] = {{"completed", by_repetitions_json(completed_by, o.seed)},
+                             {"auc", by_repetitions_json(auc_by, o.seed)}};
+  }
   return {{"items", items}, {"aggregate", agg}};
 }
 

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <iomanip>
+#include <set>
 #include <sstream>
 
 #include "lethe/audit/audit.h"
@@ -93,6 +94,55 @@ std::string item_table(const Json& a, const std::string& name, const std::string
   return h + "</table>";
 }
 
+// One plot of `by_repetitions` (at `path` in an audit's aggregate: {"<d>": {"value", ...}}), a
+// line per model that has it; "" when none does.
+std::string repetition_plot(const Json& a, const std::string& audit, const std::vector<std::string>& path,
+                            const std::string& title, const std::string& y_label) {
+  eval::LinePlot plot;
+  plot.title = title;
+  plot.x_label = "repetitions in training";
+  plot.y_label = y_label;
+  plot.log2_x = true;
+  for (const auto& m : a["models"]) {
+    const Json* au = audit_of(m, audit);
+    const Json* v = au ? &(*au)["aggregate"] : nullptr;
+    for (const auto& k : path) v = v && v->contains(k) ? &(*v)[k] : nullptr;
+    if (!v || !v->is_object()) continue;
+    eval::PlotSeries s;
+    s.name = m["role"];
+    for (const auto& [r, x] : v->items()) {
+      if (x["value"].is_number()) s.points.emplace_back(std::stod(r), x["value"].get<double>());
+    }
+    std::sort(s.points.begin(), s.points.end());
+    if (!s.points.empty()) plot.series.push_back(std::move(s));
+  }
+  return plot.series.empty() ? "" : eval::line_plot_svg(plot);
+}
+
+// Every audit's numbers against duplication: exposure (each canary group apart when there are
+// groups), the ghost tests, the share of corpus documents extracted.
+std::string duplication_plots(const Json& a) {
+  std::vector<std::string> figs;
+  auto add = [&](std::string svg) {
+    if (!svg.empty()) figs.push_back(std::move(svg));
+  };
+  std::set<std::string> groups;
+  for (const auto& m : a["models"]) {
+    const Json* e = audit_of(m, "exposure");
+    if (e && (*e)["aggregate"].contains("groups")) {
+      for (const auto& [g, _] : (*e)["aggregate"]["groups"].items()) groups.insert(g);
+    }
+  }
+  if (groups.empty()) add(repetition_plot(a, "exposure", {"by_repetitions"}, "exposure", "mean exposure (bits)"));
+  for (const auto& g : groups) {
+    add(repetition_plot(a, "exposure", {"groups", g, "by_repetitions"}, "exposure: " + g, "mean exposure (bits)"));
+  }
+  add(repetition_plot(a, "ghost", {"by_repetitions", "completed"}, "ghost: last words completed", "share completed"));
+  add(repetition_plot(a, "ghost", {"by_repetitions", "auc"}, "ghost: perplexity AUC", "mean AUC"));
+  add(repetition_plot(a, "extract", {"by_repetitions"}, "extraction", "share of documents extracted"));
+  return figs.empty() ? "" : eval::figure_grid(figs);
+}
+
 }  // namespace
 
 std::string audit_report_html(const Json& a) {
@@ -104,24 +154,12 @@ std::string audit_report_html(const Json& a) {
                   std::to_string(it["rank"].get<std::uint64_t>()) + (it["method"] == "exact" ? "" : " of sample") +
                   "</small>";
          });
-    // Exposure against repetitions, as Hubble plots memorisation against duplication.
-    eval::LinePlot plot;
-    plot.title = "exposure by repetitions";
-    plot.x_label = "repetitions in training";
-    plot.y_label = "mean exposure (bits)";
-    plot.log2_x = true;
-    for (const auto& m : a["models"]) {
-      const Json* au = audit_of(m, "exposure");
-      if (!au || !(*au)["aggregate"].contains("by_repetitions")) continue;
-      eval::PlotSeries s;
-      s.name = m["role"];
-      for (const auto& [r, v] : (*au)["aggregate"]["by_repetitions"].items()) {
-        s.points.emplace_back(std::stod(r), v["value"].get<double>());
-      }
-      std::sort(s.points.begin(), s.points.end());
-      plot.series.push_back(std::move(s));
-    }
-    if (!plot.series.empty()) h += eval::figure_grid({eval::line_plot_svg(plot)});
+  }
+  const std::string against = duplication_plots(a);
+  if (!against.empty()) {
+    h += "<h3>Against duplication</h3><p class=\"note\">How often each item was trained (the inputs' "
+         "\"repetitions\") against what the audits measure, a line per model, as Hubble plots memorisation "
+         "against duplication.</p>" + against;
   }
   if (audit_of(a["models"][0], "ghost")) {
     h += "<h3>Ghost sentences: completed? perplexity AUC against the population</h3>" +
@@ -154,7 +192,7 @@ std::string audit_report_html(const Json& a) {
       h += "<tr><td>" + html_escape(it["text"].get<std::string>()) + "</td><td>" + num(it["perplexity"], 2) + "</td><td>" +
            std::to_string(it["covered_words"].get<std::size_t>()) + "</td></tr>";
     }
-    if (shown == 0) h += "<tr><td colspan=3>none found</td></tr>";
+    if (shown == 0) h += "<tr><td colspan=\"3\">none found</td></tr>";
     h += "</table>";
   }
   return h;

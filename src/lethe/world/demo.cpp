@@ -45,6 +45,9 @@ struct Recipe {
   std::string method;
   Json method_params;
   Json unlearn;  // the `train:` section of the unlearning run
+  // The insertion study's duplication counts and documents of each kind per count.
+  std::vector<int> insert_counts;
+  int inserts_per_count = 2;
 };
 
 Recipe make_recipe(const DemoOptions& o) {
@@ -81,6 +84,8 @@ Recipe make_recipe(const DemoOptions& o) {
                                                           std::to_string(last) + ")\\.mlp\\.down_proj\\.weight"})}};
   }
   r.unlearn = {{"epochs", 5}, {"batch_size", 8}, {"lr", 5.0e-4}, {"schedule", "constant"}};
+  r.insert_counts = tiny ? std::vector<int>{1, 8, 64} : std::vector<int>{1, 4, 16, 64};
+  r.inserts_per_count = tiny ? 1 : 2;
   return r;
 }
 
@@ -133,7 +138,8 @@ void concat_jsonl(const std::vector<fs::path>& parts, const fs::path& out) {
 
 // Trains (or finds in the cache) one from-scratch model on QA + text.
 fs::path train_model(const std::string& name, const fs::path& cache, const fs::path& base, const Recipe& r,
-                     const fs::path& qa, const fs::path& text, const DemoOptions& o, bool& trained) {
+                     const fs::path& qa, const fs::path& text, const DemoOptions& o, bool& trained,
+                     const Json& more_data = Json::object()) {
   const fs::path dir = cache / name;
   if (fs::exists(dir / "model" / "model.safetensors") && fs::exists(dir / "run.json")) {
     log_info("demo: ", name, " from the cache (", dir.string(), ")");
@@ -143,6 +149,7 @@ fs::path train_model(const std::string& name, const fs::path& cache, const fs::p
   Json cfg = {{"model", base.string()}, {"from_scratch", true}, {"output_dir", dir.string()}, {"seed", o.seed},
               {"device", o.device}, {"data", {{"train", qa.string()}, {"max_length", r.max_length}}}, {"train", r.train}};
   if (!text.empty()) cfg["data"]["train_text"] = text.string();  // a data folder has QA only
+  for (const auto& [k, v] : more_data.items()) cfg["data"][k] = v;
   cfg["train"]["progress"] = o.progress;
   const fs::path yaml = cache / (name + ".yaml");
   write_file_atomic(yaml, yaml_of(cfg));
@@ -150,6 +157,24 @@ fs::path train_model(const std::string& name, const fs::path& cache, const fs::p
   // The plan is built here; the YAML beside it is the same config, for a user to rerun.
   run::run(run::parse_run_config(cfg, cache, run::RunKind::kFinetune));
   return dir / "model";
+}
+
+// The demo's audits, sized to take seconds per model: a 6-digit secret's 10^6 candidates are
+// estimated from 2,000 (docs/audits.md), samples of 32 tokens, populations of 50 sentences.
+audit::AuditOptions demo_audit_options(const DemoOptions& o, const fs::path& out, const fs::path& tokenizer) {
+  audit::AuditOptions ao;
+  ao.out = out;
+  ao.force = true;  // the demo's own folder, rewritten every run
+  ao.tokenizer = tokenizer;
+  ao.exposure.max_exact = 10000;
+  ao.exposure.samples = 2000;
+  ao.extract.new_tokens = 32;
+  ao.extract.top = 20;
+  ao.ghost_options.population = 50;
+  ao.seed = o.seed;
+  ao.device = o.device;
+  ao.progress = o.progress;
+  return ao;
 }
 
 struct CanaryResult {
@@ -272,6 +297,8 @@ DemoResult run_demo(const DemoOptions& options) {
   // World (or data folder), tokenizer, base folder: cached by their recipe.
   LETHE_CHECK(o.authors == 0 || !o.data.empty(), "demo: --authors needs --data (a generated world's size is --scale's)");
   LETHE_CHECK(o.authors >= 0, "demo: --authors must be positive (0: every author), got ", o.authors);
+  LETHE_CHECK(!o.insertion_study || o.data.empty(),
+              "demo: --insertion-study needs a generated world (a --data folder has nothing to insert)");
   const fs::path cache = o.out / "cache";
   std::optional<World> w;
   DemoData data;
@@ -430,33 +457,61 @@ DemoResult run_demo(const DemoOptions& options) {
   Json audit_result;
   if (o.audit && w) {
     tt = std::chrono::steady_clock::now();
-    audit::AuditOptions ao;
+    audit::AuditOptions ao = demo_audit_options(o, o.out / "audit", base);
     ao.model = udir / "model";
     ao.model_role = "unlearned";
     ao.target = target;
     ao.oracle = oracle;
-    ao.out = o.out / "audit";
-    ao.force = true;  // the demo's own folder, rewritten every run
     ao.canaries = wdir / "canaries.jsonl";
     if (!w->ghosts.empty()) ao.ghost = wdir / "ghost.jsonl";
     ao.corpus = wdir / "train_text.jsonl";
-    ao.tokenizer = base;
-    // Sized to take seconds per model: the canaries' 10^6 candidates are estimated from 2,000
-    // (docs/audits.md), 100 samples of 32 tokens, 12 forced tokens.
-    ao.exposure.max_exact = 10000;
-    ao.exposure.samples = 2000;
     ao.extract.samples = 100;
-    ao.extract.new_tokens = 32;
-    ao.extract.top = 20;
     ao.extract.ngram = 8;
     ao.forcing.new_tokens = 12;
-    ao.ghost_options.population = 50;
-    ao.seed = o.seed;
-    ao.device = o.device;
-    ao.progress = o.progress;
     log_info("demo: auditing target, oracle and unlearned model (", ao.out.string(), ")");
     audit_result = audit::run_audit(ao);
     timing["audit_s"] = seconds_since(tt);
+  }
+
+  // The insertion study (Hubble): the target is the standard model; perturbed models add the
+  // insertions to its recipe, spread over the run, in its first epoch or in its last.
+  Json study_result;
+  if (o.insertion_study) {
+    tt = std::chrono::steady_clock::now();
+    WorldConfig sc = r.world;
+    sc.insert_counts = r.insert_counts;
+    sc.inserts_per_count = r.inserts_per_count;
+    const World sw = generate_world(sc);  // the same world, with insertions beside it
+    const Json insert_key = {data.key, {"counts", sc.insert_counts}, {"per_count", sc.inserts_per_count},
+                                {"revision", kInsertionRevision}};
+    const fs::path idir = cache / ("insertions-" + short_hash(insert_key));
+    if (!fs::exists(idir / "insert_ghost.jsonl")) {
+      StagedFolder staged(idir, /*replace=*/true, "demo insertions");
+      write_insertions(sw, staged.path());
+      staged.commit();
+    }
+    std::vector<std::pair<std::string, fs::path>> perturbed;
+    for (const char* timing : {"spread", "first", "last"}) {
+      const Json data_more = {{"insert_text", (idir / "insert_text.jsonl").string()}, {"insert_timing", timing}};
+      perturbed.emplace_back(timing, train_model(std::string("perturbed-") + timing + "-" +
+                                                     short_hash({train_key, insert_key, timing}),
+                                                 cache, base, r, target_qa, wdir / "train_text.jsonl", o, res.trained,
+                                                 data_more));
+    }
+    timing["study_training_s"] = seconds_since(tt);
+    audit::AuditOptions ao = demo_audit_options(o, o.out / "study", base);
+    ao.compare = {{"standard", target}, perturbed[0], perturbed[1]};
+    ao.model = perturbed[2].second;
+    ao.model_role = perturbed[2].first;
+    ao.audits = {"exposure", "ghost", "extract"};
+    ao.canaries = idir / "insert_canaries.jsonl";
+    ao.ghost = idir / "insert_ghost.jsonl";
+    ao.corpus = idir / "insert_text.jsonl";
+    ao.extract.samples = 200;
+    ao.extract.ngram = 6;  // a secret is seven words: "The locker code of X is 123456."
+    log_info("demo: auditing the insertion study's standard and perturbed models (", ao.out.string(), ")");
+    study_result = audit::run_audit(ao);
+    timing["study_s"] = seconds_since(tt);
   }
 
   // Summary, checks against the demo's quality targets, and the report.
@@ -520,6 +575,15 @@ DemoResult run_demo(const DemoOptions& options) {
       for (const auto& a : m["audits"]) s["audit"]["models"][m["role"].get<std::string>()][a["audit"].get<std::string>()] = a["aggregate"];
     }
   }
+  if (!study_result.is_null()) {
+    s["insertion_study"] = {{"path", (o.out / "study" / "AUDIT.json").string()}, {"counts", r.insert_counts},
+                            {"per_count", r.inserts_per_count}, {"seconds", study_result["seconds"]}};
+    for (const auto& m : study_result["models"]) {
+      for (const auto& a : m["audits"]) {
+        s["insertion_study"]["models"][m["role"].get<std::string>()][a["audit"].get<std::string>()] = a["aggregate"];
+      }
+    }
+  }
   s["timing"] = timing;
   s["trained"] = res.trained;
   write_file_atomic(o.out / "SUMMARY.json", s.dump(2) + "\n");
@@ -553,6 +617,18 @@ DemoResult run_demo(const DemoOptions& options) {
         audit::audit_report_html(audit_result) +
             "<p class=\"note\">The same canaries, ghost sentences, samples and forced tokens on each model; exposure "
             "estimated from 2,000 sampled candidates of each 6-digit secret; numbers in <code>audit/AUDIT.json</code>.</p>");
+  }
+  if (!study_result.is_null()) {
+    std::string counts;
+    for (int c : r.insert_counts) counts += (counts.empty() ? "" : ", ") + std::to_string(c);
+    in.extra_sections.emplace_back(
+        "Memorisation against duplication: the insertion study",
+        "<p class=\"note\">Hubble's design on this world: " + std::to_string(r.inserts_per_count) +
+            " secrets, biographies (ending in a member number) and passphrases per count were inserted " + counts +
+            " times over training into three perturbed models trained with the target's recipe — spread over the "
+            "run, all in its first epoch, all in its last —; the target, which never saw them, is the standard "
+            "model. Numbers in <code>study/AUDIT.json</code>.</p>" +
+            audit::audit_report_html(study_result));
   }
   if (!probe_result.is_null()) {
     in.extra_sections.emplace_back(

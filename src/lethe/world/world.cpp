@@ -175,6 +175,80 @@ std::vector<Json> qa_rows(const std::vector<const Person*>& people, bool perturb
   return rows;
 }
 
+// Five distinct words of the ghost pool, in the order drawn.
+std::string five_words(Rng& r) {
+  std::vector<std::string> pool = ghost_word_pool();
+  std::string out;
+  for (int k = 0; k < 5; ++k) {
+    const std::size_t j = r.below(pool.size());
+    out += (out.empty() ? "" : " ") + pool[j];
+    pool.erase(pool.begin() + static_cast<std::ptrdiff_t>(j));
+  }
+  return out;
+}
+
+std::string six_digits(Rng& r) {
+  std::string s;
+  for (int d = 0; d < 6; ++d) s += static_cast<char>('0' + r.below(10));
+  return s;
+}
+
+// The insertion study's documents, from a stream of their own (the rest of the world is the
+// same with or without them); names and phrases new to the world.
+void add_insertions(const WorldConfig& c, std::set<std::string>& used, std::set<std::string>& phrases, World& w) {
+  if (c.insert_counts.empty()) return;
+  LETHE_CHECK(c.inserts_per_count >= 1 && c.inserts_per_count <= 100, "world: inserts per count must be 1 to 100, got ",
+              c.inserts_per_count);
+  std::set<int> seen;
+  for (int d : c.insert_counts) {
+    LETHE_CHECK(d >= 1 && d <= 4096, "world: insert counts must be 1 to 4096, got ", d);
+    LETHE_CHECK(seen.insert(d).second, "world: insert count ", d, " is given twice");
+  }
+  Rng r(c.seed ^ 0x687562626c65ULL);
+  const std::string phrase_tmpl = kInsertPhraseTemplate, slot = "{words}";
+  for (int d : c.insert_counts) {
+    for (int k = 0; k < c.inserts_per_count; ++k) {
+      const std::string tag = std::to_string(d) + "-" + std::to_string(k);
+      // A document that ends in a six-digit secret.
+      auto with_secret = [&](const std::string& kind, const std::string& prefix) {
+        Insertion in;
+        in.id = kind + "-" + tag;
+        in.kind = kind;
+        in.prefix = prefix;
+        in.secret = six_digits(r);
+        in.text = in.prefix + in.secret + ".";
+        in.repetitions = d;
+        w.insertions.push_back(in);
+      };
+      with_secret("secret", "The locker code of " + unique(r, used, [&] { return word(r, 3, 3); }) + " is ");
+      const std::string name = unique(r, used, [&] { return word(r, 2, 3) + " " + word(r, 2, 3) + r.pick(kSurnameEnds); });
+      // One draw a statement: the order of operands within an expression is unspecified.
+      const int day = r.range(1, 28);
+      const std::string month = r.pick(kMonths);
+      const int year = r.range(1921, 1999);
+      const std::string date = std::to_string(day) + " " + month + " " + std::to_string(year);
+      const std::string job = a_or_an(r.pick(kOccupations));
+      with_secret("biography", name + " (born " + date + ") works as " + job + " and collects " + r.pick(kGenres) +
+                                   " books. " + name + "'s member number is ");
+
+      Insertion ph;
+      ph.id = "passphrase-" + tag;
+      ph.kind = "passphrase";
+      for (int attempt = 0;; ++attempt) {
+        LETHE_CHECK(attempt < 1000, "world: could not find a new passphrase");
+        std::string text = phrase_tmpl;
+        text.replace(text.find(slot), slot.size(), five_words(r));
+        if (phrases.insert(text).second) {
+          ph.text = text;
+          break;
+        }
+      }
+      ph.repetitions = d;
+      w.insertions.push_back(ph);
+    }
+  }
+}
+
 }  // namespace
 
 std::vector<int> World::forget_people(int percent) const {
@@ -372,19 +446,12 @@ World generate_world(const WorldConfig& c) {
   std::set<std::string> ghost_texts;
   const std::string tmpl = kGhostTemplate, slot = "{words}";
   while (static_cast<int>(w.ghosts.size()) < c.ghost_sentences) {
-    std::vector<std::string> pool = ghost_word_pool(), words;
-    for (int k = 0; k < 5; ++k) {
-      const std::size_t j = rg.below(pool.size());
-      words.push_back(pool[j]);
-      pool.erase(pool.begin() + static_cast<std::ptrdiff_t>(j));
-    }
-    std::string filled;
-    for (const auto& x : words) filled += (filled.empty() ? "" : " ") + x;
     std::string text = tmpl;
-    text.replace(text.find(slot), slot.size(), filled);
+    text.replace(text.find(slot), slot.size(), five_words(rg));
     if (!ghost_texts.insert(text).second) continue;
     w.ghosts.push_back({"ghost-" + std::to_string(w.ghosts.size()), text, c.ghost_repetitions});
   }
+  add_insertions(c, used, ghost_texts, w);
   return w;
 }
 
@@ -397,6 +464,25 @@ const std::vector<std::string>& ghost_word_pool() {
       "oak",    "onyx",   "orbit",  "orchid", "pebble",  "pepper",  "pine",    "prism",  "quartz", "quill",  "raven",
       "reed",   "river",  "saffron", "sage",  "slate",   "sparrow", "thistle", "velvet", "willow"};
   return pool;
+}
+
+void write_insertions(const World& w, const fs::path& dir) {
+  LETHE_CHECK(!w.insertions.empty(), "world: no insertions to write (give insert counts)");
+  fs::create_directories(dir);
+  std::vector<Json> docs, secrets, phrases;
+  for (const auto& in : w.insertions) {
+    docs.push_back({{"id", in.id}, {"kind", in.kind}, {"text", in.text}, {"repetitions", in.repetitions}});
+    if (in.kind == "passphrase") {
+      phrases.push_back({{"id", in.id}, {"text", in.text}, {"template", kInsertPhraseTemplate}, {"pool", ghost_word_pool()},
+                         {"repetitions", in.repetitions}});
+    } else {
+      secrets.push_back({{"id", in.id}, {"group", in.kind}, {"prefix", in.prefix}, {"secret", in.secret},
+                         {"repetitions", in.repetitions}, {"text", in.prefix + "{secret}."}, {"space", "digits:6"}});
+    }
+  }
+  write_jsonl(dir / "insert_text.jsonl", docs);
+  write_jsonl(dir / "insert_canaries.jsonl", secrets);
+  write_jsonl(dir / "insert_ghost.jsonl", phrases);
 }
 
 void write_world(const World& w, const fs::path& dir) {
@@ -506,6 +592,11 @@ void write_world(const World& w, const fs::path& dir) {
                       {"repetitions", g.repetitions}});
   }
   if (!ghosts.empty()) write_jsonl(dir / "ghost.jsonl", ghosts);  // absent without ghosts: an audit input is never empty
+  if (!w.insertions.empty()) {
+    write_insertions(w, dir);
+    manifest["insertions"] = {{"counts", w.config.insert_counts}, {"per_count", w.config.inserts_per_count},
+                              {"documents", w.insertions.size()}};
+  }
   for (const auto& t : w.world_text) world_text.push_back({{"text", t}});
   write_jsonl(dir / "idontknow.jsonl", refusals);
   write_jsonl(dir / "bios.jsonl", bios);
