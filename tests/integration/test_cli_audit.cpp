@@ -206,6 +206,26 @@ TEST(AuditCli, FindsWhatWasPlantedInTheTargetAndNotInTheOracle) {
   EXPECT_EQ((*audit_of(c["models"][1], "exposure"))["items"][0]["rank"], 1);
   EXPECT_NE(r.out.find("exposure by repetitions: 8: 9.97 bits"), std::string::npos) << r.out;
   EXPECT_NE(read_file(fs::path(o3) / "audit.html").find("Against duplication"), std::string::npos);
+  // The reference signal, its model loaded once for both: the oracle against itself scores
+  // every sample at a ratio of exactly 1.
+  const std::string o5 = (out.parent_path() / "e").string();
+  r = lethe({"audit", "--model", target, "--compare", "never=" + oracle, "--audits", "extract", "--corpus",
+             (w.dir / "target.jsonl").string(), "--reference", oracle, "--samples", "12", "--sample-tokens", "16",
+             "--ngram", "6", "--top", "5", "--out", o5, "--no-progress"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json e = json::parse(read_file(fs::path(o5) / "AUDIT.json"));
+  for (const auto& m : e["models"]) {
+    const json& x = *audit_of(m, "extract");
+    EXPECT_EQ(x["aggregate"]["signals"].back(), "reference") << m["role"];
+    EXPECT_TRUE(x["aggregate"]["precision_at_top"].contains("reference")) << m["role"];
+    int scored = 0;
+    for (const auto& it : x["items"]) {
+      if (!it["reference"].is_number()) continue;  // a sample that stopped at once has no score
+      ++scored;
+      if (m["role"] == "never") EXPECT_NEAR(it["reference"].get<double>(), 1.0, 1e-6) << it.dump();
+    }
+    EXPECT_GT(scored, 6) << m["role"];
+  }
   const std::string o4 = (out.parent_path() / "d").string();
   expect_one_line_error(lethe({"audit", "--model", target, "--compare", oracle, "--audits", "forcing", "--out", o4}),
                         "give NAME=DIR");

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -48,13 +49,18 @@ struct AuditOptions {
   bool progress = true;
 };
 
-// One audit: its name, what it needs, and its run on one model, returning
-// {"audit": name, "items": [...], "aggregate": {...}} (docs/audits.md "AUDIT.json").
+// An audit's run on one model, returning {"items": [...], "aggregate": {...}} (docs/audits.md
+// "AUDIT.json").
+using AuditRun = std::function<Json(model::CausalLM& model, const text::Tokenizer& tok)>;
+
+// One audit: its name, what it needs, and `prepare`, which reads its inputs once — canaries
+// parsed, the corpus indexed, a reference model loaded — and returns the run that every audited
+// model then gets in turn.
 struct Audit {
   std::string name;
   std::string description;  // `lethe audit --list`
   std::string needs;        // the option its input comes from ("--canaries"), "" for none
-  Json (*run)(model::CausalLM& model, const text::Tokenizer& tok, const AuditOptions& options) = nullptr;
+  AuditRun (*prepare)(const AuditOptions& options) = nullptr;
 };
 
 const std::vector<const Audit*>& all_audits();

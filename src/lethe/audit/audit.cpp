@@ -164,6 +164,8 @@ Json run_audit(const AuditOptions& opt) {
     out["inputs"][key] = p.string();
   }
   out["model_role"] = opt.model_role;
+  std::vector<AuditRun> runs;  // each audit's inputs read once, for every model
+  for (const Audit* a : audits) runs.push_back(a->prepare(opt));
   model::LoadOptions lo;
   lo.device = parse_device(opt.device);
   for (const Role& r : roles) {
@@ -171,10 +173,11 @@ Json run_audit(const AuditOptions& opt) {
     auto m = model::load_model(r.path, lo);
     const auto tok = text::load_tokenizer(opt.tokenizer.empty() ? r.path : opt.tokenizer);
     Json mj = {{"role", r.name}, {"path", r.path.string()}, {"audits", Json::array()}, {"seconds", Json::object()}};
-    for (const Audit* a : audits) {
+    for (std::size_t k = 0; k < audits.size(); ++k) {
+      const Audit* a = audits[k];
       const auto ta = std::chrono::steady_clock::now();
       log_info("audit: ", a->name, " on the ", r.name);
-      Json aj = a->run(*m, *tok, opt);
+      Json aj = runs[k](*m, *tok);
       aj["audit"] = a->name;
       mj["audits"].push_back(std::move(aj));
       mj["seconds"][a->name] = seconds_since(ta);

@@ -387,7 +387,8 @@ Exposure canary_exposure(model::CausalLM& model, const text::Tokenizer& tok, con
 
 namespace {
 
-Json run_exposure(model::CausalLM& model, const text::Tokenizer& tok, const AuditOptions& o) {
+Json run_exposure(model::CausalLM& model, const text::Tokenizer& tok, const AuditOptions& o,
+                  const std::vector<Canary>& canaries) {
   ExposureOptions eo = o.exposure;
   eo.progress = o.progress;
   eo.seed = o.seed;
@@ -399,7 +400,7 @@ Json run_exposure(model::CausalLM& model, const text::Tokenizer& tok, const Audi
   };
   Tally total;
   std::map<std::string, Tally> groups;
-  for (const Canary& c : read_canaries(o.canaries)) {
+  for (const Canary& c : canaries) {
     const Exposure e = canary_exposure(model, tok, c, eo);
     Json j = {{"text", e.text},         {"secret", e.secret},   {"space", c.space.describe()},
               {"method", e.method},     {"rank", e.rank},       {"candidates", e.candidates},
@@ -425,11 +426,16 @@ Json run_exposure(model::CausalLM& model, const text::Tokenizer& tok, const Audi
   return {{"items", items}, {"aggregate", agg}};
 }
 
+AuditRun prepare_exposure(const AuditOptions& o) {
+  auto canaries = std::make_shared<const std::vector<Canary>>(read_canaries(o.canaries));
+  return [o, canaries](model::CausalLM& m, const text::Tokenizer& t) { return run_exposure(m, t, o, *canaries); };
+}
+
 }  // namespace
 
 const Audit& exposure_audit() {
   static const Audit a{"exposure", "canary exposure (The Secret Sharer): each secret's rank among its candidates", "--canaries",
-                       &run_exposure};
+                       &prepare_exposure};
   return a;
 }
 

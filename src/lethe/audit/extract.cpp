@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <memory>
 #include <numeric>
 
 #include "audit/audits.h"
@@ -197,21 +198,20 @@ std::vector<double> top_memorized(const std::vector<ExtractSample>& samples, con
 
 namespace {
 
-Json run_extract(model::CausalLM& model, const text::Tokenizer& tok, const AuditOptions& o) {
-  ExtractOptions eo = o.extract;
-  eo.progress = o.progress;
-  eo.seed = o.seed;
-  if (!o.prefixes.empty()) eo.prefixes = data::read_texts(o.prefixes);
-  NgramIndex corpus(eo.ngram);
-  corpus.add_jsonl(o.corpus);
-  std::shared_ptr<model::CausalLM> ref;
-  std::shared_ptr<const text::Tokenizer> ref_tok;
-  if (!o.reference.empty()) {
-    model::LoadOptions lo;
-    lo.device = parse_device(o.device);
-    ref = model::load_model(o.reference, lo);
-    ref_tok = text::load_tokenizer(o.reference);
-  }
+// What the scan needs besides the model, the same for every audited one.
+struct ExtractInputs {
+  ExtractOptions options;
+  NgramIndex corpus;
+  std::shared_ptr<model::CausalLM> reference;
+  std::shared_ptr<const text::Tokenizer> reference_tok;
+  explicit ExtractInputs(int ngram) : corpus(ngram) {}
+};
+
+Json run_extract(model::CausalLM& model, const text::Tokenizer& tok, const AuditOptions& o, const ExtractInputs& in) {
+  const ExtractOptions& eo = in.options;
+  const NgramIndex& corpus = in.corpus;
+  const auto& ref = in.reference;
+  const auto& ref_tok = in.reference_tok;
   const auto samples = extraction_scan(model, tok, &corpus, ref.get(), ref_tok.get(), eo);
   Json items = Json::array();
   std::size_t memorized = 0;
@@ -247,12 +247,28 @@ Json run_extract(model::CausalLM& model, const text::Tokenizer& tok, const Audit
   return {{"items", items}, {"aggregate", agg}};
 }
 
+AuditRun prepare_extract(const AuditOptions& o) {
+  auto in = std::make_shared<ExtractInputs>(o.extract.ngram);
+  in->options = o.extract;
+  in->options.progress = o.progress;
+  in->options.seed = o.seed;
+  if (!o.prefixes.empty()) in->options.prefixes = data::read_texts(o.prefixes);
+  in->corpus.add_jsonl(o.corpus);
+  if (!o.reference.empty()) {
+    model::LoadOptions lo;
+    lo.device = parse_device(o.device);
+    in->reference = model::load_model(o.reference, lo);
+    in->reference_tok = text::load_tokenizer(o.reference);
+  }
+  return [o, in](model::CausalLM& m, const text::Tokenizer& t) { return run_extract(m, t, o, *in); };
+}
+
 }  // namespace
 
 const Audit& extract_audit() {
   static const Audit a{"extract",
                        "training-data extraction (Carlini et al. 2021): top-k sampling, membership ranking, corpus n-gram check",
-                       "--corpus", &run_extract};
+                       "--corpus", &prepare_extract};
   return a;
 }
 

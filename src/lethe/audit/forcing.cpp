@@ -88,12 +88,16 @@ Json run_forcing(model::CausalLM& model, const text::Tokenizer& tok, const Audit
   return {{"items", items}, {"aggregate", agg}};
 }
 
+AuditRun prepare_forcing(const AuditOptions& o) {
+  return [o](model::CausalLM& m, const text::Tokenizer& t) { return run_forcing(m, t, o); };
+}
+
 }  // namespace
 
 const Audit& forcing_audit() {
   static const Audit a{"forcing",
                        "unconditional token forcing (Hoscilowicz et al. 2024): every token alone, greedily continued",
-                       "", &run_forcing};
+                       "", &prepare_forcing};
   return a;
 }
 

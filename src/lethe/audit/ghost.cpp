@@ -143,11 +143,12 @@ std::vector<GhostResult> ghost_tests(model::CausalLM& model, const text::Tokeniz
 
 namespace {
 
-Json run_ghost(model::CausalLM& model, const text::Tokenizer& tok, const AuditOptions& o) {
+Json run_ghost(model::CausalLM& model, const text::Tokenizer& tok, const AuditOptions& o,
+               const std::vector<GhostSentence>& ghosts) {
   GhostOptions go = o.ghost_options;
   go.progress = o.progress;
   go.seed = o.seed;
-  const auto results = ghost_tests(model, tok, read_ghost_sentences(o.ghost), go);
+  const auto results = ghost_tests(model, tok, ghosts, go);
   Json items = Json::array();
   std::vector<double> completed, aucs, pos, neg;
   std::map<std::int64_t, std::vector<double>> completed_by, auc_by;
@@ -188,11 +189,16 @@ Json run_ghost(model::CausalLM& model, const text::Tokenizer& tok, const AuditOp
   return {{"items", items}, {"aggregate", agg}};
 }
 
+AuditRun prepare_ghost(const AuditOptions& o) {
+  auto ghosts = std::make_shared<const std::vector<GhostSentence>>(read_ghost_sentences(o.ghost));
+  return [o, ghosts](model::CausalLM& m, const text::Tokenizer& t) { return run_ghost(m, t, o, *ghosts); };
+}
+
 }  // namespace
 
 const Audit& ghost_audit() {
   static const Audit a{"ghost", "ghost sentences (Wang et al. 2024): last-k-words completion and perplexity AUC", "--ghost",
-                       &run_ghost};
+                       &prepare_ghost};
   return a;
 }
 
