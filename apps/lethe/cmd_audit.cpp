@@ -128,7 +128,7 @@ void add_audit(CLI::App& app, const GlobalOptions& global) {
       ->check(CLI::PositiveNumber);
   cmd->add_option("--population", a.ghost_options.population, "ghost: random sentences per ghost sentence (default 100)")
       ->check(CLI::PositiveNumber);
-  cmd->add_option("--batch-size", a.exposure.batch_size, "sequences per scoring batch (default 64)")->check(CLI::PositiveNumber);
+  cmd->add_option("--batch-size", a.exposure.batch_size, "sequences per scoring batch of exposure (default 64); extraction and the ghost tests use this many, at most 64")->check(CLI::PositiveNumber);
   cmd->add_option("--seed", a.seed, "sampling and bootstrap seed (default 0)");
   cmd->add_flag("--force", a.force, "replace an existing non-empty --out folder as a whole");
   cmd->add_flag("--no-progress", o->no_progress, "no progress bars");

@@ -27,11 +27,12 @@ void add_world(CLI::App& app, const GlobalOptions&) {
   gen->add_option("--ghost-sentences", o->c.ghost_sentences,
                   "ghost sentences (five-word passphrases) put in the pretraining text (default 0)");
   gen->add_option("--ghost-repetitions", o->c.ghost_repetitions, "times each ghost sentence is put there (default 8)");
-  gen->add_option("--insert-counts", o->c.insert_counts,
+  auto* counts = gen->add_option("--insert-counts", o->c.insert_counts,
                   "insertion study (Hubble): duplication counts, e.g. 1,2,4,...,256; for each, secrets, biographies "
                   "and passphrases in insert_text.jsonl, trained that many times by data.insert_text (default none)")
       ->delimiter(',');
-  gen->add_option("--inserts-per-count", o->c.inserts_per_count, "documents of each kind per insert count (default 2)");
+  gen->add_option("--inserts-per-count", o->c.inserts_per_count, "documents of each kind per insert count (default 2)")
+      ->needs(counts);
   gen->add_option("--out", o->out, "output folder (new or empty unless --force)")->required();
   gen->add_flag("--force", o->force, "replace an existing --out folder as a whole");
   gen->callback([o] {

@@ -85,6 +85,10 @@ TEST(DemoCli, WorldGenerateIsDeterministic) {
   EXPECT_EQ(json::parse(read_file(h / "world.json"))["insertions"]["documents"], 18);
   expect_one_line_error(lethe({"world", "generate", "--insert-counts", "1,4,4", "--out", (h / "x").string()}),
                         "insert count 4 is given twice");
+  r = lethe({"world", "generate", "--inserts-per-count", "3", "--out", (h / "y").string()});
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("--inserts-per-count requires --insert-counts"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(h / "y"));
 }
 
 TEST(DemoCli, MiniatureDemoEndToEnd) {
