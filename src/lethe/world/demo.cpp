@@ -508,7 +508,9 @@ DemoResult run_demo(const DemoOptions& options) {
     ao.ghost = idir / "insert_ghost.jsonl";
     ao.corpus = idir / "insert_text.jsonl";
     ao.extract.samples = 200;
-    ao.extract.ngram = 6;  // a secret is seven words: "The locker code of X is 123456."
+    // Seven words: a secret's whole sentence, digits included ("The locker code of X is 123456.");
+    // six would count "The locker code of X is" followed by any number.
+    ao.extract.ngram = 7;
     log_info("demo: auditing the insertion study's standard and perturbed models (", ao.out.string(), ")");
     study_result = audit::run_audit(ao);
     timing["study_s"] = seconds_since(tt);
