@@ -44,11 +44,16 @@ class NgramIndex {
   std::size_t size() const { return owner_.size(); }
   std::size_t documents() const { return repetitions_.size(); }
   std::int64_t repetitions(std::size_t document) const { return repetitions_.at(document); }
-  // Words of `text` covered by runs of n words found in the index (0: none found).
-  std::size_t covered_words(const std::string& text) const;
-  // The documents `text` shares a run of n words with that no other document holds (ascending):
-  // the ones it reproduces, as far as a run can tell them apart.
-  std::vector<std::size_t> documents_in(const std::string& text) const;
+  // What one pass over `text`'s runs of n words finds: the words they cover, and the documents
+  // `text` shares a run with that no other document holds (ascending) — the ones it
+  // reproduces, as far as a run can tell them apart.
+  struct Match {
+    std::size_t covered_words = 0;
+    std::vector<std::size_t> documents;
+  };
+  Match match(const std::string& text) const;
+  std::size_t covered_words(const std::string& text) const { return match(text).covered_words; }
+  std::vector<std::size_t> documents_in(const std::string& text) const { return match(text).documents; }
 
  private:
   static constexpr std::uint32_t kShared = 0xffffffffu;

@@ -118,10 +118,11 @@ Json run_audit(const AuditOptions& opt) {
   struct Role {
     std::string name;
     fs::path path;
+    std::string option;  // where it was given, for errors and AUDIT.json's inputs
   };
   std::vector<Role> roles;
-  if (!opt.target.empty()) roles.push_back({"target", opt.target});
-  if (!opt.oracle.empty()) roles.push_back({"oracle", opt.oracle});
+  if (!opt.target.empty()) roles.push_back({"target", opt.target, "--target"});
+  if (!opt.oracle.empty()) roles.push_back({"oracle", opt.oracle, "--oracle"});
   // Names appear in AUDIT.json, the report and file names of consumers: kept plain.
   auto check_name = [](const std::string& name, const std::string& option) {
     LETHE_CHECK(!name.empty() && name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_-") == std::string::npos,
@@ -129,10 +130,10 @@ Json run_audit(const AuditOptions& opt) {
   };
   for (const auto& [name, path] : opt.compare) {
     check_name(name, "--compare NAME=DIR");
-    roles.push_back({name, path});
+    roles.push_back({name, path, "--compare " + name});
   }
   check_name(opt.model_role, "--model-name");
-  roles.push_back({opt.model_role, opt.model});
+  roles.push_back({opt.model_role, opt.model, "--model"});
   for (std::size_t i = 0; i < roles.size(); ++i) {
     for (std::size_t k = 0; k < i; ++k) {
       LETHE_CHECK(roles[i].name != roles[k].name, "audit: two models are called '", roles[i].name,
@@ -141,10 +142,8 @@ Json run_audit(const AuditOptions& opt) {
   }
   std::vector<NamedPath> inputs;
   for (const Role& r : roles) {
-    const bool compared = std::any_of(opt.compare.begin(), opt.compare.end(), [&](const auto& c) { return c.first == r.name; });
-    const std::string option = r.name == opt.model_role ? "--model" : compared ? "--compare " + r.name : "--" + r.name;
-    LETHE_CHECK(fs::exists(r.path), "audit: ", option, " ", r.path.string(), ": no such model folder");
-    inputs.emplace_back(option, r.path);
+    LETHE_CHECK(fs::exists(r.path), "audit: ", r.option, " ", r.path.string(), ": no such model folder");
+    inputs.emplace_back(r.option, r.path);
   }
   for (const auto& [name, p] : std::vector<NamedPath>{{"--canaries", opt.canaries}, {"--ghost", opt.ghost},
                                                        {"--corpus", opt.corpus}, {"--reference", opt.reference},

@@ -102,25 +102,20 @@ void NgramIndex::add_jsonl(const std::filesystem::path& jsonl) {
   LETHE_CHECK(documents() > before, jsonl.string(), ": no records");
 }
 
-std::size_t NgramIndex::covered_words(const std::string& text) const {
+NgramIndex::Match NgramIndex::match(const std::string& text) const {
   const auto w = split_words(text);
   std::vector<bool> covered(w.size(), false);
-  for (std::size_t i = 0; i + n_ <= w.size(); ++i) {
-    if (owner_.count(hash_words(w, i, n_))) std::fill(covered.begin() + i, covered.begin() + i + n_, true);
-  }
-  return static_cast<std::size_t>(std::count(covered.begin(), covered.end(), true));
-}
-
-std::vector<std::size_t> NgramIndex::documents_in(const std::string& text) const {
-  const auto w = split_words(text);
-  std::vector<std::size_t> out;
+  Match m;
   for (std::size_t i = 0; i + n_ <= w.size(); ++i) {
     const auto it = owner_.find(hash_words(w, i, n_));
-    if (it != owner_.end() && it->second != kShared) out.push_back(it->second);
+    if (it == owner_.end()) continue;
+    std::fill(covered.begin() + i, covered.begin() + i + n_, true);
+    if (it->second != kShared) m.documents.push_back(it->second);
   }
-  std::sort(out.begin(), out.end());
-  out.erase(std::unique(out.begin(), out.end()), out.end());
-  return out;
+  m.covered_words = static_cast<std::size_t>(std::count(covered.begin(), covered.end(), true));
+  std::sort(m.documents.begin(), m.documents.end());
+  m.documents.erase(std::unique(m.documents.begin(), m.documents.end()), m.documents.end());
+  return m;
 }
 
 std::vector<ExtractSample> extraction_scan(model::CausalLM& model, const text::Tokenizer& tok, const NgramIndex* corpus,
@@ -173,8 +168,9 @@ std::vector<ExtractSample> extraction_scan(model::CausalLM& model, const text::T
     s.signals["lowercase"] = nll[i] / low[i];
     if (reference) s.signals["reference"] = nll[i] / ref[i];
     if (corpus) {
-      s.covered_words = corpus->covered_words(s.text);
-      s.documents = corpus->documents_in(s.text);
+      NgramIndex::Match m = corpus->match(s.text);
+      s.covered_words = m.covered_words;
+      s.documents = std::move(m.documents);
       s.memorized = s.covered_words > 0;
     }
   }

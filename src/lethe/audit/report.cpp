@@ -37,6 +37,14 @@ const Json* audit_of(const Json& model, const std::string& name) {
   return nullptr;
 }
 
+// The value at `path` in one model's aggregate of `audit`; null when the audit or a key is absent.
+const Json* aggregate_at(const Json& model, const std::string& audit, const std::vector<std::string>& path) {
+  const Json* au = audit_of(model, audit);
+  const Json* v = au ? &(*au)["aggregate"] : nullptr;
+  for (const auto& k : path) v = v && v->contains(k) ? &(*v)[k] : nullptr;
+  return v;
+}
+
 std::string header(const Json& audit, const std::string& first) {
   std::string h = "<tr><th>" + first + "</th>";
   for (const auto& m : audit["models"]) h += "<th>" + html_escape(m["role"].get<std::string>()) + "</th>";
@@ -65,9 +73,7 @@ std::string aggregates(const Json& a) {
     std::string cells;
     bool any = false;
     for (const auto& m : a["models"]) {
-      const Json* au = audit_of(m, r.audit);
-      const Json* v = au ? &(*au)["aggregate"] : nullptr;
-      for (const auto& k : r.path) v = v && v->contains(k) ? &(*v)[k] : nullptr;
+      const Json* v = aggregate_at(m, r.audit, r.path);
       any = any || v;
       cells += "<td>" + (v ? with_ci(*v) : std::string("–")) + "</td>";
     }
@@ -104,9 +110,7 @@ std::string repetition_plot(const Json& a, const std::string& audit, const std::
   plot.y_label = y_label;
   plot.log2_x = true;
   for (const auto& m : a["models"]) {
-    const Json* au = audit_of(m, audit);
-    const Json* v = au ? &(*au)["aggregate"] : nullptr;
-    for (const auto& k : path) v = v && v->contains(k) ? &(*v)[k] : nullptr;
+    const Json* v = aggregate_at(m, audit, path);
     if (!v || !v->is_object()) continue;
     eval::PlotSeries s;
     s.name = m["role"];
@@ -128,9 +132,8 @@ std::string duplication_plots(const Json& a) {
   };
   std::set<std::string> groups;
   for (const auto& m : a["models"]) {
-    const Json* e = audit_of(m, "exposure");
-    if (e && (*e)["aggregate"].contains("groups")) {
-      for (const auto& [g, _] : (*e)["aggregate"]["groups"].items()) groups.insert(g);
+    if (const Json* g = aggregate_at(m, "exposure", {"groups"})) {
+      for (const auto& [name, _] : g->items()) groups.insert(name);
     }
   }
   if (groups.empty()) add(repetition_plot(a, "exposure", {"by_repetitions"}, "exposure", "mean exposure (bits)"));

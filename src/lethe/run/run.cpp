@@ -57,6 +57,33 @@ std::vector<data::Example> finetune_examples(const RunConfig& c, const text::Tok
   return out;
 }
 
+// Controlled insertions (data.insert_text): each epoch's copies packed into windows of their own
+// and appended to `examples`, after the every-epoch ones, so those are the same windows as without
+// insertions. Returns, per epoch, the indices of its windows.
+std::vector<std::vector<std::size_t>> append_insertions(const RunConfig& c, const text::Tokenizer& tok, std::size_t n,
+                                                     std::vector<data::Example>& examples) {
+  const std::size_t every = examples.size();
+  const auto docs = data::read_insertions(c.data.insert_text, c.data.text_key);
+  std::vector<std::int64_t> reps;
+  for (const auto& d : docs) reps.push_back(d.repetitions);
+  const auto schedule = data::insertion_schedule(reps, c.train.epochs, c.data.insert_timing, c.seed);
+  std::vector<std::vector<std::size_t>> by_epoch(schedule.size());
+  std::int64_t copies = 0;
+  for (std::size_t e = 0; e < schedule.size(); ++e) {
+    if (schedule[e].empty()) continue;
+    std::vector<std::string> texts;
+    for (auto i : schedule[e]) texts.push_back(docs[i].text);
+    copies += static_cast<std::int64_t>(texts.size());
+    for (auto& ex : data::pretraining_chunks(tok, texts, n)) {
+      by_epoch[e].push_back(examples.size());
+      examples.push_back(std::move(ex));
+    }
+  }
+  log_info("finetune: ", docs.size(), " inserted documents, ", copies, " copies over ", schedule.size(),
+           " epochs (timing ", c.data.insert_timing, ") in ", examples.size() - every, " windows");
+  return by_epoch;
+}
+
 // Each example's mean log-probability per label token (the first `limit`), in order.
 std::vector<double> mean_token_logprobs(model::CausalLM& m, const std::vector<data::Example>& examples,
                                         std::size_t limit, std::int64_t pad_id) {
@@ -322,27 +349,8 @@ std::unique_ptr<Job> make_job(const RunConfig& c, const Inputs& in) {
     if (c.data.insert_text.empty()) {
       j.objective = std::make_unique<FinetuneObjective>(*in.model, j.train_set, in.pad_id);
     } else {
-      // Controlled insertions: each epoch's copies packed into windows of their own, after the
-      // every-epoch examples, so those are the same windows as without insertions.
       const std::size_t every = j.train_set.size();
-      const auto docs = data::read_insertions(c.data.insert_text, c.data.text_key);
-      std::vector<std::int64_t> reps;
-      for (const auto& d : docs) reps.push_back(d.repetitions);
-      const auto schedule = data::insertion_schedule(reps, c.train.epochs, c.data.insert_timing, c.seed);
-      std::vector<std::vector<std::size_t>> by_epoch(schedule.size());
-      std::int64_t copies = 0;
-      for (std::size_t e = 0; e < schedule.size(); ++e) {
-        if (schedule[e].empty()) continue;
-        std::vector<std::string> texts;
-        for (auto i : schedule[e]) texts.push_back(docs[i].text);
-        copies += static_cast<std::int64_t>(texts.size());
-        for (auto& ex : data::pretraining_chunks(*in.tok, texts, n)) {
-          by_epoch[e].push_back(j.train_set.size());
-          j.train_set.push_back(std::move(ex));
-        }
-      }
-      log_info("finetune: ", docs.size(), " inserted documents, ", copies, " copies over ", schedule.size(),
-               " epochs (timing ", c.data.insert_timing, ") in ", j.train_set.size() - every, " windows");
+      auto by_epoch = append_insertions(c, *in.tok, n, j.train_set);
       j.objective = std::make_unique<FinetuneObjective>(*in.model, j.train_set, in.pad_id, every, std::move(by_epoch));
     }
     j.probe_set = &j.train_set;

@@ -38,9 +38,8 @@ struct Plan {
     m.insert(m.end(), extra.begin(), extra.end());
     return m;
   }
-  std::int64_t micro_in(std::int64_t epoch) const {
-    const auto n = static_cast<std::int64_t>(objective->size() + objective->epoch_extras(static_cast<std::uint64_t>(epoch)).size());
-    return (n + batch_size - 1) / batch_size;
+  std::int64_t micro_batches(std::size_t examples) const {
+    return (static_cast<std::int64_t>(examples) + batch_size - 1) / batch_size;
   }
 };
 
@@ -54,7 +53,9 @@ Plan make_plan(const TrainerConfig& c, const Objective& obj) {
   if (c.max_steps > 0) {
     p.total_steps = c.max_steps;
   } else {
-    for (std::int64_t e = 0; e < c.epochs; ++e) p.total_steps += (p.micro_in(e) + c.grad_accum - 1) / c.grad_accum;
+    for (std::int64_t e = 0; e < c.epochs; ++e) {
+      p.total_steps += (p.micro_batches(p.members(e).size()) + c.grad_accum - 1) / c.grad_accum;
+    }
   }
   p.warmup = c.warmup_steps > 0 ? c.warmup_steps
                                 : static_cast<std::int64_t>(std::ceil(c.warmup_ratio * static_cast<double>(p.total_steps)));
@@ -329,7 +330,7 @@ TrainResult train(const std::vector<std::pair<std::string, at::Tensor>>& params,
         order = data::epoch_order(members.size(), c.seed, static_cast<std::uint64_t>(pos.epoch));
         for (auto& o : order) o = members[o];
         order_epoch = pos.epoch;
-        micro_per_epoch = plan.micro_in(pos.epoch);
+        micro_per_epoch = plan.micro_batches(order.size());
       }
       const std::size_t n = order.size();
       const std::int64_t window = std::min(c.grad_accum, micro_per_epoch - pos.micro);

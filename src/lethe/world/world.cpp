@@ -187,6 +187,18 @@ std::string five_words(Rng& r) {
   return out;
 }
 
+// `tmpl` with its {words} filled by five_words, drawn again until the sentence is not in `taken`
+// (which then holds it).
+std::string new_phrase(Rng& r, const std::string& tmpl, std::set<std::string>& taken) {
+  const std::string slot = "{words}";
+  for (int attempt = 0; attempt < 100000; ++attempt) {
+    std::string text = tmpl;
+    text.replace(text.find(slot), slot.size(), five_words(r));
+    if (taken.insert(text).second) return text;
+  }
+  fail("world: could not find a new sentence of '", tmpl, "'");
+}
+
 std::string six_digits(Rng& r) {
   std::string s;
   for (int d = 0; d < 6; ++d) s += static_cast<char>('0' + r.below(10));
@@ -205,7 +217,6 @@ void add_insertions(const WorldConfig& c, std::set<std::string>& used, std::set<
     LETHE_CHECK(seen.insert(d).second, "world: insert count ", d, " is given twice");
   }
   Rng r(c.seed ^ 0x687562626c65ULL);
-  const std::string phrase_tmpl = kInsertPhraseTemplate, slot = "{words}";
   for (int d : c.insert_counts) {
     for (int k = 0; k < c.inserts_per_count; ++k) {
       const std::string tag = std::to_string(d) + "-" + std::to_string(k);
@@ -234,15 +245,7 @@ void add_insertions(const WorldConfig& c, std::set<std::string>& used, std::set<
       Insertion ph;
       ph.id = "passphrase-" + tag;
       ph.kind = "passphrase";
-      for (int attempt = 0;; ++attempt) {
-        LETHE_CHECK(attempt < 1000, "world: could not find a new passphrase");
-        std::string text = phrase_tmpl;
-        text.replace(text.find(slot), slot.size(), five_words(r));
-        if (phrases.insert(text).second) {
-          ph.text = text;
-          break;
-        }
-      }
+      ph.text = new_phrase(r, kInsertPhraseTemplate, phrases);
       ph.repetitions = d;
       w.insertions.push_back(ph);
     }
@@ -444,12 +447,9 @@ World generate_world(const WorldConfig& c) {
               c.ghost_repetitions);
   Rng rg(c.seed ^ 0x67686f7374ULL);
   std::set<std::string> ghost_texts;
-  const std::string tmpl = kGhostTemplate, slot = "{words}";
   while (static_cast<int>(w.ghosts.size()) < c.ghost_sentences) {
-    std::string text = tmpl;
-    text.replace(text.find(slot), slot.size(), five_words(rg));
-    if (!ghost_texts.insert(text).second) continue;
-    w.ghosts.push_back({"ghost-" + std::to_string(w.ghosts.size()), text, c.ghost_repetitions});
+    w.ghosts.push_back({"ghost-" + std::to_string(w.ghosts.size()), new_phrase(rg, kGhostTemplate, ghost_texts),
+                        c.ghost_repetitions});
   }
   add_insertions(c, used, ghost_texts, w);
   return w;
